@@ -1,0 +1,537 @@
+"""Compile a contract into a Great Expectations 1.x ExpectationSuite.
+
+Two steps, so the mapping can be read and tested without importing GE (~9 s):
+
+1. :func:`expectation_specs` turns the contract into a list of
+   :class:`ExpectationSpec` (GE expectation class name + kwargs, a human name such as
+   ``"annual_income not null"``, whether a failure is row-level or dataset-level, and
+   the contract key path it came from). Anything it cannot map is refused with a
+   :class:`~data_contracts.contract.ContractError` naming that path.
+2. :func:`build_suite` instantiates them in a suite and checks that the suite holds
+   every one (GE drops expectations it does not know with only a log line).
+
+Row-level (a failing row can be quarantined): not null, value range, allowed set,
+regex, string length, missing values. Dataset-level (the batch fails): column exists,
+column dtype, uniqueness, compound uniqueness, row count.
+
+dtypes: GE's ``expect_column_values_to_be_in_type_list`` compares pandas dtypes with
+numpy dtype objects and reports pyarrow-backed columns by their Python scalar type
+(``int``, ``str``, ``Timestamp``) — no type name passes for an ``int64[pyarrow]``
+column — and checks ``object`` columns value by value in Python. lockgate therefore
+registers one small expectation, ``expect_column_dtype_to_be_in_list``, that compares
+``str(dtype)`` with dtype names per logical type covering numpy, pandas nullable and
+pyarrow dtypes; an ``object`` column passes a string contract when
+``pandas.api.types.infer_dtype`` says its values are strings.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from data_contracts.contract import Contract, ContractError, DataQuality, SchemaProperty
+
+if TYPE_CHECKING:
+    from great_expectations import ExpectationSuite
+
+DTYPE_EXPECTATION = "ExpectColumnDtypeToBeInList"
+DTYPE_EXPECTATION_TYPE = "expect_column_dtype_to_be_in_list"
+META_KEY = "lockgate"
+
+_UNITS = ("s", "ms", "us", "ns")
+_INT_DTYPES = (
+    [f"{u}int{b}" for u in ("", "u") for b in (8, 16, 32, 64)]
+    + [f"{u}Int{b}" for u in ("", "U") for b in (8, 16, 32, 64)]
+    + [f"{u}int{b}[pyarrow]" for u in ("", "u") for b in (8, 16, 32, 64)]
+)
+_FLOAT_DTYPES = ["float16", "float32", "float64", "Float32", "Float64"] + [
+    "halffloat[pyarrow]",
+    "float[pyarrow]",
+    "double[pyarrow]",
+]
+# "str": an object column whose non-null values are all Python str (pandas' default
+# for strings; also the name of pandas 3's default string dtype); "string": pandas
+# StringDtype with python or pyarrow storage.
+_STRING_DTYPES = ["str", "string", "string[pyarrow]", "large_string[pyarrow]", "string_view[pyarrow]"]
+_BOOL_DTYPES = ["bool", "boolean", "bool[pyarrow]"]
+_NAIVE_TIMESTAMP_DTYPES = [f"datetime64[{u}]" for u in _UNITS] + [f"timestamp[{u}][pyarrow]" for u in _UNITS]
+_DATE_DTYPES = ["date32[day][pyarrow]", "date64[ms][pyarrow]"] + _NAIVE_TIMESTAMP_DTYPES
+
+
+class SuiteBuildError(RuntimeError):
+    """GE did not keep an expectation lockgate built (a GE/lockgate mismatch, not a contract problem)."""
+
+
+class ExpectationSpec(BaseModel):
+    """One expectation to build, with where it came from in the contract."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ge_type: str = Field(description="Class name in great_expectations.expectations, or ExpectColumnDtypeToBeInList.")
+    kwargs: dict[str, Any] = Field(description="Expectation keyword arguments.")
+    name: str = Field(description="Human name used in failure lists, e.g. 'annual_income not null'.")
+    level: Literal["row", "dataset"] = Field(
+        description="row: failing rows can be quarantined; dataset: the batch fails."
+    )
+    column: str | None = Field(description="Column the expectation is about (None for table-level).")
+    path: str = Field(description="Contract key path the expectation was compiled from.")
+    logical_type: str | None = Field(None, description="Contract logicalType of the column, for messages.")
+
+    @property
+    def expectation_type(self) -> str:
+        return DTYPE_EXPECTATION_TYPE if self.ge_type == DTYPE_EXPECTATION else _snake(self.ge_type)
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            META_KEY: {
+                "name": self.name,
+                "level": self.level,
+                "column": self.column,
+                "path": self.path,
+                "logical_type": self.logical_type,
+            }
+        }
+
+
+def expectation_specs(contract: Contract, *, include_label: bool) -> list[ExpectationSpec]:
+    """Compile ``contract`` into expectation specs (no GE import).
+
+    Args:
+      contract: a loaded contract.
+      include_label: also expect the label column (training/golden data); production
+        partitions have no label.
+
+    Raises:
+      ContractError: a rule that cannot be mapped, naming its key path.
+    """
+    where = str(contract.source) if contract.source else "<contract>"
+    table = contract.table
+    tpath = f"schema[0]({table.name})"
+    specs: list[ExpectationSpec] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(ge_type: str, kwargs: dict[str, Any], name: str, level: str, column: str | None, path: str, lt=None):
+        key = (ge_type, repr(sorted(kwargs.items())))
+        if key in seen:  # e.g. required: true and a nullValues rule on the same column
+            return
+        seen.add(key)
+        taken = {s.name for s in specs}
+        if name in taken:  # e.g. two different patterns on one column
+            name = next(f"{name} #{k}" for k in range(2, len(specs) + 3) if f"{name} #{k}" not in taken)
+        specs.append(
+            ExpectationSpec(
+                ge_type=ge_type, kwargs=kwargs, name=name, level=level, column=column, path=path, logical_type=lt
+            )
+        )
+
+    def refuse(path: str, message: str) -> None:
+        raise ContractError(f"{where}: {path}: cannot map to a Great Expectations expectation: {message}")
+
+    skipped = set() if include_label or contract.label_column is None else {contract.label_column}
+    for i, prop in enumerate(table.properties):
+        if prop.name in skipped:
+            continue
+        col, lt = prop.name, prop.logicalType
+        ppath = f"{tpath}.properties[{i}]({col})"
+        add("ExpectColumnToExist", {"column": col}, f"{col} exists", "dataset", col, f"{ppath}.name", lt)
+        add(
+            DTYPE_EXPECTATION,
+            {"column": col, "type_list": _dtype_names(prop, ppath, refuse)},
+            f"{col} dtype",
+            "dataset",
+            col,
+            f"{ppath}.logicalType",
+            lt,
+        )
+        if prop.required or prop.primaryKey:
+            key = "required" if prop.required else "primaryKey"
+            add("ExpectColumnValuesToNotBeNull", {"column": col}, f"{col} not null", "row", col, f"{ppath}.{key}", lt)
+        if prop.unique or (prop.primaryKey and prop.primaryKeyPosition in (-1, 1)):
+            key = "unique" if prop.unique else "primaryKey"
+            add("ExpectColumnValuesToBeUnique", {"column": col}, f"{col} unique", "dataset", col, f"{ppath}.{key}", lt)
+        _option_specs(prop, ppath, add, refuse)
+        for j, rule in enumerate(prop.quality_rules()):
+            _property_rule_specs(prop, rule, f"{ppath}.quality[{j}]", add, refuse)
+    for j, rule in enumerate(table.quality or []):
+        rpath = f"{tpath}.quality[{j}]"
+        if rule.kind == "text":
+            continue
+        if rule.kind != "library":
+            refuse(rpath, f"quality type {rule.kind!r} is not supported (use library metrics)")
+        if rule.metric_name == "rowCount":
+            lo, hi = _count_bounds(rule, rpath, refuse)
+            add(
+                "ExpectTableRowCountToBeBetween",
+                {"min_value": lo, "max_value": hi},
+                "row count in range",
+                "dataset",
+                None,
+                rpath,
+            )
+        elif rule.metric_name == "duplicateValues":
+            _require_zero(rule, rpath, refuse)
+            columns = list((rule.arguments or {})["properties"])
+            if skipped & set(columns):
+                continue
+            add(
+                "ExpectCompoundColumnsToBeUnique",
+                {"column_list": columns},
+                f"({', '.join(columns)}) unique",
+                "dataset",
+                None,
+                rpath,
+            )
+        else:  # pragma: no cover - load-time checks only let the two metrics above through
+            refuse(f"{rpath}.metric", f"unsupported schema-level metric {rule.metric_name!r}")
+    return specs
+
+
+def build_suite(contract: Contract, *, include_label: bool) -> ExpectationSuite:
+    """Build the GE ExpectationSuite of ``contract``.
+
+    The suite is named ``<name>@<version>#<fingerprint[:12]>`` (``+label`` when
+    ``include_label``); each expectation's ``meta["lockgate"]`` carries its name,
+    level, column and contract path.
+
+    Raises:
+      ContractError: a rule that cannot be mapped (see :func:`expectation_specs`).
+      SuiteBuildError: GE did not keep an expectation that was built.
+    """
+    specs = expectation_specs(contract, include_label=include_label)
+    ge_runtime()  # GE suites need an active data context, even to add an expectation
+    import great_expectations as gx
+
+    dtype_class = dtype_expectation_class()
+    suite_name = f"{contract.name}@{contract.version}#{contract.fingerprint[:12]}" + ("+label" if include_label else "")
+    suite = gx.ExpectationSuite(name=suite_name)
+    for spec in specs:
+        cls = dtype_class if spec.ge_type == DTYPE_EXPECTATION else getattr(gx.expectations, spec.ge_type, None)
+        if cls is None:
+            raise SuiteBuildError(f"great_expectations.expectations has no {spec.ge_type} (needed for {spec.name})")
+        suite.add_expectation(cls(**spec.kwargs, meta=spec.meta()))
+    kept = [(e.expectation_type, (e.meta or {}).get(META_KEY, {}).get("name")) for e in suite.expectations]
+    wanted = [(s.expectation_type, s.name) for s in specs]
+    if kept != wanted:
+        missing = [name for t, name in wanted if (t, name) not in kept]
+        raise SuiteBuildError(
+            f"suite {suite_name}: GE kept {len(kept)} of {len(wanted)} expectations; "
+            f"missing: {', '.join(missing) or '?'}"
+        )
+    return suite
+
+
+@dataclass(frozen=True)
+class GeRuntime:
+    """The process-wide GE objects: an ephemeral context with one pandas dataframe asset."""
+
+    context: Any
+    batch_definition: Any
+    lock: threading.Lock
+    import_seconds: float
+    setup_seconds: float
+
+
+_RUNTIME_LOCK = threading.Lock()
+
+
+def ge_runtime() -> GeRuntime:
+    """The process-wide :class:`GeRuntime`, created on first use (thread-safe)."""
+    with _RUNTIME_LOCK:
+        return _create_runtime()
+
+
+@lru_cache(maxsize=1)
+def _create_runtime() -> GeRuntime:
+    """Create (once per process) the ephemeral GE context, pandas datasource, asset and batch definition.
+
+    Creating them takes a moment and GE keeps per-datasource batch state, so every
+    validation in the process goes through this one runtime, serialised by ``lock``.
+    Progress bars are off, and GE's per-batch md5 of pandas frames is turned off for
+    the process (see below). GE makes this context its "current project" for the
+    process.
+    """
+    t0 = time.perf_counter()
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    t1 = time.perf_counter()
+    # GE md5-hashes every pandas batch under 1 GB for a "pandas_data_fingerprint" batch
+    # marker (~1 s per 1M rows here). lockgate never reads that marker; a threshold of 0
+    # turns the hashing off for this process.
+    pandas_execution_engine.HASH_THRESHOLD = 0
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+        analytics_enabled=False,
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    asset = context.data_sources.add_pandas(name="lockgate").add_dataframe_asset(name="frame")
+    batch_definition = asset.add_batch_definition_whole_dataframe(name="whole_frame")
+    dtype_expectation_class()
+    t2 = time.perf_counter()
+    return GeRuntime(
+        context=context,
+        batch_definition=batch_definition,
+        lock=threading.Lock(),
+        import_seconds=t1 - t0,
+        setup_seconds=t2 - t1,
+    )
+
+
+@lru_cache(maxsize=1)
+def dtype_expectation_class() -> type:
+    """The ``expect_column_dtype_to_be_in_list`` expectation class (defined, and registered with GE, on first use).
+
+    It reads one metric, ``column.lockgate_dtype``: the pandas dtype name and, for an
+    object column, ``pandas.api.types.infer_dtype`` of its non-null values (vectorised;
+    GE's own per-value type check costs ~0.4 s per object column per 1M rows).
+    """
+    from typing import ClassVar
+
+    from great_expectations.execution_engine import PandasExecutionEngine
+    from great_expectations.expectations.expectation import ColumnAggregateExpectation
+    from great_expectations.expectations.metrics import ColumnAggregateMetricProvider, column_aggregate_value
+    from pandas.api.types import infer_dtype
+
+    class ColumnLockgateDtype(ColumnAggregateMetricProvider):
+        metric_name = "column.lockgate_dtype"
+
+        @column_aggregate_value(engine=PandasExecutionEngine, filter_column_isnull=False)
+        def _pandas(cls, column, **kwargs):
+            name = str(column.dtype)
+            return {"dtype": name, "inferred": infer_dtype(column, skipna=True) if name == "object" else None}
+
+    class ExpectColumnDtypeToBeInList(ColumnAggregateExpectation):
+        """Expect a column's pandas dtype name (``str(dtype)``, e.g. ``int64[pyarrow]``) to be in ``type_list``.
+
+        ``"str"`` in the list also admits an ``object`` column whose non-null values are all
+        Python ``str`` (pandas' default representation of strings).
+        """
+
+        type_list: list[str]
+
+        metric_dependencies: ClassVar[tuple[str, ...]] = ("column.lockgate_dtype",)
+        success_keys: ClassVar[tuple[str, ...]] = ("type_list",)
+        args_keys: ClassVar[tuple[str, ...]] = ("column", "type_list")
+
+        def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine=None):
+            observed = metrics["column.lockgate_dtype"]
+            type_list = list(self.configuration.kwargs.get("type_list") or [])
+            name, inferred = observed["dtype"], observed["inferred"]
+            if name == "object":
+                success = "str" in type_list and inferred in ("string", "empty")
+            else:
+                success = name in type_list
+            return {"success": success, "result": {"observed_value": name, "details": {"inferred_type": inferred}}}
+
+    # This module uses postponed annotations; pydantic v1 (GE's models) resolves them here.
+    ExpectColumnDtypeToBeInList.update_forward_refs(List=list, ClassVar=ClassVar, Tuple=tuple)
+    return ExpectColumnDtypeToBeInList
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _dtype_names(prop: SchemaProperty, ppath: str, refuse) -> list[str]:
+    lt = prop.logicalType
+    if lt == "integer":
+        return list(_INT_DTYPES)
+    if lt == "number":
+        return _FLOAT_DTYPES + _INT_DTYPES
+    if lt == "string":
+        return list(_STRING_DTYPES)
+    if lt == "boolean":
+        return list(_BOOL_DTYPES)
+    if lt == "date":
+        return list(_DATE_DTYPES)
+    if lt == "timestamp":
+        opts = prop.options()
+        if not opts.timezone:
+            return list(_NAIVE_TIMESTAMP_DTYPES)
+        if not opts.defaultTimezone:
+            refuse(f"{ppath}.logicalTypeOptions.defaultTimezone", "timezone: true needs the zone, e.g. UTC")
+        tz = opts.defaultTimezone
+        return [f"datetime64[{u}, {tz}]" for u in _UNITS] + [f"timestamp[{u}, tz={tz}][pyarrow]" for u in _UNITS]
+    refuse(f"{ppath}.logicalType", f"logicalType {lt!r} has no dtype mapping")
+    raise AssertionError("unreachable")
+
+
+def _option_specs(prop: SchemaProperty, ppath: str, add, refuse) -> None:
+    if prop.logicalTypeOptions is None:
+        return
+    opts, col, lt = prop.logicalTypeOptions, prop.name, prop.logicalType
+    opath = f"{ppath}.logicalTypeOptions"
+    for key in ("format", "multipleOf"):
+        if getattr(opts, key) is not None:
+            refuse(f"{opath}.{key}", f"{key} is not checked by lockgate; remove it or express it as a rule")
+    if lt in ("integer", "number"):
+        if opts.minimum is not None or opts.maximum is not None:
+            add(
+                "ExpectColumnValuesToBeBetween",
+                {
+                    "column": col,
+                    "min_value": opts.minimum,
+                    "max_value": opts.maximum,
+                    "strict_min": bool(opts.exclusiveMinimum),
+                    "strict_max": bool(opts.exclusiveMaximum),
+                },
+                f"{col} in range",
+                "row",
+                col,
+                opath,
+                lt,
+            )
+    elif opts.minimum is not None or opts.maximum is not None:
+        key = "minimum" if opts.minimum is not None else "maximum"
+        refuse(f"{opath}.{key}", f"bounds on logicalType {lt} are not supported")
+    if opts.pattern is not None:
+        add(
+            "ExpectColumnValuesToMatchRegex",
+            {"column": col, "regex": opts.pattern},
+            f"{col} matches pattern",
+            "row",
+            col,
+            f"{opath}.pattern",
+            lt,
+        )
+    if opts.minLength is not None or opts.maxLength is not None:
+        add(
+            "ExpectColumnValueLengthsToBeBetween",
+            {"column": col, "min_value": opts.minLength, "max_value": opts.maxLength},
+            f"{col} length in range",
+            "row",
+            col,
+            opath,
+            lt,
+        )
+
+
+def _property_rule_specs(prop: SchemaProperty, rule: DataQuality, rpath: str, add, refuse) -> None:
+    col, lt = prop.name, prop.logicalType
+    if rule.kind == "text":
+        return
+    if rule.kind != "library":
+        refuse(rpath, f"quality type {rule.kind!r} is not supported (use library metrics)")
+    metric, args = rule.metric_name, rule.arguments or {}
+    _require_zero(rule, rpath, refuse)
+    if metric == "nullValues":
+        add("ExpectColumnValuesToNotBeNull", {"column": col}, f"{col} not null", "row", col, rpath, lt)
+    elif metric == "duplicateValues":
+        add("ExpectColumnValuesToBeUnique", {"column": col}, f"{col} unique", "dataset", col, rpath, lt)
+    elif metric == "invalidValues":
+        if "validValues" in args:
+            add(
+                "ExpectColumnValuesToBeInSet",
+                {"column": col, "value_set": list(args["validValues"])},
+                f"{col} in set",
+                "row",
+                col,
+                rpath,
+                lt,
+            )
+        if "pattern" in args:
+            add(
+                "ExpectColumnValuesToMatchRegex",
+                {"column": col, "regex": args["pattern"]},
+                f"{col} matches pattern",
+                "row",
+                col,
+                rpath,
+                lt,
+            )
+    elif metric == "missingValues":
+        values = list(args["missingValues"])
+        present = [v for v in values if v is not None]
+        if len(present) < len(values):
+            add("ExpectColumnValuesToNotBeNull", {"column": col}, f"{col} not null", "row", col, rpath, lt)
+        if present:
+            add(
+                "ExpectColumnValuesToNotBeInSet",
+                {"column": col, "value_set": present},
+                f"{col} not a missing value",
+                "row",
+                col,
+                rpath,
+                lt,
+            )
+    else:  # pragma: no cover - load-time checks only let the metrics above through
+        refuse(f"{rpath}.metric", f"unsupported metric {metric!r}")
+
+
+_OPERATORS = (
+    "mustBe",
+    "mustNotBe",
+    "mustBeGreaterThan",
+    "mustBeGreaterOrEqualTo",
+    "mustBeLessThan",
+    "mustBeLessOrEqualTo",
+    "mustBeBetween",
+    "mustNotBeBetween",
+)
+
+
+def _set_operators(rule: DataQuality) -> dict[str, Any]:
+    return {op: getattr(rule, op) for op in _OPERATORS if op in rule.model_fields_set}
+
+
+def _require_zero(rule: DataQuality, rpath: str, refuse) -> None:
+    """Per-row metrics are checked row by row, so only a zero count can be expressed."""
+    ops = _set_operators(rule)
+    if rule.unit not in (None, "rows") or ops != {"mustBe": 0}:
+        got = ", ".join(f"{k}: {v}" for k, v in ops.items()) or "no operator"
+        unit = f" (unit {rule.unit})" if rule.unit not in (None, "rows") else ""
+        refuse(rpath, f"only 'mustBe: 0' rows can be checked for {rule.metric_name}, got {got}{unit}")
+
+
+def _count_bounds(rule: DataQuality, rpath: str, refuse) -> tuple[int | None, int | None]:
+    ops = _set_operators(rule)
+    if rule.unit not in (None, "rows"):
+        refuse(f"{rpath}.unit", f"rowCount is counted in rows, got unit {rule.unit!r}")
+    for op in ("mustNotBe", "mustNotBeBetween"):
+        if op in ops:
+            refuse(f"{rpath}.{op}", f"{op} cannot be expressed as a row count range")
+    if not ops:
+        refuse(rpath, "rowCount rule without an operator (mustBe, mustBeBetween, mustBeGreaterOrEqualTo, ...)")
+    lows: list[int] = []
+    highs: list[int] = []
+    if "mustBe" in ops:
+        if not isinstance(ops["mustBe"], (int, float)) or isinstance(ops["mustBe"], bool):
+            refuse(f"{rpath}.mustBe", f"expected a number, got {ops['mustBe']!r}")
+        lows.append(math.ceil(ops["mustBe"]))
+        highs.append(math.floor(ops["mustBe"]))
+    if "mustBeGreaterThan" in ops:
+        lows.append(math.floor(ops["mustBeGreaterThan"]) + 1)
+    if "mustBeGreaterOrEqualTo" in ops:
+        lows.append(math.ceil(ops["mustBeGreaterOrEqualTo"]))
+    if "mustBeLessThan" in ops:
+        highs.append(math.ceil(ops["mustBeLessThan"]) - 1)
+    if "mustBeLessOrEqualTo" in ops:
+        highs.append(math.floor(ops["mustBeLessOrEqualTo"]))
+    if "mustBeBetween" in ops:  # inclusive, like SQL BETWEEN
+        lo, hi = ops["mustBeBetween"]
+        lows.append(math.ceil(lo))
+        highs.append(math.floor(hi))
+    low, high = (max(lows) if lows else None), (min(highs) if highs else None)
+    if low is not None and high is not None and low > high:
+        refuse(rpath, f"no row count satisfies the rule (>= {low} and <= {high})")
+    return low, high
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)

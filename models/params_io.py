@@ -1,0 +1,119 @@
+"""Params <-> msgpack bytes on disk. Never pickle: a params file from a store must
+not be able to run code when loaded (see DESIGN.md, security stance)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flax import serialization, traverse_util
+
+
+def params_bytes_sha256(data: bytes) -> str:
+    """sha256 hex of serialized params (what :func:`save_params` returns)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def params_to_bytes(params: Any) -> bytes:
+    """Serialize a params pytree (dicts of arrays) to msgpack bytes."""
+    return serialization.to_bytes(params)
+
+
+def save_params(params: Any, path: str | os.PathLike) -> str:
+    """Write params as msgpack; returns the sha256 hex of the written bytes.
+
+    The write is atomic (temp file + rename) so a reader never sees half a file.
+    """
+    path = Path(path)
+    data = params_to_bytes(params)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return params_bytes_sha256(data)
+
+
+def params_from_bytes(data: bytes, template: Any = None, *, source: str = "<bytes>") -> Any:
+    """Inverse of :func:`params_to_bytes`.
+
+    Args:
+      data: msgpack bytes.
+      template: optional params pytree (e.g. from ``init_params``); when given, the
+        result has its structure and every leaf must match its shape and dtype.
+      source: name used in error messages (the path when loading a file).
+
+    Returns:
+      Nested dict of numpy arrays (or the template's structure).
+
+    Raises:
+      ValueError: one line naming ``source``: not msgpack, or not matching the template.
+    """
+    try:
+        state = serialization.msgpack_restore(bytes(data))
+    except Exception as e:  # msgpack raises several unrelated types on bad input
+        raise ValueError(f"{source}: not a valid params file ({_one_line(e)})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{source}: not a valid params file (top level is {type(state).__name__}, not a dict)")
+    if template is None:
+        return state
+    _check_like(state, template, source)
+    try:
+        return serialization.from_state_dict(template, state)
+    except Exception as e:
+        raise ValueError(f"{source}: params do not match the template ({_one_line(e)})") from None
+
+
+def load_params(path: str | os.PathLike, template: Any = None, *, expected_sha256: str | None = None) -> Any:
+    """Load params written by :func:`save_params`.
+
+    Args:
+      path: params file.
+      template: see :func:`params_from_bytes`.
+      expected_sha256: when given, the file's sha256 must equal it (artifacts are
+        verified before use).
+
+    Raises:
+      ValueError: one line naming ``path``: missing, unreadable, sha mismatch,
+        corrupt, or not matching the template.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read params file ({e.strerror or type(e).__name__})") from None
+    if expected_sha256 is not None:
+        actual = params_bytes_sha256(data)
+        if actual != expected_sha256:
+            raise ValueError(f"{path}: sha256 {actual} does not match expected {expected_sha256}")
+    return params_from_bytes(data, template, source=str(path))
+
+
+def _check_like(state: dict, template: Any, source: str) -> None:
+    # from_state_dict ignores extra keys and never compares shapes; a wrong-shaped
+    # leaf would only fail later, deep inside a jitted apply.
+    got = traverse_util.flatten_dict(state, sep="/")
+    want = traverse_util.flatten_dict(serialization.to_state_dict(template), sep="/")
+    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    if missing or extra:
+        raise ValueError(f"{source}: params keys differ from the template (missing {missing[:5]}, extra {extra[:5]})")
+    for key, b in want.items():
+        a = np.asarray(got[key])
+        if a.shape != np.shape(b) or a.dtype != np.asarray(b).dtype:
+            raise ValueError(
+                f"{source}: param {key} is {a.dtype}{list(a.shape)}, "
+                f"template expects {np.asarray(b).dtype}{list(np.shape(b))}"
+            )
+
+
+def _one_line(e: Exception, limit: int = 200) -> str:
+    msg = " ".join(str(e).split())
+    return f"{type(e).__name__}: {msg[:limit]}"

@@ -1,0 +1,106 @@
+"""The `lockgate` command. Heavy libraries (Prefect, MLflow, JAX, GE, Evidently) load only inside commands,
+so `lockgate --help` is instant.
+
+Exit codes: 0 done; 2 bad input or configuration (one-line error); 3 candidate rejected
+or awaiting approval; 4 some partitions failed; 1 unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_NOT_PROMOTED, EXIT_PARTITIONS_FAILED = 0, 1, 2, 3, 4
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lockgate",
+        description="Governed deployment lifecycle for JAX/Flax models: validate, compile, canary, drift, approve, "
+        "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate).",
+        epilog="Exit codes: 0 ok, 2 bad input, 3 candidate not promoted, 4 partitions failed, 1 unexpected error.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's INFO logs on the console")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="generate demo data, train two candidates, run the lifecycle twice, score days",
+                          description="End to end on the embedded defaults: synthetic credit-default data, two Flax MLP "
+                          "candidates, lifecycle for each, batch inference over daily partitions, and a summary.")
+    demo.add_argument("--size", choices=["small", "default"], default="default", help="data size (small is for tests)")
+    demo.add_argument("--days", type=_positive_int, default=5, help="daily production partitions to generate and score")
+
+    reg = sub.add_parser("register", help="register your own candidate as a new model version",
+                         description="Create a model version from an architecture, its config, a params file, the "
+                         "reference (training) data and the data contract name.")
+    reg.add_argument("--arch", required=True, help="architecture in models/ (e.g. mlp)")
+    reg.add_argument("--config", required=True, type=Path, help="model config JSON (e.g. {\"num_features\": 27})")
+    reg.add_argument("--params", required=True, type=Path, help="params file written by flax.serialization (msgpack)")
+    reg.add_argument("--reference", required=True, type=Path, help="reference/training data parquet")
+    reg.add_argument("--contract", required=True, help="data contract name in data_contracts/ (e.g. credit_default)")
+    reg.add_argument("--description", default="", help="free text recorded with the version")
+
+    run = sub.add_parser("run", help="run a flow", description="Run a lockgate flow (on Prefect) now.")
+    flows = run.add_subparsers(dest="flow", required=True, metavar="FLOW")
+    lc = flows.add_parser("lifecycle", help="take a version through every gate to champion or rejection",
+                          description="validate -> compile -> canary -> drift -> approval -> promote or reject")
+    lc.add_argument("--version", required=True, type=int, help="registered model version")
+    lc.add_argument("--golden", required=True, type=Path, help="labeled golden set parquet")
+    lc.add_argument("--current", type=Path, help="latest production data for drift (default: the golden set)")
+    bi = flows.add_parser("batch-inference", help="score partitions with the champion",
+                          description="Validate, quarantine, score and monitor each partition with the champion.")
+    bi.add_argument("partitions", nargs="+", type=Path, help="parquet files or hive partition folders")
+    bi.add_argument("--force", action="store_true", help="re-score partitions already scored by this version")
+
+    st = sub.add_parser("status", help="champion, challenger, versions and the last decisions with reasons")
+    st.add_argument("--limit", type=int, default=10, help="ledger entries to show")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    debug = os.environ.get("LOCKGATE_DEBUG") == "1"
+    try:
+        from pydantic import ValidationError
+
+        from tasks.errors import LockgateError
+
+        try:
+            from tasks.settings import Settings
+
+            settings = Settings()
+        except ValidationError as e:
+            raise LockgateError(f"invalid LOCKGATE_* setting: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+        from pipelines.runtime import prepare_runtime
+
+        prepare_runtime(settings, verbose=args.verbose)
+        from pipelines import commands
+
+        return commands.dispatch(args, settings)
+    except KeyboardInterrupt:
+        print("lockgate: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from data_contracts.contract import ContractError
+        from tasks.errors import LockgateError
+
+        if debug:
+            raise
+        if isinstance(e, (LockgateError, ContractError)):
+            print(f"lockgate: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"lockgate: unexpected error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+              "(set LOCKGATE_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_UNEXPECTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Implementations of the CLI commands (imported only after argument parsing)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tasks.errors import LockgateError
+from tasks.settings import Settings
+
+# Rich uses 80 columns when not on a terminal; logs and CI output read better wider.
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.cli import EXIT_OK
+
+    if args.command == "demo":
+        from pipelines.demo import run_demo
+
+        return run_demo(settings, size=args.size, days=args.days)
+    if args.command == "register":
+        return register(settings, args)
+    if args.command == "run":
+        from tasks.stores import policy_for
+
+        policy_for(settings)  # a bad policy is a one-line error before any flow starts
+    if args.command == "run" and args.flow == "lifecycle":
+        return run_lifecycle(settings, args.version, args.golden, args.current)
+    if args.command == "run" and args.flow == "batch-inference":
+        return run_batch_inference(settings, args.partitions, force=args.force)
+    if args.command == "status":
+        show_status(settings, limit=args.limit)
+        return EXIT_OK
+    raise LockgateError(f"unknown command {args.command}")
+
+
+def register(settings: Settings, args: argparse.Namespace) -> int:
+    from tasks.registration import register_candidate
+    from tasks.stores import ledger_for, registry_for
+
+    with console.status("registering candidate"):
+        record = register_candidate(
+            registry_for(settings), ledger_for(settings), name=settings.model_name, arch=args.arch,
+            config_path=args.config, params_path=args.params, reference_path=args.reference,
+            contract_name=args.contract, actor=settings.actor, description=args.description,
+        )
+    console.print(f"registered [bold]{record.name} v{record.version}[/] (run {record.run_id})")
+    return 0
+
+
+def require_parquet(path: Path, what: str) -> None:
+    """Fail fast, before any flow starts, on a missing or unreadable input."""
+    from tasks.datasets import read_table
+
+    read_table(path, what=what).head(0)
+
+
+def run_lifecycle(settings: Settings, version: int, golden: Path, current: Path | None) -> int:
+    from pipelines.cli import EXIT_NOT_PROMOTED, EXIT_OK
+    from tasks.stores import registry_for
+
+    registry_for(settings).get(settings.model_name, version)  # one-line error if missing
+    require_parquet(golden, "golden set")
+    if current is not None:
+        require_parquet(current, "current data")
+    from pipelines.lifecycle import lifecycle
+
+    with console.status(f"lifecycle for {settings.model_name} v{version} (Prefect; the first flow starts its API)"):
+        outcome = lifecycle(version=version, golden=str(golden), current=str(current) if current else None)
+    colour = {"champion": "green", "rejected": "red"}.get(outcome.decision, "yellow")
+    console.print(f"{outcome.model_name} v{outcome.version}: [bold {colour}]{outcome.decision}[/]")
+    for line in outcome.gates:
+        console.print(f"  {line}", highlight=False)
+    return EXIT_OK if outcome.decision == "champion" else EXIT_NOT_PROMOTED
+
+
+def run_batch_inference(settings: Settings, partitions: list[Path], *, force: bool) -> int:
+    from pipelines.batch_inference import batch_inference
+    from pipelines.cli import EXIT_OK, EXIT_PARTITIONS_FAILED
+    from tasks.stores import registry_for
+    from tasks.registry import CHAMPION
+
+    registry_for(settings).require_alias(settings.model_name, CHAMPION)
+    with console.status(f"scoring {len(partitions)} partition(s) with the champion"):
+        outcomes = batch_inference(partitions=[str(p) for p in partitions], force=force)
+    table = Table(title="batch inference")
+    for col in ("partition", "status", "rows", "quarantined", "scored", "drift", "message"):
+        table.add_column(col)
+    for o in outcomes:
+        table.add_row(o.partition, o.status, str(o.rows), str(o.quarantined), str(o.scored), o.drift or "-", o.message)
+    console.print(table)
+    return EXIT_PARTITIONS_FAILED if any(o.status == "failed" for o in outcomes) else EXIT_OK
+
+
+def show_status(settings: Settings, *, limit: int) -> None:
+    from tasks.stores import ledger_for, registry_for
+
+    registry, ledger = registry_for(settings), ledger_for(settings)
+    name = settings.model_name
+    aliases = registry.aliases(name)
+    console.print(f"[bold]{name}[/]  registry: {settings.tracking_uri}")
+    if not aliases:
+        console.print("  no aliases yet (no champion)")
+    for alias, version in sorted(aliases.items()):
+        console.print(f"  {alias}: v{version}")
+    versions = Table(title="versions")
+    for col in ("version", "status", "contract", "artifact sha256", "created by"):
+        versions.add_column(col)
+    for r in registry.versions(name):
+        versions.add_row(str(r.version), r.tags.get("lockgate.status", "-"),
+                         f"{r.tags.get('lockgate.contract', '-')}@{r.tags.get('lockgate.contract_version', '-')}",
+                         r.tags.get("lockgate.artifact_sha256", "-")[:16], r.tags.get("lockgate.registered_by", "-"))
+    console.print(versions)
+    entries = Table(title=f"last {limit} ledger entries")
+    for col in ("#", "when (UTC)", "actor", "action", "version", "alias", "reason"):
+        entries.add_column(col, overflow="fold")
+    for e in ledger.entries(model_name=name, limit=limit):
+        entries.add_row(str(e.seq), e.recorded_at[:19], e.actor, e.action, f"v{e.version}" if e.version else "-",
+                        e.alias or "-", e.reason)
+    console.print(entries)
+    check = ledger.verify()
+    verdict = "[green]hash chain intact[/]" if check.ok else f"[red]TAMPERED at entry {check.first_bad_seq}: {check.problem}[/]"
+    console.print(f"ledger {settings.ledger_uri}: {check.entries} entries, {verdict}")

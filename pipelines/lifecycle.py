@@ -1,0 +1,71 @@
+"""The `lifecycle` flow: candidate -> validate -> compile -> canary -> drift -> approve -> promote (or reject).
+
+Wiring only: each gate is a task in tasks/gates.py; the first gate that does not
+pass ends the flow with the candidate rejected and its reasons in the ledger.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict
+
+from tasks import gates
+from tasks.evidence import GateResult
+from tasks.registry import CHAMPION
+from tasks.settings import Settings
+from tasks.stores import policy_for, registry_for
+
+
+class LifecycleOutcome(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str
+    version: int
+    decision: str  # "champion", "rejected" or "pending"
+    champion_before: int | None
+    gates: list[str]
+    reasons: list[str]
+
+
+@flow(name="lifecycle", log_prints=True)
+def lifecycle(version: int, golden: str, current: str | None = None, model_name: str | None = None) -> LifecycleOutcome:
+    """Take model version ``version`` through every gate.
+
+    Args:
+      version: the registered candidate version.
+      golden: labeled golden/holdout parquet for validation, compile checks and the canary.
+      current: latest production data for drift (defaults to the golden set).
+    """
+    settings = Settings()
+    policy = policy_for(settings)
+    registry = registry_for(settings)
+    name = model_name or settings.model_name
+    candidate = registry.get(name, version)
+    champion = registry.by_alias(name, CHAMPION)
+    gates.mark_challenger(settings, policy, candidate)
+
+    results: list[GateResult] = []
+    steps = [
+        lambda: gates.validate_data(settings, policy, candidate, golden, "validation-golden"),
+        lambda: gates.validate_data(settings, policy, candidate, golden, "validation-reference"),
+        lambda: gates.compile_model(settings, policy, candidate, golden),
+        lambda: gates.evaluate_canary(settings, policy, candidate, champion, golden),
+        lambda: gates.detect_drift(settings, policy, candidate, current or golden),
+        lambda: gates.decide_approval(settings, policy, candidate),
+    ]
+    for step in steps:
+        results.append(step())
+        if not results[-1].passed:
+            decision = "pending" if results[-1].decision == "pending" else gates.reject_candidate(
+                settings, policy, candidate, results)
+            break
+    else:
+        decision = gates.promote_model(settings, policy, candidate, results)
+    return LifecycleOutcome(
+        model_name=name,
+        version=version,
+        decision=decision,
+        champion_before=champion.version if champion else None,
+        gates=[r.summary_line() for r in results],
+        reasons=results[-1].reasons if decision != CHAMPION else [gates.promotion_reason(results)],
+    )

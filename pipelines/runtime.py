@@ -1,0 +1,32 @@
+"""Process set-up that must happen before Prefect or JAX is imported."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from tasks.settings import Settings
+
+
+def prepare_runtime(settings: Settings, *, verbose: bool = False) -> None:
+    """Point Prefect at its temporary local API (state under LOCKGATE_HOME) unless PREFECT_API_URL is set.
+
+    Only sets variables the user has not set, so a real Prefect server, profile or
+    JAX platform choice always wins.
+    """
+    home = settings.ensure_home()
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+        # The temporary server takes 12-20 s to start on small machines; 20 s is Prefect's default limit.
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Flow and task logs still reach the Prefect API (UI) at INFO; the console shows only what the CLI prints,
+    # so a failing task never dumps a traceback at the CLI. `lockgate -v` shows them.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if verbose else "CRITICAL")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per tiny file is noise
+    # With libtpu installed but no TPU attached, JAX probes for one and logs errors; use the CPU then.
+    if not glob.glob("/dev/accel*") and not glob.glob("/dev/vfio/[0-9]*"):
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

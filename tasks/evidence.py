@@ -1,0 +1,124 @@
+"""Typed gate evidence shared by every gate.
+
+Each gate returns a subclass of :class:`GateResult`: the measured values, the
+thresholds they were held to (one :class:`Check` each), the decision, the reasons,
+and the evidence files with their sha256. Decisions are pure functions over these
+values so they can be tested without any orchestrator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Comparison = Literal["<=", ">=", "<", ">", "==", "in", "info"]
+
+
+class Check(BaseModel):
+    """One measured value held to one threshold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="What was measured, e.g. 'auc_delta' or 'column:income'.")
+    value: float | int | str | bool | None = Field(description="The measured value.")
+    threshold: float | int | str | bool | list | None = Field(
+        default=None, description="The threshold from the policy or contract."
+    )
+    comparison: Comparison = Field(default="info", description="How value is held to threshold.")
+    passed: bool = Field(description="Whether the value satisfies the threshold.")
+
+    def describe(self) -> str:
+        verdict = "ok" if self.passed else "FAILED"
+        if self.comparison == "info":
+            return f"{self.name}={_fmt(self.value)} ({verdict})"
+        return f"{self.name}={_fmt(self.value)} {self.comparison} {_fmt(self.threshold)}: {verdict}"
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def held_to(name: str, value: float | int | None, comparison: Comparison, threshold: float | int) -> Check:
+    """Build a Check by comparing ``value`` with ``threshold``; a missing value fails."""
+    if value is None:
+        return Check(name=name, value=None, threshold=threshold, comparison=comparison, passed=False)
+    ops = {
+        "<=": value <= threshold,
+        ">=": value >= threshold,
+        "<": value < threshold,
+        ">": value > threshold,
+        "==": value == threshold,
+    }
+    return Check(name=name, value=value, threshold=threshold, comparison=comparison, passed=bool(ops[comparison]))
+
+
+class EvidenceFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    sha256: str
+
+
+class GateResult(BaseModel):
+    """Base of every gate's typed result."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gate: str = Field(description="Gate name: validation, compilation, canary, drift, approval, ...")
+    passed: bool = Field(description="Whether the gate lets the candidate through.")
+    decision: str = Field(description="Short decision word, e.g. pass, fail, quarantine, approved.")
+    reasons: list[str] = Field(default_factory=list, description="Human-readable reasons naming values and thresholds.")
+    checks: list[Check] = Field(default_factory=list)
+    evidence: dict[str, EvidenceFile] = Field(default_factory=dict, description="Evidence files by role.")
+
+    def failed_checks(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def summary_line(self) -> str:
+        return f"{self.gate}: {self.decision}" + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
+
+    def markdown(self) -> str:
+        """Markdown table of the checks, for Prefect artifacts and the MLflow run."""
+        lines = [f"## {self.gate}: **{self.decision}**", ""]
+        lines += [f"- {r}" for r in self.reasons]
+        if self.checks:
+            lines += ["", "| check | value | comparison | threshold | passed |", "|---|---|---|---|---|"]
+            for c in self.checks:
+                lines.append(f"| {c.name} | {_fmt(c.value)} | {c.comparison} | {_fmt(c.threshold)} | {'yes' if c.passed else 'NO'} |")
+        if self.evidence:
+            lines += ["", "| evidence | sha256 |", "|---|---|"]
+            lines += [f"| {k}: `{v.path}` | `{v.sha256[:16]}` |" for k, v in self.evidence.items()]
+        return "\n".join(lines)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def evidence_file(path: str | Path) -> EvidenceFile:
+    return EvidenceFile(path=str(path), sha256=sha256_file(path))
+
+
+def write_json(path: str | Path, payload: dict | list | BaseModel) -> EvidenceFile:
+    """Write JSON atomically (temp name then rename) and return its evidence record."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = payload.model_dump_json(indent=2) if isinstance(payload, BaseModel) else json.dumps(payload, indent=2, default=str)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return evidence_file(path)

@@ -1,0 +1,216 @@
+"""Thin Prefect tasks over the gates: do the I/O, call the pure gate functions, publish evidence.
+
+Each task returns the gate's typed result after writing it as JSON under the
+version's evidence folder, logging it to the version's MLflow run and publishing a
+Prefect markdown artifact. Task boundaries sit where failure handling changes.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from tasks.evidence import GateResult, sha256_file, write_json
+from tasks.policy import Policy
+from tasks.registry import CHALLENGER, CHAMPION, ModelVersionRecord
+from tasks.settings import Settings
+from tasks.stores import cache_dir, ledger_for, registry_for, version_evidence_dir
+
+
+def _flow_run_id() -> str | None:
+    run_id = flow_run.get_id()
+    return str(run_id) if run_id else None
+
+
+def publish(settings: Settings, record: ModelVersionRecord, result: GateResult, role: str) -> GateResult:
+    """Write ``result`` to the evidence folder, the MLflow run and a Prefect artifact."""
+    write_json(version_evidence_dir(settings, record.name, record.version) / f"{role}.json", result)
+    registry_for(settings).log_gate(record, result, prefix=role)
+    create_markdown_artifact(
+        markdown=result.markdown(),
+        key=f"{role}-{record.name}-v{record.version}".lower().replace("_", "-"),
+        description=result.summary_line()[:500],
+    )
+    return result
+
+
+def evidence_hashes(settings: Settings, record: ModelVersionRecord) -> dict[str, str]:
+    """sha256 of every gate result published so far for this version, by role."""
+    folder = version_evidence_dir(settings, record.name, record.version)
+    return {path.stem: sha256_file(path) for path in sorted(folder.glob("*.json"))}
+
+
+@task(name="mark-challenger", cache_policy=NO_CACHE)
+def mark_challenger(settings: Settings, policy: Policy, record: ModelVersionRecord) -> None:
+    from tasks.promotion import move_alias
+
+    move_alias(registry_for(settings), ledger_for(settings), name=record.name, alias=CHALLENGER, version=record.version,
+               actor=settings.actor, reason=f"v{record.version} entered the lifecycle", policy=policy.name,
+               evidence={}, flow_run_id=_flow_run_id())
+
+
+@task(name="validate-data", cache_policy=NO_CACHE)
+def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord, dataset_path: str, role: str):
+    from data_contracts.contract import load_contract
+    from tasks.datasets import read_table
+    from tasks.inference import load_reference
+    from tasks.validation import validate_dataset
+
+    contract = load_contract(record.tags["lockgate.contract"])
+    if role == "validation-reference":
+        df = load_reference(registry_for(settings), record, cache_dir(settings))
+    else:
+        df = read_table(dataset_path, what=role)
+    folder = version_evidence_dir(settings, record.name, record.version) / role
+    result, _ = validate_dataset(df, contract, policy.validation, dataset=dataset_path, include_label=True,
+                                 evidence_dir=folder, quarantine_path=folder / "quarantine.parquet")
+    return publish(settings, record, result, role)
+
+
+@task(name="compile-model", cache_policy=NO_CACHE)
+def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord, golden_path: str):
+    from models.features import feature_matrix
+    from tasks.compilation import compile_evidence
+    from tasks.datasets import read_table
+    from tasks.inference import ARTIFACT_FILE, ARTIFACT_SHA_TAG, load_version_files
+    from tasks.registry import MODEL_DIR
+
+    registry = registry_for(settings)
+    _, config, spec, params = load_version_files(registry, record, cache_dir(settings))
+    sample = feature_matrix(read_table(golden_path, what="golden set").head(256), spec)
+    folder = version_evidence_dir(settings, record.name, record.version) / "compilation"
+    result = compile_evidence(config, params, sample, policy.compilation, folder)
+    if result.passed:
+        registry.client.log_artifact(record.run_id, str(folder / ARTIFACT_FILE), MODEL_DIR)
+        registry.set_version_tags(record.name, record.version, {
+            ARTIFACT_SHA_TAG: result.artifact_sha256, "lockgate.platforms": ",".join(result.platforms)})
+    return publish(settings, record, result, "compilation")
+
+
+@task(name="evaluate-canary", cache_policy=NO_CACHE)
+def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionRecord, champion: ModelVersionRecord | None,
+                    golden_path: str):
+    from data_contracts.contract import load_contract
+    from tasks.canary import canary_metrics, canary_result
+    from tasks.datasets import read_table
+    from tasks.inference import load_compiled
+
+    registry, buckets = registry_for(settings), policy.compilation.batch_buckets
+    # the candidate's tags changed in the compile gate (artifact sha256): read them again
+    record = registry.get(record.name, record.version)
+    golden = read_table(golden_path, what="golden set")
+    label = load_contract(record.tags["lockgate.contract"]).label_column
+    y = golden[label].to_numpy()
+    threshold = policy.canary.decision_threshold
+    cand = canary_metrics(y, load_compiled(registry, record, cache_dir(settings), buckets).score(golden), threshold)
+    champ = None
+    if champion is not None:
+        champ = canary_metrics(y, load_compiled(registry, champion, cache_dir(settings), buckets).score(golden), threshold)
+    result = canary_result(cand, champ, policy.canary, candidate_version=record.version,
+                           champion_version=champion.version if champion else None)
+    return publish(settings, record, result, "canary")
+
+
+@task(name="detect-drift", cache_policy=NO_CACHE)
+def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord, current_path: str):
+    from data_contracts.contract import load_contract
+    from tasks.datasets import read_table
+    from tasks.drift import drift_evidence, drift_result
+    from tasks.inference import load_reference
+
+    contract = load_contract(record.tags["lockgate.contract"])
+    reference = load_reference(registry_for(settings), record, cache_dir(settings))
+    current = read_table(current_path, what="current data")
+    folder = version_evidence_dir(settings, record.name, record.version) / "drift"
+    evidence = drift_evidence(reference, current, numeric=contract.numeric_features,
+                              categorical=contract.categorical_features, out_dir=folder)
+    return publish(settings, record, drift_result(evidence, policy.drift), "drift")
+
+
+@task(name="decide-approval", cache_policy=NO_CACHE)
+def decide_approval(settings: Settings, policy: Policy, record: ModelVersionRecord):
+    from tasks.approval import approval_result
+    from tasks.ledger import LedgerEntry
+
+    result = approval_result(policy, requester=record.tags.get("lockgate.registered_by", settings.actor))
+    publish(settings, record, result, "approval")
+    if result.passed:
+        ledger_for(settings).append(LedgerEntry(
+            actor=result.approved_by or settings.actor, action="approval.auto", model_name=record.name,
+            version=record.version, reason=result.reasons[0], policy=policy.name, flow_run_id=_flow_run_id(),
+            evidence=evidence_hashes(settings, record)))
+    return result
+
+
+@task(name="promote-model", cache_policy=NO_CACHE)
+def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult]) -> str:
+    from tasks.promotion import promote
+
+    promote(registry_for(settings), ledger_for(settings), name=record.name, version=record.version,
+            actor=settings.actor, reason=promotion_reason(results), policy=policy.name,
+            evidence=evidence_hashes(settings, record), flow_run_id=_flow_run_id())
+    return CHAMPION
+
+
+def promotion_reason(results: list[GateResult]) -> str:
+    """One line naming every gate's decision and the canary's comparison (its values and thresholds)."""
+    gates_line = ", ".join(f"{r.gate} {r.decision}" for r in results)
+    canary = next((r for r in results if r.gate == "canary"), None)
+    detail = "; ".join(canary.reasons) if canary else ""
+    return f"all gates passed ({gates_line}): {detail}"
+
+
+@task(name="reject-candidate", cache_policy=NO_CACHE)
+def reject_candidate(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult]) -> str:
+    from tasks.promotion import reject
+
+    failed = results[-1]
+    reason = f"{failed.gate} gate: {failed.decision}: {'; '.join(failed.reasons)}"
+    reject(registry_for(settings), ledger_for(settings), name=record.name, version=record.version, actor=settings.actor,
+           reason=reason, policy=policy.name, evidence=evidence_hashes(settings, record),
+           flow_run_id=_flow_run_id())
+    return "rejected"
+
+
+
+@task(name="load-champion", cache_policy=NO_CACHE)
+def load_champion(settings: Settings, policy: Policy, name: str):
+    """The champion's compiled artifact (hash-verified) and its reference snapshot with scores."""
+    from tasks.batch import SCORE_COLUMN
+    from tasks.inference import load_compiled, load_reference
+
+    registry = registry_for(settings)
+    record = registry.require_alias(name, CHAMPION)
+    model = load_compiled(registry, record, cache_dir(settings), policy.compilation.batch_buckets)
+    reference = load_reference(registry, record, cache_dir(settings))
+    return model, reference.assign(**{SCORE_COLUMN: model.score(reference)})
+
+
+@task(name="score-partition", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
+def score_partition(settings: Settings, policy: Policy, champion, path: str, force: bool):
+    """Score one partition; transient IO errors are retried, data problems are reported in the outcome."""
+    from data_contracts.contract import load_contract
+    from tasks.batch import score_partition_data
+    from tasks.ledger import LedgerEntry
+
+    model, reference = champion
+    record = model.record
+    contract = load_contract(record.tags["lockgate.contract"])
+    outcome = score_partition_data(
+        path, model=model, contract=contract, policy=policy, reference=reference,
+        out_dir=settings.predictions_dir / record.name, quarantine_dir=settings.quarantine_dir / record.name,
+        evidence_dir=settings.evidence_dir / record.name / "batches", flow_run_id=_flow_run_id(), force=force,
+    )
+    if outcome.status != "skipped":
+        ledger_for(settings).append(LedgerEntry(
+            actor=settings.actor, action=f"partition.{outcome.status}", model_name=record.name, version=record.version,
+            reason=f"v{record.version} {outcome.status} partition {outcome.partition}: {outcome.message}",
+            policy=policy.name, flow_run_id=_flow_run_id(), evidence=outcome.evidence))
+    table = "\n".join(["| partition | status | rows | quarantined | scored | drift |", "|---|---|---|---|---|---|",
+                       f"| {outcome.partition} | {outcome.status} | {outcome.rows} | {outcome.quarantined} | "
+                       f"{outcome.scored} | {outcome.drift or '-'} |", "", *[f"- {r}" for r in outcome.drift_reasons]])
+    create_markdown_artifact(markdown=table, key=f"batch-{record.name}-{outcome.partition}".lower().replace("_", "-")
+                             .replace("=", "-"), description=outcome.message[:500])
+    return outcome

@@ -1,0 +1,103 @@
+"""Load a model version's compiled artifact (hash-verified) and score frames with it.
+
+What is canaried and what is deployed is the same ``jax.export`` artifact: both the
+canary and batch inference go through :func:`load_compiled`, which refuses a file
+whose sha256 differs from the one recorded at compile time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tasks.errors import LockgateError
+from tasks.evidence import sha256_file
+from tasks.registration import CONFIG_FILE, FEATURES_FILE, PARAMS_FILE, REFERENCE_FILE
+from tasks.registry import MlflowRegistry, ModelVersionRecord
+
+ARTIFACT_FILE = "inference.jaxexport"
+ARTIFACT_SHA_TAG = "lockgate.artifact_sha256"
+PARAMS_SHA_TAG = "lockgate.params_sha256"
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    record: ModelVersionRecord
+    arch: str
+    config: object
+    feature_spec: object
+    params: object
+    exported: object
+    artifact_sha256: str
+    buckets: tuple[int, ...]
+
+    def score(self, df: pd.DataFrame) -> np.ndarray:
+        """Probabilities f32[len(df)] for the rows of ``df`` through the exported artifact."""
+        from models.export import score_bucketed
+        from models.features import feature_matrix
+
+        x = feature_matrix(df, self.feature_spec)
+        return np.asarray(score_bucketed(self.exported, self.params, x, buckets=self.buckets))
+
+
+def verified_file(registry: MlflowRegistry, record: ModelVersionRecord, filename: str, dst: Path, expected: str | None) -> Path:
+    path = registry.fetch(record, filename, dst)
+    if expected is not None:
+        actual = sha256_file(path)
+        if actual != expected:
+            raise LockgateError(
+                f"{filename} of {record.name} v{record.version} has sha256 {actual[:12]}… but {expected[:12]}… "
+                "was recorded; refusing to use a changed artifact"
+            )
+    return path
+
+
+def load_version_files(registry: MlflowRegistry, record: ModelVersionRecord, cache_dir: Path):
+    """(arch, config, feature spec, params) of a registered version, params hash-verified."""
+    from models.config import build_model
+    from models.features import FeatureSpec
+    from models.params_io import load_params
+
+    dst = cache_dir / record.name / f"v{record.version}"
+    cfg = json.loads(registry.fetch(record, CONFIG_FILE, dst).read_text())
+    config, _ = build_model(cfg["arch"], cfg["config"])
+    spec = FeatureSpec.model_validate_json(registry.fetch(record, FEATURES_FILE, dst).read_text())
+    params = load_params(verified_file(registry, record, PARAMS_FILE, dst, record.tags.get(PARAMS_SHA_TAG)))
+    return cfg["arch"], config, spec, params
+
+
+def load_reference(registry: MlflowRegistry, record: ModelVersionRecord, cache_dir: Path) -> pd.DataFrame:
+    from tasks.datasets import read_table
+
+    dst = cache_dir / record.name / f"v{record.version}"
+    path = verified_file(registry, record, REFERENCE_FILE, dst, record.tags.get("lockgate.reference_sha256"))
+    return read_table(path, what="reference snapshot")
+
+
+def load_compiled(
+    registry: MlflowRegistry, record: ModelVersionRecord, cache_dir: Path, buckets: tuple[int, ...]
+) -> CompiledModel:
+    """The version's exported artifact and params, both checked against their recorded sha256."""
+    from models.export import load_exported
+
+    expected = record.tags.get(ARTIFACT_SHA_TAG)
+    if expected is None:
+        raise LockgateError(
+            f"{record.name} v{record.version} has no compiled artifact; run the lifecycle (compile gate) for it first"
+        )
+    arch, config, spec, params = load_version_files(registry, record, cache_dir)
+    path = verified_file(registry, record, ARTIFACT_FILE, cache_dir / record.name / f"v{record.version}", expected)
+    return CompiledModel(
+        record=record,
+        arch=arch,
+        config=config,
+        feature_spec=spec,
+        params=params,
+        exported=load_exported(path.read_bytes()),
+        artifact_sha256=expected,
+        buckets=buckets,
+    )

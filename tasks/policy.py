@@ -1,0 +1,92 @@
+"""The governance policy: gate thresholds and approval rules, from one YAML file.
+
+Unknown keys are errors naming their path (``extra="forbid"`` everywhere), so a
+typo in a threshold never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tasks.errors import LockgateError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ValidationPolicy(_Strict):
+    max_quarantine_share: float = Field(
+        0.05, ge=0, le=1, description="Largest share of rows that may be quarantined before the batch fails."
+    )
+
+
+class CompilationPolicy(_Strict):
+    platforms: tuple[str, ...] = Field(
+        ("cpu", "tpu"), description="Platforms the jax.export artifact is lowered for."
+    )
+    batch_buckets: tuple[int, ...] = Field(
+        (1, 64, 1024, 8192), description="Batch sizes the artifact is compiled and scored at (inputs padded up)."
+    )
+
+
+class CanaryPolicy(_Strict):
+    min_auc: float = Field(0.6, ge=0, le=1, description="Absolute floor for the candidate's AUC-ROC on the golden set.")
+    max_auc_drop: float = Field(
+        0.01, ge=0, description="Non-inferiority margin: candidate AUC may be at most this much below the champion's."
+    )
+    max_log_loss_increase: float = Field(
+        0.02, ge=0, description="Candidate log loss may exceed the champion's by at most this much."
+    )
+    decision_threshold: float = Field(0.5, gt=0, lt=1, description="Score above which a row is predicted positive.")
+
+
+class DriftPolicy(_Strict):
+    max_drifted_share: float = Field(
+        0.3, ge=0, le=1, description="Share of drifted columns at or above which drift is a breach."
+    )
+    warn_drifted_share: float = Field(
+        0.1, ge=0, le=1, description="Share of drifted columns at or above which drift is a warning."
+    )
+    block_on_breach: bool = Field(True, description="Whether a drift breach at canary time rejects the candidate.")
+
+
+class ApprovalPolicy(_Strict):
+    required: bool = Field(False, description="Whether promotion to champion needs a human approval.")
+    approvers: tuple[str, ...] = Field((), description="Users allowed to approve when approval is required.")
+
+
+class Policy(_Strict):
+    """Everything the gates are held to. Loaded from YAML with :func:`load_policy`."""
+
+    name: str = Field("default", description="Policy name, recorded with every decision.")
+    validation: ValidationPolicy = ValidationPolicy()
+    compilation: CompilationPolicy = CompilationPolicy()
+    canary: CanaryPolicy = CanaryPolicy()
+    drift: DriftPolicy = DriftPolicy()
+    approval: ApprovalPolicy = ApprovalPolicy()
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy file; raise a one-line LockgateError on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise LockgateError(f"policy file not found: {path}") from None
+    except OSError as e:
+        raise LockgateError(f"policy file {path} cannot be read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise LockgateError(f"policy file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: "
+            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
+            for err in e.errors()
+        )
+        raise LockgateError(f"policy file {path} is invalid: {problems}") from None

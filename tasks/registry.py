@@ -1,0 +1,219 @@
+"""The model registry interface, backed by MLflow (SQLite by default, a tracking server in production).
+
+Only this module talks to MLflow. Aliases (``champion``, ``challenger``,
+``previous-champion``) replace the deprecated stages. Model files are stored as plain
+run artifacts and versions are created with ``create_model_version(source=...)``
+(``register_model("runs:/...")`` fails for plain artifacts in MLflow 3).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from tasks.errors import LockgateError
+from tasks.evidence import GateResult
+from tasks.settings import Settings
+
+CHAMPION, CHALLENGER, PREVIOUS_CHAMPION = "champion", "challenger", "previous-champion"
+EXPERIMENT = "lockgate"
+MODEL_DIR = "model"
+
+
+class ModelVersionRecord(BaseModel):
+    """What lockgate needs to know about one registered model version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: int
+    run_id: str
+    source: str
+    tags: dict[str, str]
+    aliases: tuple[str, ...]
+    created_at_ms: int
+
+
+class MlflowRegistry:
+    """Registry and tracking operations over one MLflow tracking URI."""
+
+    def __init__(self, settings: Settings):
+        import logging
+
+        from mlflow import MlflowClient
+
+        # MLflow logs alembic migrations at INFO on a fresh SQLite store; that is noise at the CLI.
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        self.settings = settings
+        self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+        self._experiment_id: str | None = None
+
+    # -- experiment / runs ---------------------------------------------------------
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            exp = self.client.get_experiment_by_name(EXPERIMENT)
+            if exp is None:
+                location = None
+                if self.settings.mlflow_tracking_uri is None:
+                    self.settings.artifact_root.mkdir(parents=True, exist_ok=True)
+                    location = self.settings.artifact_root.as_uri()
+                self._experiment_id = self.client.create_experiment(EXPERIMENT, artifact_location=location)
+            else:
+                self._experiment_id = exp.experiment_id
+        return self._experiment_id
+
+    def register(
+        self,
+        name: str,
+        *,
+        files: list[Path],
+        params: dict[str, str | int | float],
+        tags: dict[str, str],
+        run_name: str,
+    ) -> ModelVersionRecord:
+        """Log ``files`` under ``model/`` of a new run and create a model version from them.
+
+        Nothing is left half-written: if any step fails the run is marked FAILED and no
+        version exists.
+        """
+        from mlflow.exceptions import MlflowException
+
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        run_id = run.info.run_id
+        try:
+            for key, value in params.items():
+                self.client.log_param(run_id, key, value)
+            for path in files:
+                self.client.log_artifact(run_id, str(path), MODEL_DIR)
+            try:
+                self.client.get_registered_model(name)
+            except MlflowException:
+                self.client.create_registered_model(name, description="Managed by lockgate.")
+            mv = self.client.create_model_version(
+                name, source=f"{run.info.artifact_uri}/{MODEL_DIR}", run_id=run_id, tags=tags
+            )
+        except Exception:
+            self.client.set_terminated(run_id, status="FAILED")
+            raise
+        self.client.set_terminated(run_id)
+        return self.get(name, int(mv.version))
+
+    def _record(self, mv) -> ModelVersionRecord:
+        return ModelVersionRecord(
+            name=mv.name,
+            version=int(mv.version),
+            run_id=mv.run_id,
+            source=mv.source,
+            tags=dict(mv.tags or {}),
+            aliases=tuple(mv.aliases or ()),
+            created_at_ms=int(mv.creation_timestamp or 0),
+        )
+
+    def get(self, name: str, version: int) -> ModelVersionRecord:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._record(self.client.get_model_version(name, str(version)))
+        except MlflowException:
+            raise LockgateError(
+                f"model version {name} v{version} not found in the registry at {self.settings.tracking_uri}; "
+                "run `lockgate status` to list versions"
+            ) from None
+
+    def by_alias(self, name: str, alias: str) -> ModelVersionRecord | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._record(self.client.get_model_version_by_alias(name, alias))
+        except MlflowException:
+            return None
+
+    def require_alias(self, name: str, alias: str) -> ModelVersionRecord:
+        record = self.by_alias(name, alias)
+        if record is None:
+            raise LockgateError(
+                f"model {name} has no '{alias}' alias yet; run `lockgate run lifecycle` to promote a version first"
+            )
+        return record
+
+    def aliases(self, name: str) -> dict[str, int]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            # alias values are int over SQLite but str over REST: normalise.
+            return {k: int(v) for k, v in self.client.get_registered_model(name).aliases.items()}
+        except MlflowException:
+            return {}
+
+    def versions(self, name: str) -> list[ModelVersionRecord]:
+        found = self.client.search_model_versions(f"name = '{name}'")
+        return sorted((self._record(mv) for mv in found), key=lambda r: r.version)
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self.client.set_registered_model_alias(name, alias, str(version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.client.delete_registered_model_alias(name, alias)
+
+    def set_version_tags(self, name: str, version: int, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, str(version), key, value)
+
+    # -- artifacts -----------------------------------------------------------------
+    def fetch(self, record: ModelVersionRecord, filename: str, dst: Path) -> Path:
+        """Download one file of the version's model folder into ``dst`` and return its path."""
+        dst.mkdir(parents=True, exist_ok=True)
+        try:
+            return Path(self.client.download_artifacts(record.run_id, f"{MODEL_DIR}/{filename}", str(dst)))
+        except Exception as e:  # MLflow raises several types for a missing artifact
+            raise LockgateError(
+                f"artifact {MODEL_DIR}/{filename} of {record.name} v{record.version} could not be read: {str(e).splitlines()[0]}"
+            ) from None
+
+    def fetch_json(self, record: ModelVersionRecord, filename: str) -> dict:
+        with tempfile.TemporaryDirectory() as tmp:
+            return json.loads(self.fetch(record, filename, Path(tmp)).read_text())
+
+    def log_gate(self, record: ModelVersionRecord, result: GateResult, *, prefix: str | None = None) -> None:
+        """Log a gate result on the version's run: numeric checks as metrics, decision as tags, files as artifacts."""
+        run_id = record.run_id
+        gate = prefix or result.gate
+        metrics = {
+            f"{gate}.{_metric_key(c.name)}": float(c.value)
+            for c in result.checks
+            if isinstance(c.value, (int, float)) and not isinstance(c.value, bool)
+        }
+        if metrics:
+            import time
+
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            self.client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        tags = {f"lockgate.{gate}.decision": result.decision, f"lockgate.{gate}.passed": str(result.passed)}
+        self.set_version_tags(record.name, record.version, tags)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{gate}.json"
+            path.write_text(result.model_dump_json(indent=2))
+            self.client.log_artifact(run_id, str(path), f"evidence/{gate}")
+        for ev in result.evidence.values():
+            if Path(ev.path).is_file():
+                self.client.log_artifact(run_id, ev.path, f"evidence/{gate}")
+
+
+def _metric_key(name: str) -> str:
+    # MLflow metric names allow alphanumerics, _ - . space / ; lockgate check names may hold ':'.
+    return "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in name)
+
+
+def copy_into(src: Path, dst_dir: Path, name: str | None = None) -> Path:
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    dst = dst_dir / (name or src.name)
+    shutil.copyfile(src, dst)
+    return dst

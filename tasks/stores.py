@@ -1,0 +1,35 @@
+"""The one place where settings choose the backends (registry, ledger) for this process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from tasks.ledger import Ledger
+from tasks.policy import Policy, load_policy
+from tasks.registry import MlflowRegistry
+from tasks.settings import Settings
+
+
+@lru_cache(maxsize=8)
+def registry_for(settings: Settings) -> MlflowRegistry:
+    settings.ensure_home()
+    return MlflowRegistry(settings)
+
+
+@lru_cache(maxsize=8)
+def ledger_for(settings: Settings) -> Ledger:
+    settings.ensure_home()
+    return Ledger(settings.ledger_uri)
+
+
+def policy_for(settings: Settings) -> Policy:
+    return load_policy(settings.policy_file)
+
+
+def version_evidence_dir(settings: Settings, name: str, version: int) -> Path:
+    return settings.evidence_dir / name / f"v{version}"
+
+
+def cache_dir(settings: Settings) -> Path:
+    return settings.home_dir / "cache"

@@ -1,0 +1,67 @@
+import hashlib
+
+import jax
+import numpy as np
+import pytest
+
+from models.config import MLPConfig
+from models.params_io import load_params, params_bytes_sha256, params_from_bytes, params_to_bytes, save_params
+from models.train import init_params
+
+
+@pytest.fixture
+def params():
+    return init_params(MLPConfig(num_features=3, hidden_sizes=(4,)), seed=1)
+
+
+def _assert_same(a, b):
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_round_trip_with_and_without_template(tmp_path, params):
+    path = tmp_path / "sub" / "params.msgpack"
+    sha = save_params(params, path)
+    assert sha == hashlib.sha256(path.read_bytes()).hexdigest() == params_bytes_sha256(params_to_bytes(params))
+    _assert_same(load_params(path, template=params, expected_sha256=sha), params)
+    _assert_same(load_params(path), params)  # plain nested dicts of numpy arrays
+    assert [p.name for p in path.parent.iterdir()] == ["params.msgpack"]  # no temp file left
+
+
+def _one_line_error_naming(path, fn):
+    with pytest.raises(ValueError) as err:
+        fn()
+    msg = str(err.value)
+    assert str(path) in msg and "\n" not in msg
+    return msg
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\x00garbage\xff" * 10, b"\x93\x01\x02\x03", "truncated"],
+    ids=["empty", "garbage", "msgpack-list", "truncated"],
+)
+def test_corrupt_file_is_a_one_line_value_error(tmp_path, params, content):
+    path = tmp_path / "bad.msgpack"
+    if content == "truncated":
+        content = params_to_bytes(params)[:-7]
+    path.write_bytes(content)
+    _one_line_error_naming(path, lambda: load_params(path, template=params))
+
+
+def test_missing_file_and_sha_mismatch(tmp_path, params):
+    missing = tmp_path / "nope.msgpack"
+    _one_line_error_naming(missing, lambda: load_params(missing))
+    path = tmp_path / "p.msgpack"
+    save_params(params, path)
+    assert "does not match" in _one_line_error_naming(path, lambda: load_params(path, expected_sha256="0" * 64))
+
+
+def test_template_mismatch_names_the_param(params):
+    other = init_params(MLPConfig(num_features=5, hidden_sizes=(4,)), seed=1)
+    with pytest.raises(ValueError, match="dense_0/kernel is float32\\[5, 4\\].*expects float32\\[3, 4\\]"):
+        params_from_bytes(params_to_bytes(other), template=params)
+    deeper = init_params(MLPConfig(num_features=3, hidden_sizes=(4, 4)), seed=1)
+    with pytest.raises(ValueError, match="extra.*dense_1"):
+        params_from_bytes(params_to_bytes(deeper), template=params)

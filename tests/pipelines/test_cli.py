@@ -1,0 +1,71 @@
+"""The CLI: instant --help (no heavy imports) and one-line errors on bad input, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.cli import EXIT_USAGE, main
+
+HEAVY = ("jax", "prefect", "mlflow", "great_expectations", "evidently", "flax")
+
+
+def test_help_imports_nothing_heavy():
+    code = (
+        "import sys\nfrom pipelines.cli import _parser\n"
+        "try:\n    _parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["run", "lifecycle", "--help"],
+                                  ["run", "batch-inference", "--help"], ["register", "--help"], ["status", "--help"],
+                                  ["demo", "--help"]])
+def test_help_everywhere(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0 and "usage: lockgate" in capsys.readouterr().out
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_unwritable_home(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("LOCKGATE_HOME", str(blocker / "home"))
+    assert main(["status"]) == EXIT_USAGE
+    assert "not writable" in _one_line_error(capsys)
+    assert blocker.read_text() == "not a folder"
+
+
+def test_unknown_policy_key(tmp_path, monkeypatch, capsys):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("canary:\n  min_auc: 0.7\n  max_drop: 0.1\n")
+    monkeypatch.setenv("LOCKGATE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LOCKGATE_POLICY_FILE", str(policy))
+    golden = tmp_path / "golden.parquet"
+    golden.write_bytes(b"PAR1 not really")
+    assert main(["run", "batch-inference", str(golden)]) == EXIT_USAGE
+    err = _one_line_error(capsys)
+    assert "canary.max_drop: unknown key" in err
+
+
+def test_missing_model_version(settings, capsys, tmp_path):
+    golden = tmp_path / "g.parquet"
+    assert main(["run", "lifecycle", "--version", "7", "--golden", str(golden)]) == EXIT_USAGE
+    assert "v7 not found" in _one_line_error(capsys)
+
+
+def test_policy_path_is_a_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LOCKGATE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LOCKGATE_POLICY_FILE", str(tmp_path))
+    assert main(["run", "lifecycle", "--version", "1", "--golden", str(tmp_path / "g.parquet")]) == EXIT_USAGE
+    assert "policy file" in _one_line_error(capsys)

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from tasks.canary import ClassifierMetrics, canary_metrics, canary_result, roc_auc
+from tasks.policy import CanaryPolicy
+
+
+@pytest.mark.parametrize(
+    "y,s,expected",
+    [
+        ([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], 1.0),
+        ([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1], 0.0),
+        ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5),  # all ties
+        ([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.75),
+    ],
+)
+def test_roc_auc_known_values(y, s, expected):
+    assert roc_auc(np.array(y), np.array(s)) == pytest.approx(expected)
+
+
+def test_roc_auc_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.random(300), 2)  # ties on purpose
+    pos, neg = s[y == 1], s[y == 0]
+    pairwise = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+    assert roc_auc(y, s) == pytest.approx(pairwise)
+
+
+def test_metrics_of_perfect_and_constant_predictions():
+    y = np.array([0, 1, 0, 1])
+    perfect = canary_metrics(y, np.array([0.0, 1.0, 0.0, 1.0]), 0.5)
+    assert perfect.accuracy == 1.0 and perfect.brier == pytest.approx(0.0) and perfect.log_loss < 1e-5
+    const = canary_metrics(y, np.full(4, 0.5), 0.5)
+    assert const.log_loss == pytest.approx(np.log(2)) and const.brier == pytest.approx(0.25)
+
+
+def _m(auc, log_loss):
+    return ClassifierMetrics(n=100, auc=auc, log_loss=log_loss, brier=0.1, accuracy=0.9, positive_rate=0.1)
+
+
+POLICY = CanaryPolicy(min_auc=0.7, max_auc_drop=0.01, max_log_loss_increase=0.02)
+
+
+@pytest.mark.parametrize(
+    "cand,champ,passed,failing",
+    [
+        (_m(0.80, 0.30), None, True, []),
+        (_m(0.65, 0.30), None, False, ["candidate_auc"]),
+        (_m(0.80, 0.30), _m(0.805, 0.30), True, []),  # within the non-inferiority margin
+        (_m(0.78, 0.30), _m(0.80, 0.30), False, ["auc_delta"]),
+        (_m(0.80, 0.35), _m(0.80, 0.30), False, ["log_loss_delta"]),
+    ],
+)
+def test_canary_decision(cand, champ, passed, failing):
+    result = canary_result(cand, champ, POLICY, candidate_version=2, champion_version=1 if champ else None)
+    assert result.passed is passed
+    assert [c.name for c in result.failed_checks()] == failing
+    if champ is None:
+        assert "first deployment" in result.reasons[0]
+    for name in failing:  # the reason names the value and the threshold
+        assert any(name in r and "FAILED" in r for r in result.reasons)

@@ -1,0 +1,38 @@
+import pytest
+
+from tasks.errors import LockgateError
+from tasks.policy import Policy, load_policy
+from tasks.settings import DEMO_POLICY
+
+
+def test_demo_policy_loads():
+    policy = load_policy(DEMO_POLICY)
+    assert policy.name == "demo" and policy.approval.required is False
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("canary:\n  min_aux: 0.5\n", "canary.min_aux: unknown key"),
+        ("typo_section: {}\n", "typo_section: unknown key"),
+        ("drift:\n  max_drifted_share: 2\n", "drift.max_drifted_share"),
+        ("validation: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_bad_policy_is_one_line_error_naming_the_key(tmp_path, text, fragment):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(LockgateError) as e:
+        load_policy(path)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+    assert path.read_text() == text  # input untouched
+
+
+def test_missing_policy_file(tmp_path):
+    with pytest.raises(LockgateError, match="policy file not found"):
+        load_policy(tmp_path / "nope.yaml")
+
+
+def test_policy_is_frozen():
+    with pytest.raises(Exception):
+        Policy().canary.min_auc = 0.1
