@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from rich.console import Console
-
+from pipelines.commands import console
 from tasks.settings import Settings
-
-console = Console()
 CONTRACT = "credit_default"
 
 

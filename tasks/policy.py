@@ -7,9 +7,10 @@ typo in a threshold never silently falls back to a default.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.errors import LockgateError
 
@@ -25,12 +26,19 @@ class ValidationPolicy(_Strict):
 
 
 class CompilationPolicy(_Strict):
-    platforms: tuple[str, ...] = Field(
-        ("cpu", "tpu"), description="Platforms the jax.export artifact is lowered for."
+    platforms: tuple[Literal["cpu", "tpu", "cuda", "rocm"], ...] = Field(
+        ("cpu", "tpu"), min_length=1, description="Platforms the jax.export artifact is lowered for."
     )
     batch_buckets: tuple[int, ...] = Field(
-        (1, 64, 1024, 8192), description="Batch sizes the artifact is compiled and scored at (inputs padded up)."
+        (1, 64, 1024, 8192), min_length=1, description="Batch sizes the artifact is compiled and scored at (inputs padded up)."
     )
+
+    @field_validator("batch_buckets")
+    @classmethod
+    def _increasing_positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(b <= 0 for b in v) or list(v) != sorted(set(v)):
+            raise ValueError(f"batch_buckets must be positive and strictly increasing, got {list(v)}")
+        return v
 
 
 class CanaryPolicy(_Strict):
@@ -52,6 +60,14 @@ class DriftPolicy(_Strict):
         0.1, ge=0, le=1, description="Share of drifted columns at or above which drift is a warning."
     )
     block_on_breach: bool = Field(True, description="Whether a drift breach at canary time rejects the candidate.")
+
+    @model_validator(mode="after")
+    def _warn_below_breach(self) -> "DriftPolicy":
+        if self.warn_drifted_share > self.max_drifted_share:
+            raise ValueError(
+                f"warn_drifted_share ({self.warn_drifted_share}) must not exceed max_drifted_share ({self.max_drifted_share})"
+            )
+        return self
 
 
 class ApprovalPolicy(_Strict):

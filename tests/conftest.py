@@ -13,6 +13,11 @@ os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
 
+import json  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import date  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 
 
@@ -36,3 +41,48 @@ def settings(tmp_path, monkeypatch):
     monkeypatch.setenv("LOCKGATE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LOCKGATE_ACTOR", "tester")
     return Settings()
+
+
+@dataclass(frozen=True)
+class CandidateFiles:
+    config: Path
+    params: Path
+    reference: Path
+    golden: Path
+
+
+def write_candidate(folder: Path, *, hidden=(8,), epochs=3, seed=0, n=600) -> CandidateFiles:
+    """Train a tiny MLP on synthetic rows and write config, params, reference and a golden set."""
+    from data_contracts.contract import load_contract
+    from data_contracts.synthetic_credit import generate_frame
+    from models.config import MLPConfig
+    from models.features import feature_matrix, fit_feature_spec
+    from models.params_io import save_params
+    from models.train import train_classifier
+
+    contract = load_contract("credit_default")
+    train = generate_frame(n, seed=seed, day=date(2026, 10, 1))
+    golden = generate_frame(n // 2, seed=seed + 100, day=date(2026, 10, 2), id_offset=n)
+    spec = fit_feature_spec(train, contract.numeric_features, contract.categorical_features)
+    config = MLPConfig(num_features=spec.num_features, hidden_sizes=hidden)
+    params = train_classifier(feature_matrix(train, spec), train[contract.label_column].to_numpy(), config,
+                              epochs=epochs, batch_size=32, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = CandidateFiles(folder / "config.json", folder / "params.msgpack", folder / "reference.parquet",
+                           folder / "golden.parquet")
+    files.config.write_text(json.dumps(config.to_dict()))
+    save_params(params, files.params)
+    train.to_parquet(files.reference, index=False)
+    golden.to_parquet(files.golden, index=False)
+    return files
+
+
+@pytest.fixture(scope="session")
+def make_candidate():
+    """The candidate writer, as a fixture (tests/ is not a package)."""
+    return write_candidate
+
+
+@pytest.fixture(scope="session")
+def candidate_files(tmp_path_factory) -> CandidateFiles:
+    return write_candidate(tmp_path_factory.mktemp("candidate"))

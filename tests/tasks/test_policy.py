@@ -17,6 +17,9 @@ def test_demo_policy_loads():
         ("typo_section: {}\n", "typo_section: unknown key"),
         ("drift:\n  max_drifted_share: 2\n", "drift.max_drifted_share"),
         ("validation: [1, 2\n", "not valid YAML"),
+        ("compilation:\n  platforms: [cpu, abacus]\n", "compilation.platforms.1"),
+        ("compilation:\n  batch_buckets: [64, 1]\n", "strictly increasing"),
+        ("drift:\n  warn_drifted_share: 0.5\n  max_drifted_share: 0.3\n", "must not exceed"),
     ],
 )
 def test_bad_policy_is_one_line_error_naming_the_key(tmp_path, text, fragment):

@@ -1,0 +1,74 @@
+"""The batch-inference flow: lineage, quarantine, bad partitions reported (others go on), exactly-once re-runs."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.flow
+
+
+@pytest.fixture(scope="module")
+def partitions(tmp_path_factory):
+    from data_contracts.synthetic_credit import generate_frame
+
+    root = tmp_path_factory.mktemp("stream")
+    paths = {}
+    clean = generate_frame(300, seed=11, day=date(2026, 11, 1), id_offset=10_000).drop(columns=["defaulted"])
+    paths["clean"] = root / "date=2026-11-01"
+    paths["clean"].mkdir()
+    clean.to_parquet(paths["clean"] / "part-0.parquet", index=False)
+    dirty = generate_frame(300, seed=12, day=date(2026, 11, 2), id_offset=20_000, null_spike=0.02).drop(
+        columns=["defaulted"])
+    paths["dirty"] = root / "dirty.parquet"
+    dirty.to_parquet(paths["dirty"], index=False)
+    paths["corrupt"] = root / "corrupt.parquet"
+    paths["corrupt"].write_bytes(b"PAR1 this is not parquet")
+    paths["no_column"] = root / "no_column.parquet"
+    clean.drop(columns=["region"]).to_parquet(paths["no_column"], index=False)
+    return paths
+
+
+def _bytes(paths):
+    return {k: (p / "part-0.parquet" if p.is_dir() else p).read_bytes() for k, p in paths.items()}
+
+
+def test_scores_with_lineage_and_reports_bad_partitions(champion, module_settings, partitions):
+    from pipelines.batch_inference import batch_inference
+    from tasks.stores import ledger_for, registry_for
+
+    before = _bytes(partitions)
+    outcomes = {o.partition: o for o in batch_inference(partitions=[str(p) for p in partitions.values()])}
+    assert _bytes(partitions) == before  # inputs untouched
+
+    clean, dirty = outcomes["date=2026-11-01"], outcomes["dirty"]
+    assert clean.status == "scored" and clean.scored == 300 and clean.quarantined == 0
+    assert dirty.status == "scored" and dirty.quarantined > 0 and dirty.scored + dirty.quarantined == 300
+    assert outcomes["corrupt"].status == "failed" and "not a readable parquet" in outcomes["corrupt"].message
+    assert outcomes["no_column"].status == "failed" and "region" in outcomes["no_column"].message
+    assert not (module_settings.predictions_dir / module_settings.model_name / "corrupt").exists()
+
+    champion_outcome, _ = champion
+    record = registry_for(module_settings).get(module_settings.model_name, champion_outcome.version)
+    preds = pd.read_parquet(clean.output)
+    assert preds["artifact_sha256"].unique().tolist() == [record.tags["lockgate.artifact_sha256"]]
+    assert preds["model_version"].unique().tolist() == [str(record.version)]
+    assert preds["contract_version"].unique().tolist() == ["credit_default@1.0.0"]
+    assert preds["flow_run_id"].str.len().gt(0).all() and preds["score"].between(0, 1).all()
+    quarantine = module_settings.quarantine_dir / module_settings.model_name / "dirty" / "quarantine.parquet"
+    assert len(pd.read_parquet(quarantine)) == dirty.quarantined
+
+    actions = [e.action for e in ledger_for(module_settings).entries()[-4:]]
+    assert sorted(actions) == ["partition.failed"] * 2 + ["partition.scored"] * 2
+
+
+def test_rerun_is_a_noop_unless_forced(champion, module_settings, partitions):
+    from pipelines.batch_inference import batch_inference
+
+    clean = str(partitions["clean"])
+    first = batch_inference(partitions=[clean])[0]
+    assert first.status == "skipped"
+    forced = batch_inference(partitions=[clean], force=True)[0]
+    assert forced.status == "scored" and forced.scored == 300

@@ -1,0 +1,57 @@
+"""The validation gate's decision (pure) and its quarantine output on real GE validation."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from data_contracts.contract import load_contract
+from data_contracts.synthetic_credit import generate_frame
+from data_contracts.validate import ContractValidation
+from tasks.policy import ValidationPolicy
+from tasks.validation import FAILURES_COLUMN, validate_dataset, validation_result
+
+CONTRACT = load_contract("credit_default")
+
+
+def _outcome(n_rows, bad_rows=0, dataset_failures=(), errors=()):
+    return ContractValidation(
+        contract_name=CONTRACT.name, contract_version=CONTRACT.version, contract_fingerprint=CONTRACT.fingerprint,
+        include_label=False, n_rows=n_rows, row_failures={i: ["annual_income not null"] for i in range(bad_rows)},
+        dataset_failures=list(dataset_failures), errors=list(errors))
+
+
+@pytest.mark.parametrize(
+    "outcome,decision",
+    [
+        (_outcome(100), "pass"),
+        (_outcome(100, bad_rows=5), "quarantine"),
+        (_outcome(100, bad_rows=6), "fail"),  # 6% > 5%
+        (_outcome(100, dataset_failures=["applied_at exists: missing"]), "fail"),
+        (_outcome(100, errors=["great_expectations raised KeyError"]), "fail"),
+    ],
+)
+def test_decision(outcome, decision):
+    result = validation_result(outcome, ValidationPolicy(max_quarantine_share=0.05), dataset="d", contract=CONTRACT)
+    assert result.decision == decision and result.passed == (decision != "fail")
+    if decision == "fail":
+        assert result.failed_checks() and all(c.describe() for c in result.failed_checks())
+
+
+def test_quarantine_written_and_input_untouched(tmp_path):
+    df = generate_frame(200, seed=3, day=date(2026, 11, 1), null_spike=0.03, unseen_categories=0.01)
+    df = df.drop(columns=[CONTRACT.label_column])
+    before = df.copy(deep=True)
+    result, valid = validate_dataset(df, CONTRACT, ValidationPolicy(max_quarantine_share=0.2), dataset="day",
+                                     include_label=False, evidence_dir=tmp_path / "ev",
+                                     quarantine_path=tmp_path / "q.parquet")
+    pd.testing.assert_frame_equal(df, before)
+    bad = df["annual_income"].isna() | ~df["region"].isin(["north", "south", "east", "west", "central"])
+    assert result.decision == "quarantine" and result.n_quarantined == int(bad.sum()) > 0
+    quarantined = pd.read_parquet(tmp_path / "q.parquet")
+    assert len(quarantined) + len(valid) == len(df)
+    assert set(quarantined[CONTRACT.id_column]) == set(df.loc[bad, CONTRACT.id_column])
+    assert quarantined[FAILURES_COLUMN].str.len().gt(0).all()
+    assert {"ge_result", "quarantine"} <= set(result.evidence)
