@@ -2,7 +2,8 @@
 so `lockgate --help` is instant.
 
 Exit codes: 0 done; 2 bad input or configuration (one-line error); 3 candidate rejected
-or awaiting approval; 4 some partitions failed; 1 unexpected error.
+or awaiting approval, or a required compile target does not fit; 4 some partitions
+failed; 1 unexpected error.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="lockgate",
         description="Governed deployment lifecycle for JAX/Flax models: validate, compile, canary, drift, approve, "
         "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate).",
-        epilog="Exit codes: 0 ok, 2 bad input, 3 candidate not promoted, 4 partitions failed, 1 unexpected error.",
+        epilog="Exit codes: 0 ok, 2 bad input, 3 candidate not promoted / required target does not fit, "
+        "4 partitions failed, 1 unexpected error.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's INFO logs on the console")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -59,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
                           description="Validate, quarantine, score and monitor each partition with the champion.")
     bi.add_argument("partitions", nargs="+", type=Path, help="parquet files or hive partition folders")
     bi.add_argument("--force", action="store_true", help="re-score partitions already scored by this version")
+
+    comp = sub.add_parser("compile", help="AOT-compile a version for deployment targets and print the report",
+                          description="Compile MODEL[:VERSION] (or MODEL@ALIAS) ahead of time for each target x bucket x "
+                          "variant (TPU slices compile from this host through libtpu) and print compile time, peak "
+                          "memory per device against HBM, GFLOP, estimated latency and a verdict per target. Targets, "
+                          "buckets and variants default to the policy's.")
+    comp.add_argument("model", metavar="MODEL[:VERSION]", help="e.g. credit-default, credit-default:3, credit-default@champion "
+                      "(default version: the latest)")
+    comp.add_argument("--target", action="append", help="deployment target (repeatable), e.g. cpu, v5e-4, v6e-8")
+    comp.add_argument("--bucket", action="append", type=int, help="batch bucket (repeatable), e.g. 1, 1024")
+    comp.add_argument("--variant", action="append", choices=["f32", "bf16", "int8"], help="precision variant (repeatable)")
 
     st = sub.add_parser("status", help="champion, challenger, versions and the last decisions with reasons")
     st.add_argument("--limit", type=int, default=10, help="ledger entries to show")

@@ -33,6 +33,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_lifecycle(settings, args.version, args.golden, args.current)
     if args.command == "run" and args.flow == "batch-inference":
         return run_batch_inference(settings, args.partitions, force=args.force)
+    if args.command == "compile":
+        return compile_command(settings, args.model, targets=args.target, buckets=args.bucket, variants=args.variant)
     if args.command == "status":
         show_status(settings, limit=args.limit)
         return EXIT_OK
@@ -126,3 +128,69 @@ def show_status(settings: Settings, *, limit: int) -> None:
     check = ledger.verify()
     verdict = "[green]hash chain intact[/]" if check.ok else f"[red]TAMPERED at entry {check.first_bad_seq}: {check.problem}[/]"
     console.print(f"ledger {settings.ledger_uri}: {check.entries} entries, {verdict}")
+
+
+def resolve_model_spec(settings: Settings, spec: str):
+    """``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` -> the model version record (latest when no version)."""
+    from tasks.stores import registry_for
+
+    registry = registry_for(settings)
+    if "@" in spec:
+        name, alias = spec.split("@", 1)
+        return registry.require_alias(name, alias)
+    name, _, version = spec.partition(":")
+    if version:
+        if not version.isdigit():
+            raise LockgateError(f"version in {spec!r} must be a number, e.g. {name}:3")
+        return registry.get(name, int(version))
+    versions = registry.versions(name)
+    if not versions:
+        raise LockgateError(f"model {name} has no registered versions; run `lockgate register` first")
+    return versions[-1]
+
+
+def compile_command(settings: Settings, spec: str, *, targets, buckets, variants) -> int:
+    from pipelines.cli import EXIT_NOT_PROMOTED, EXIT_OK
+    from tasks.compile_report import MIB, compile_report
+    from tasks.evidence import write_json
+    from tasks.policy import CompilationPolicy
+    from tasks.stores import policy_for, registry_for, version_evidence_dir
+
+    base = policy_for(settings).compilation
+    try:  # the same validation as the policy file: unknown targets, bad buckets, variants
+        policy = CompilationPolicy.model_validate({
+            **base.model_dump(), **({"targets": targets} if targets else {}),
+            **({"batch_buckets": sorted(set(buckets))} if buckets else {}),
+            **({"variants": ["f32", *[v for v in variants if v != "f32"]]} if variants else {}),
+            "required_targets": [t for t in base.required_targets if not targets or t in targets]})
+    except ValueError as e:
+        raise LockgateError(f"invalid compile options: {e.errors()[0]['msg'] if hasattr(e, 'errors') else e}") from None
+    record = resolve_model_spec(settings, spec)
+    cfg = registry_for(settings).fetch_json(record, "model_config.json")
+    with console.status(f"compiling {record.name} v{record.version} for {', '.join(policy.targets)}"):
+        report = compile_report(cfg["arch"], cfg["config"], targets=list(policy.targets),
+                                buckets=list(policy.batch_buckets), variants=list(policy.variants),
+                                cache_dir=settings.home_dir / "compile_cache", timeout=policy.compile_timeout_seconds,
+                                headroom=policy.hbm_headroom)
+    table = Table(title=f"compile report: {record.name} v{record.version} ({cfg['arch']})")
+    for col in ("target", "bucket", "variant", "compile s", "peak MiB", "capacity MiB", "GFLOP", "est. latency", "verdict"):
+        table.add_column(col, justify="right" if col not in ("target", "variant", "verdict") else "left")
+    for r in report.rows:
+        verdict = "fits" if r.fits else ("compile error" if r.status == "error" else "does not fit")
+        table.add_row(r.target, str(r.bucket), r.variant,
+                      "-" if r.compile_seconds is None else f"{r.compile_seconds:.2f}{' (cached)' if r.cached else ''}",
+                      "-" if r.memory_bytes is None else f"{r.memory_bytes / MIB:,.2f}",
+                      f"{r.capacity_bytes / MIB:,.0f}" if r.capacity_bytes else "host",
+                      "-" if r.flops is None else f"{r.flops / 1e9:.4f}",
+                      "-" if r.estimated_seconds is None else f"{r.estimated_seconds * 1e6:,.1f} µs",
+                      f"[{'green' if r.fits else 'red'}]{verdict}[/]")
+    console.print(table)
+    for v in report.verdicts:
+        required = " (required)" if v.target in policy.required_targets else ""
+        colour = "green" if v.verdict == "fits" else "red"
+        console.print(f"{v.target}{required}: [{colour}]{v.verdict}[/] — {v.reason}", highlight=False)
+    path = version_evidence_dir(settings, record.name, record.version) / "compile_report_cli.json"
+    write_json(path, report)
+    console.print(f"report: {path} ({report.wall_seconds:.1f} s)")
+    failed = [v for v in report.verdicts if v.target in policy.required_targets and v.verdict != "fits"]
+    return EXIT_NOT_PROMOTED if failed else EXIT_OK

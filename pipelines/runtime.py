@@ -30,3 +30,6 @@ def prepare_runtime(settings: Settings, *, verbose: bool = False) -> None:
     if not glob.glob("/dev/accel*") and not glob.glob("/dev/vfio/[0-9]*"):
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # JAX's persistent compilation cache under LOCKGATE_HOME: bucket compiles are ~0.1-2 s each, so cache all.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(home / "jax_cache"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")

@@ -1,8 +1,12 @@
-"""Compile gate: export the inference function (jax.export, cpu+tpu, symbolic batch) and prove it runs.
+"""Compile gate: prove the model compiles and fits on every deployment target, and produce the artifact.
 
-The artifact is lowered for every platform in the policy; on this host it is then
-compiled and run at every batch bucket and must match the un-exported model. The
-artifact's sha256 is what the canary and batch inference verify before use.
+Two parts, one verdict:
+- the deployable artifact: ``jax.export`` lowered for every platform in the policy (cpu
+  and tpu, symbolic batch), compiled and run here at every batch bucket and equal to the
+  un-exported model; its sha256 is what the canary and batch inference verify;
+- the compile report (tasks/compile_report.py): an AOT compile per target x bucket x
+  variant with a data-parallel mesh, memory per device against HBM, flops and a roofline
+  latency estimate. A required target that does not fit fails the gate.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from tasks.evidence import Check, GateResult, evidence_file, held_to
+from tasks.compile_report import MIB, CompileReport, compile_report
+from tasks.evidence import Check, GateResult, evidence_file, held_to, write_json
 from tasks.policy import CompilationPolicy
 
 MAX_ABS_DIFF = 1e-5  # exported vs jit on the same platform is bitwise-equal in practice; allow float noise
@@ -34,13 +39,33 @@ class CompileResult(GateResult):
     platforms: list[str]
     export_seconds: float | None
     buckets: list[BucketCompile]
+    report: CompileReport | None = None
 
 
-def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPolicy, out_dir: Path) -> CompileResult:
-    """Export, serialize and write the artifact; compile and check it at every bucket on the local platform.
+def target_checks(report: CompileReport, policy: CompilationPolicy) -> list[Check]:
+    """One check per target: its peak memory per device against capacity; required targets must fit."""
+    checks = []
+    for verdict in report.verdicts:
+        rows = [r for r in report.rows if r.target == verdict.target]
+        peak = max((r.memory_bytes or 0 for r in rows), default=0) / MIB
+        capacity = next((r.capacity_bytes / MIB for r in rows if r.capacity_bytes), None)
+        required = verdict.target in policy.required_targets
+        checks.append(Check(
+            name=f"target:{verdict.target}:peak_mib" + ("" if required else ":optional"),
+            value=round(peak, 3) if verdict.verdict != "compile error" else verdict.verdict,
+            threshold=round(capacity, 1) if capacity else "host memory",
+            comparison="<=", passed=verdict.verdict == "fits" or not required))
+    return checks
+
+
+def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPolicy, out_dir: Path, *,
+                     arch: str, cache_dir: Path) -> CompileResult:
+    """Export, serialize and write the artifact; compile and check it at every bucket on the local platform;
+    AOT-compile every target x bucket x variant of the policy.
 
     Args:
       sample_x: f32[n, num_features] real rows used to compare exported vs direct outputs.
+      cache_dir: where compile-report rows are cached across runs.
     """
     import jax
 
@@ -84,23 +109,32 @@ def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPo
         Check(name="export_seconds", value=round(export_seconds, 4), passed=True),
     ]
     checks += [Check(name=f"first_call_seconds:b{b.batch}", value=round(b.first_call_seconds, 4), passed=True) for b in buckets]
+    report = compile_report(arch, config.to_dict(), targets=list(policy.targets), buckets=list(policy.batch_buckets),
+                            variants=list(policy.variants), cache_dir=cache_dir,
+                            timeout=policy.compile_timeout_seconds, headroom=policy.hbm_headroom)
+    checks += target_checks(report, policy)
     failed = [c for c in checks if not c.passed]
     reasons = [c.describe() for c in failed] or [
         f"exported for {', '.join(info.platforms)} ({info.nr_bytes} bytes, sha256 {info.sha256[:12]}…); "
         f"compiled and matched at buckets {list(policy.batch_buckets)} on {local}"
     ]
-    report = out_dir / "export_info.json"
-    report.write_text(info.model_dump_json(indent=2))
+    reasons += [f"{v.target}: {v.verdict} ({v.reason})" for v in report.verdicts]
+    info_path = out_dir / "export_info.json"
+    info_path.write_text(info.model_dump_json(indent=2))
+    report_json = write_json(out_dir / "compile_report.json", report)
+    (out_dir / "compile_report.md").write_text(report.markdown())
     return CompileResult(
         gate="compilation",
         passed=not failed,
         decision="compiled" if not failed else "fail",
         reasons=reasons,
         checks=checks,
-        evidence={"artifact": evidence_file(artifact), "export_info": evidence_file(report)},
+        evidence={"artifact": evidence_file(artifact), "export_info": evidence_file(info_path),
+                  "compile_report": report_json, "compile_report_md": evidence_file(out_dir / "compile_report.md")},
         artifact_sha256=info.sha256,
         artifact_bytes=info.nr_bytes,
         platforms=info.platforms,
         export_seconds=export_seconds,
         buckets=buckets,
+        report=report,
     )

@@ -78,10 +78,14 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
     from tasks.registry import MODEL_DIR
 
     registry = registry_for(settings)
-    _, config, spec, params = load_version_files(registry, record, cache_dir(settings))
+    arch, config, spec, params = load_version_files(registry, record, cache_dir(settings))
     sample = feature_matrix(read_table(golden_path, what="golden set").head(256), spec)
     folder = version_evidence_dir(settings, record.name, record.version) / "compilation"
-    result = compile_evidence(config, params, sample, policy.compilation, folder)
+    result = compile_evidence(config, params, sample, policy.compilation, folder, arch=arch,
+                              cache_dir=settings.home_dir / "compile_cache")
+    if result.report is not None:
+        create_markdown_artifact(markdown=result.report.markdown(), description="compile report: target x bucket x variant",
+                                 key=f"compile-report-{record.name}-v{record.version}".lower().replace("_", "-"))
     if result.passed:
         registry.client.log_artifact(record.run_id, str(folder / ARTIFACT_FILE), MODEL_DIR)
         registry.set_version_tags(record.name, record.version, {

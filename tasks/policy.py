@@ -33,12 +33,51 @@ class CompilationPolicy(_Strict):
         (1, 64, 1024, 8192), min_length=1, description="Batch sizes the artifact is compiled and scored at (inputs padded up)."
     )
 
+    targets: tuple[str, ...] = Field(
+        ("cpu", "v5e-4", "v6e-4"), min_length=1,
+        description="Deployment targets compiled ahead of time: 'cpu' (this host) and TPU slices from models/targets.py.",
+    )
+    required_targets: tuple[str, ...] = Field(
+        ("cpu",), description="Targets the model must fit; any other target's verdict is reported but does not fail the gate."
+    )
+    variants: tuple[Literal["f32", "bf16", "int8"], ...] = Field(
+        ("f32",), min_length=1, description="Precision variants compiled for every target and bucket (f32 always first)."
+    )
+    compile_timeout_seconds: float = Field(300, gt=0, description="Per-target limit for the compile child process.")
+    hbm_headroom: float = Field(
+        0.9, gt=0, le=1, description="Share of a device's HBM a compiled program may use and still 'fit'."
+    )
+
     @field_validator("batch_buckets")
     @classmethod
     def _increasing_positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         if any(b <= 0 for b in v) or list(v) != sorted(set(v)):
             raise ValueError(f"batch_buckets must be positive and strictly increasing, got {list(v)}")
         return v
+
+    @field_validator("targets", "required_targets")
+    @classmethod
+    def _known_targets(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from models.targets import TARGETS
+
+        unknown = [t for t in v if t not in TARGETS]
+        if unknown:
+            raise ValueError(f"unknown target(s) {unknown}; known: {sorted(TARGETS)}")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _f32_first(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if v[0] != "f32" or len(set(v)) != len(v):
+            raise ValueError(f"variants must start with f32 and not repeat, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _required_are_compiled(self) -> "CompilationPolicy":
+        missing = [t for t in self.required_targets if t not in self.targets]
+        if missing:
+            raise ValueError(f"required_targets {missing} are not in targets {list(self.targets)}")
+        return self
 
 
 class CanaryPolicy(_Strict):

@@ -24,7 +24,7 @@ def test_help_imports_nothing_heavy():
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["run", "lifecycle", "--help"],
                                   ["run", "batch-inference", "--help"], ["register", "--help"], ["status", "--help"],
-                                  ["demo", "--help"]])
+                                  ["demo", "--help"], ["compile", "--help"]])
 def test_help_everywhere(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -69,3 +69,19 @@ def test_policy_path_is_a_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LOCKGATE_POLICY_FILE", str(tmp_path))
     assert main(["run", "lifecycle", "--version", "1", "--golden", str(tmp_path / "g.parquet")]) == EXIT_USAGE
     assert "policy file" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        (["compile", "credit-default", "--target", "v9z-4"], "unknown target(s) ['v9z-4']"),
+        (["compile", "credit-default", "--bucket", "0"], "positive"),
+        (["compile", "credit-default:x"], "must be a number"),
+        (["compile", "credit-default:4"], "v4 not found"),
+        (["compile", "credit-default@champion"], "no 'champion' alias"),
+        (["compile", "credit-default"], "no registered versions"),
+    ],
+)
+def test_compile_bad_input(settings, capsys, argv, fragment):
+    assert main(argv) == EXIT_USAGE
+    assert fragment in _one_line_error(capsys)

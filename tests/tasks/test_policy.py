@@ -20,6 +20,10 @@ def test_demo_policy_loads():
         ("compilation:\n  platforms: [cpu, abacus]\n", "compilation.platforms.1"),
         ("compilation:\n  batch_buckets: [64, 1]\n", "strictly increasing"),
         ("drift:\n  warn_drifted_share: 0.5\n  max_drifted_share: 0.3\n", "must not exceed"),
+        ("compilation:\n  targets: [cpu, v9z-4]\n", "unknown target(s) ['v9z-4']; known: ['cpu', 'tpu7x-8'"),
+        ("compilation:\n  targets: [cpu]\n  required_targets: [v5e-4]\n", "not in targets"),
+        ("compilation:\n  batch_buckets: [0, 8]\n", "positive"),
+        ("compilation:\n  variants: [int8]\n", "start with f32"),
     ],
 )
 def test_bad_policy_is_one_line_error_naming_the_key(tmp_path, text, fragment):

@@ -1,0 +1,137 @@
+"""Ahead-of-time compilation of a model's inference function for one deployment target.
+
+Builds shape-only inputs (``jax.ShapeDtypeStruct``, ``jax.eval_shape``) and a 1-D
+data-parallel mesh over the target's devices (params replicated, batch sharded), then
+``jit(...).lower(...).compile()`` and reads memory and cost analysis, as MaxText's
+``train_compile.py`` does. TPU targets use compile-only devices from libtpu's topology
+description, so no TPU is needed. Run as ``python -m models.aot`` this module is the
+child process of the compile gate: JSON request on stdin, JSON result on stdout, so a
+libtpu crash or hang cannot take the caller down.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from models.targets import Target, get_target, roofline_seconds
+
+
+def _devices(target: Target):
+    import jax
+
+    if target.platform == "cpu":
+        return jax.devices("cpu")
+    from jax.experimental import topologies
+
+    desc = topologies.get_topology_desc(
+        platform="tpu", topology_name=target.topology, chip_config_name="default",
+        chips_per_host_bounds=target.chips_per_host_bounds, num_slices=1, wrap=(False, False, False),
+    )
+    return list(desc.devices)
+
+
+def _variant_fn_and_spec(variant: str, config, params_spec):
+    """(pure predict fn(params, x) -> f32[b], shape-only params of the variant) without materialising weights."""
+    import jax
+
+    from models.export import predict_proba
+
+    if variant == "f32":
+        return (lambda p, x: predict_proba(config, p, x)), params_spec
+    from models.variants import variant_model
+
+    holder: dict[str, Any] = {}
+
+    def transform(p):
+        fn, variant_params = variant_model(variant, config, p)
+        holder["fn"] = fn
+        return variant_params
+
+    spec = jax.eval_shape(transform, params_spec)
+    return holder["fn"], spec
+
+
+def _is_out_of_memory(message: str) -> bool:
+    return "RESOURCE_EXHAUSTED" in message or "exceeds available HBM" in message or "Ran out of memory" in message
+
+
+def compile_target(arch: str, config_dict: dict, target_name: str, buckets: list[int], variants: list[str]) -> dict:
+    """Compile ``predict`` for every bucket x variant on ``target_name``; one measurement dict per pair.
+
+    Each measurement: bucket, variant, global_batch (bucket rounded up to a multiple of the
+    device count), devices, compile_seconds, peak_bytes (per device), argument_bytes,
+    flops and bytes_accessed (per device, from cost_analysis), status ("ok" |
+    "out_of_memory" | "error") and message.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from models.config import build_model
+    from models.train import init_params
+
+    target = get_target(target_name)
+    config, _ = build_model(arch, config_dict)
+    t0 = time.perf_counter()
+    devices = _devices(target)
+    setup_seconds = time.perf_counter() - t0
+    mesh = Mesh(devices, ("data",))
+    replicated, sharded = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
+    params_spec = jax.eval_shape(lambda: init_params(config, 0))
+    out = []
+    for variant in variants:
+        fn, vspec = _variant_fn_and_spec(variant, config, params_spec)
+        p_shardings = jax.tree.map(lambda _: replicated, vspec)
+        for bucket in buckets:
+            n = len(devices)
+            global_batch = -(-bucket // n) * n
+            row: dict[str, Any] = {"bucket": bucket, "variant": variant, "global_batch": global_batch,
+                                   "devices": n, "device_kind": devices[0].device_kind}
+            x_spec = jax.ShapeDtypeStruct((global_batch, config.num_features), jnp.float32)
+            t0 = time.perf_counter()
+            try:
+                compiled = jax.jit(fn, in_shardings=(p_shardings, sharded), out_shardings=sharded).lower(
+                    vspec, x_spec).compile()
+            except Exception as e:  # the compiler's verdict is data for the report
+                message = " ".join(str(e).split())[:600]
+                row.update(status="out_of_memory" if _is_out_of_memory(message) else "error", message=message,
+                           compile_seconds=time.perf_counter() - t0)
+                out.append(row)
+                continue
+            row["compile_seconds"] = time.perf_counter() - t0
+            mem = compiled.memory_analysis()
+            cost = compiled.cost_analysis()
+            cost = (cost[0] if cost else {}) if isinstance(cost, list) else (cost or {})
+            row.update(
+                status="ok", message="",
+                peak_bytes=int(getattr(mem, "peak_memory_in_bytes", 0) or 0) if mem is not None else None,
+                argument_bytes=int(getattr(mem, "argument_size_in_bytes", 0) or 0) if mem is not None else None,
+                temp_bytes=int(getattr(mem, "temp_size_in_bytes", 0) or 0) if mem is not None else None,
+                flops=float(cost.get("flops", 0.0)), bytes_accessed=float(cost.get("bytes accessed", 0.0)),
+            )
+            out.append(row)
+    return {"target": target_name, "setup_seconds": setup_seconds, "jax_version": jax.__version__, "rows": out}
+
+
+def estimated_seconds(row: dict, target: Target) -> float | None:
+    """Roofline latency per batch on one device of ``target`` (TPU only; None for the CPU)."""
+    if target.platform != "tpu" or row.get("status") != "ok":
+        return None
+    per_chip_devices = max(1, row["devices"] // target.chips)
+    return roofline_seconds(row["flops"], row["bytes_accessed"], target.chip.peak_flops / per_chip_devices,
+                            target.chip.hbm_bandwidth / per_chip_devices)
+
+
+def _main() -> int:
+    request = json.loads(sys.stdin.read())
+    result = compile_target(request["arch"], request["config"], request["target"], request["buckets"],
+                            request["variants"])
+    sys.stdout.write(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

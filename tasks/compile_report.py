@@ -1,0 +1,213 @@
+"""The compile report: every target x bucket x variant compiled ahead of time in a child process, cached.
+
+Each target compiles in its own ``python -m models.aot`` child with an unlimited stack
+(a tpu7x compile overflowed libtpu's stack at the default 8 MiB) and a timeout, so a
+libtpu crash or hang becomes a "compile error" verdict with a message instead of
+killing the flow. Results are cached under LOCKGATE_HOME by a key over everything that
+determines them (architecture, config, target, bucket, variant, jax and libtpu
+versions), so an unchanged version is not recompiled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from models.aot import estimated_seconds
+from models.targets import get_target
+
+MIB = 1024**2
+Verdict = Literal["fits", "does not fit", "compile error"]
+
+
+class CompileRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str
+    bucket: int
+    variant: str
+    global_batch: int | None = None
+    devices: int | None = None
+    device_kind: str | None = None
+    status: Literal["ok", "out_of_memory", "error"]
+    message: str = ""
+    compile_seconds: float | None = None
+    memory_bytes: int | None = None  # per device: max(peak, arguments + temporaries)
+    capacity_bytes: int | None = None  # per device usable memory (HBM x headroom for TPU)
+    flops: float | None = None
+    bytes_accessed: float | None = None
+    estimated_seconds: float | None = None
+    cached: bool = False
+
+    @property
+    def fits(self) -> bool:
+        return self.status == "ok" and (self.capacity_bytes is None or (self.memory_bytes or 0) <= self.capacity_bytes)
+
+
+class TargetVerdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str
+    description: str
+    verdict: Verdict
+    reason: str
+
+
+class CompileReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[CompileRow]
+    verdicts: list[TargetVerdict]
+    wall_seconds: float
+
+    def markdown(self) -> str:
+        lines = ["| target | bucket | variant | compile s | peak MiB / capacity MiB | GFLOP | est. latency | verdict |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for r in self.rows:
+            mem = f"{(r.memory_bytes or 0) / MIB:.2f}" if r.memory_bytes is not None else "-"
+            cap = f"{r.capacity_bytes / MIB:,.0f}" if r.capacity_bytes else "host"
+            est = f"{r.estimated_seconds * 1e6:.1f} µs" if r.estimated_seconds is not None else "-"
+            verdict = "fits" if r.fits else ("does not fit" if r.status != "error" else "compile error")
+            gflop = f"{r.flops / 1e9:.4f}" if r.flops is not None else "-"
+            cs = f"{r.compile_seconds:.2f}" + (" (cached)" if r.cached else "") if r.compile_seconds is not None else "-"
+            lines.append(f"| {r.target} | {r.bucket} | {r.variant} | {cs} | {mem} / {cap} | {gflop} | {est} | {verdict} |")
+        lines += ["", *[f"- **{v.target}** ({v.description}): {v.verdict} — {v.reason}" for v in self.verdicts]]
+        return "\n".join(lines)
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("jax", "jaxlib", "libtpu", "flax", "qwix"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def cache_key(arch: str, config_dict: dict, target: str, bucket: int, variant: str) -> str:
+    t = get_target(target)
+    payload = {"arch": arch, "config": config_dict, "target": repr(t), "bucket": bucket, "variant": variant,
+               "versions": _versions(), "schema": 1}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+# The stack limit is raised by a shell in front of the child rather than with preexec_fn: running Python
+# between fork and exec in a process with JAX's threads can deadlock (JAX warns about exactly that).
+_CHILD = 'ulimit -s unlimited 2>/dev/null || ulimit -s "$(ulimit -H -s)"; exec "$0" -m models.aot'
+
+
+def run_child(request: dict, timeout: float) -> dict:
+    """Compile one target in a child process; a crash, hang or bad output becomes error rows."""
+    # Compile-only TPU devices need no TPU; ALLOW_MULTIPLE_LIBTPU_LOAD lets children compile in parallel
+    # (libtpu otherwise takes a machine-wide lockfile and the second child aborts).
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "ALLOW_MULTIPLE_LIBTPU_LOAD": "1"}
+    try:
+        proc = subprocess.run(["/bin/sh", "-c", _CHILD, sys.executable], input=json.dumps(request),
+                              capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"compile timed out after {timeout:g} s (the child process was killed)"}
+    if proc.returncode != 0:
+        how = (f"crashed with {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+               else f"exited with code {proc.returncode}")
+        tail = " ".join(" ".join(proc.stderr.strip().splitlines()[-3:]).split())[:400]
+        return {"error": f"compile child {how}: {tail}"}
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return {"error": f"compile child wrote no result: {proc.stdout[:200]!r}"}
+
+
+def _row(target: str, bucket: int, variant: str, raw: dict, headroom: float) -> CompileRow:
+    t = get_target(target)
+    capacity = None
+    if t.platform == "tpu" and raw.get("devices"):
+        per_chip_devices = max(1, raw["devices"] // t.chips)
+        capacity = int(t.chip.hbm_bytes / per_chip_devices * headroom)
+    memory = None
+    if raw.get("status") == "ok":
+        memory = max(raw.get("peak_bytes") or 0, (raw.get("argument_bytes") or 0) + (raw.get("temp_bytes") or 0))
+    return CompileRow(
+        target=target, bucket=bucket, variant=variant, global_batch=raw.get("global_batch"), devices=raw.get("devices"),
+        device_kind=raw.get("device_kind"), status=raw.get("status", "error"), message=raw.get("message", ""),
+        compile_seconds=raw.get("compile_seconds"), memory_bytes=memory, capacity_bytes=capacity,
+        flops=raw.get("flops"), bytes_accessed=raw.get("bytes_accessed"),
+        estimated_seconds=estimated_seconds(raw, t) if raw.get("status") == "ok" else None, cached=raw.get("cached", False),
+    )
+
+
+def target_verdict(target: str, rows: list[CompileRow]) -> TargetVerdict:
+    """fits / does not fit (naming the largest bucket over capacity) / compile error (with the message)."""
+    t = get_target(target)
+    errors = [r for r in rows if r.status == "error"]
+    too_big = [r for r in rows if r.status == "out_of_memory" or (r.status == "ok" and not r.fits)]
+    if errors:
+        r = errors[0]
+        return TargetVerdict(target=target, description=t.describe(), verdict="compile error",
+                             reason=f"bucket {r.bucket} {r.variant}: {r.message}")
+    if too_big:
+        r = max(too_big, key=lambda r: r.memory_bytes or 0)
+        if r.status == "out_of_memory":
+            detail = r.message[:300]
+        else:
+            detail = f"peak {r.memory_bytes / MIB:,.1f} MiB > capacity {r.capacity_bytes / MIB:,.1f} MiB per device"
+        return TargetVerdict(target=target, description=t.describe(), verdict="does not fit",
+                             reason=f"bucket {r.bucket} {r.variant}: {detail}")
+    peak = max((r.memory_bytes or 0 for r in rows), default=0)
+    cap = next((r.capacity_bytes for r in rows if r.capacity_bytes), None)
+    room = f" of {cap / MIB:,.0f} MiB" if cap else ""
+    return TargetVerdict(target=target, description=t.describe(), verdict="fits",
+                         reason=f"{len(rows)} compiles, peak {peak / MIB:,.2f} MiB per device{room}")
+
+
+def compile_report(arch: str, config_dict: dict, *, targets: list[str], buckets: list[int], variants: list[str],
+                   cache_dir: Path, timeout: float, headroom: float, workers: int = 2) -> CompileReport:
+    """Compile (or read from cache) every target x bucket x variant and decide a verdict per target."""
+    import time
+
+    start = time.perf_counter()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def one_target(target: str) -> list[CompileRow]:
+        raw_rows, missing = {}, []
+        for variant in variants:
+            for bucket in buckets:
+                path = cache_dir / f"{cache_key(arch, config_dict, target, bucket, variant)}.json"
+                if path.exists():
+                    raw_rows[(bucket, variant)] = {**json.loads(path.read_text()), "cached": True}
+                else:
+                    missing.append((bucket, variant))
+        if missing:
+            request = {"arch": arch, "config": config_dict, "target": target,
+                       "buckets": sorted({b for b, _ in missing}), "variants": sorted({v for _, v in missing})}
+            result = run_child(request, timeout)
+            if "error" in result:
+                for key in missing:
+                    raw_rows[key] = {"status": "error", "message": result["error"]}
+            else:
+                for raw in result["rows"]:
+                    key = (raw["bucket"], raw["variant"])
+                    if key in missing:
+                        raw_rows[key] = raw
+                        if raw["status"] != "error":  # compiler verdicts are deterministic; crashes may not be
+                            path = cache_dir / f"{cache_key(arch, config_dict, target, *key)}.json"
+                            tmp = path.with_suffix(".tmp")
+                            tmp.write_text(json.dumps(raw))
+                            tmp.replace(path)
+        return [_row(target, b, v, raw_rows[(b, v)], headroom) for v in variants for b in buckets]
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        per_target = list(pool.map(one_target, targets))
+    rows = [r for rs in per_target for r in rs]
+    verdicts = [target_verdict(t, rs) for t, rs in zip(targets, per_target)]
+    return CompileReport(rows=rows, verdicts=verdicts, wall_seconds=time.perf_counter() - start)
