@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring)."""
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib
 import os
 from pathlib import Path
 
-BENCHMARKS = {"scoring": "benchmarks.bench_scoring"}
+BENCHMARKS = {"scoring": "benchmarks.bench_scoring", "compile": "benchmarks.bench_compile"}
 
 
 def main() -> None:

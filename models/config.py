@@ -78,16 +78,170 @@ class MLPConfig:
         return dataclasses.replace(self, **kw)
 
 
+def _check_dtype(value: Any) -> None:
+    if value not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {value!r}")
+
+
+def _from_dict(cls: type, d: dict[str, Any]) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {unknown}; known: {sorted(known)}")
+    if "num_features" not in d:
+        raise ValueError(f"{cls.__name__} requires num_features")
+    return cls(**d)
+
+
+@dataclass(frozen=True)
+class FTTransformerConfig:
+    """Config of :class:`models.ft_transformer.FTTransformerClassifier`.
+
+    FT-Transformer (Gorishniy et al. 2021): every feature becomes a token, a [CLS]
+    token is prepended, and pre-norm transformer blocks run over the
+    ``num_features + 1`` tokens. Params are about ``num_layers * (4 + 2 * mlp_ratio)
+    * d_model**2``; attention activations grow with ``batch * num_heads *
+    (num_features + 1)**2``.
+
+    Attributes:
+      num_features: width of the input feature matrix (``FeatureSpec.num_features``).
+      d_model: token width.
+      num_layers: transformer blocks.
+      num_heads: attention heads; must divide ``d_model``.
+      mlp_ratio: hidden width of each block's MLP is ``mlp_ratio * d_model``.
+      dtype: compute dtype, one of ``DTYPES``; params stay float32 and logits are
+        returned as float32 whatever this is.
+      use_scan: run the blocks under ``nn.scan`` (params stacked on a leading
+        ``num_layers`` axis under ``blocks``) instead of unrolled ``block_{i}``.
+        Same function and param count; smaller program, but XLA's cost_analysis
+        counts a scanned body once, not ``num_layers`` times.
+    """
+
+    num_features: int
+    d_model: int = 32
+    num_layers: int = 2
+    num_heads: int = 4
+    mlp_ratio: int = 2
+    dtype: str = "float32"
+    use_scan: bool = False
+
+    def __post_init__(self):
+        for name in ("num_features", "d_model", "num_layers", "num_heads", "mlp_ratio"):
+            _positive_int(name, getattr(self, name))
+        if self.d_model % self.num_heads:
+            raise ValueError(f"num_heads must divide d_model, got num_heads={self.num_heads}, d_model={self.d_model}")
+        _check_dtype(self.dtype)
+        if not isinstance(self.use_scan, bool):
+            raise ValueError(f"use_scan must be a bool, got {self.use_scan!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FTTransformerConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        return _from_dict(cls, d)
+
+    def replace(self, **kw: Any) -> FTTransformerConfig:
+        """A copy with fields overridden (validated again)."""
+        return dataclasses.replace(self, **kw)
+
+
+@dataclass(frozen=True)
+class MoEConfig:
+    """Config of :class:`models.moe.MoEClassifier`.
+
+    Input Dense to ``d_model``, then ``num_layers`` Mixture-of-Experts feed-forward
+    blocks, then a Dense(1) head. Dispatch is dense: every expert runs on every row
+    and the top-k gates zero out the rest, so shapes are static (export, AOT) and
+    FLOPs/activation memory scale with ``num_experts``, not ``top_k``.
+
+    Attributes:
+      num_features: width of the input feature matrix (``FeatureSpec.num_features``).
+      d_model: width of the residual stream.
+      num_experts: experts per block.
+      top_k: experts each row is routed to, ``1 <= top_k <= num_experts``.
+      expert_hidden: hidden width of each expert's two-layer MLP.
+      num_layers: MoE blocks.
+      dtype: compute dtype, one of ``DTYPES``; params stay float32 and logits are
+        returned as float32 whatever this is (the router always runs in float32).
+    """
+
+    num_features: int
+    d_model: int = 64
+    num_experts: int = 4
+    top_k: int = 2
+    expert_hidden: int = 128
+    num_layers: int = 1
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        for name in ("num_features", "d_model", "num_experts", "top_k", "expert_hidden", "num_layers"):
+            _positive_int(name, getattr(self, name))
+        if self.top_k > self.num_experts:
+            raise ValueError(f"top_k must be <= num_experts, got top_k={self.top_k}, num_experts={self.num_experts}")
+        _check_dtype(self.dtype)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MoEConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        return _from_dict(cls, d)
+
+    def replace(self, **kw: Any) -> MoEConfig:
+        """A copy with fields overridden (validated again)."""
+        return dataclasses.replace(self, **kw)
+
+
+ModelConfig = MLPConfig | FTTransformerConfig | MoEConfig
+
+
 def _build_mlp(config: MLPConfig):
     from models.mlp import MLPClassifier
 
     return MLPClassifier(config=config)
 
 
+def _build_ft_transformer(config: FTTransformerConfig):
+    from models.ft_transformer import FTTransformerClassifier
+
+    return FTTransformerClassifier(config=config)
+
+
+def _build_moe(config: MoEConfig):
+    from models.moe import MoEClassifier
+
+    return MoEClassifier(config=config)
+
+
 # name -> (config class, builder(config) -> flax module)
 ARCHITECTURES: dict[str, tuple[type, Callable[[Any], Any]]] = {
     "mlp": (MLPConfig, _build_mlp),
+    "ft_transformer": (FTTransformerConfig, _build_ft_transformer),
+    "moe": (MoEConfig, _build_moe),
 }
+
+
+def arch_name(config: Any) -> str:
+    """Registered architecture name of a config instance (e.g. ``"moe"``).
+
+    Raises:
+      ValueError: the config's type is not registered.
+    """
+    for name, (config_cls, _) in ARCHITECTURES.items():
+        if type(config) is config_cls:
+            return name
+    raise ValueError(f"no registered architecture for config type {type(config).__name__}")
+
+
+def module_for(config: Any):
+    """The Flax module of a registered config instance (the inverse lookup of
+    :func:`build_model`, for code that holds a config rather than an arch name)."""
+    return ARCHITECTURES[arch_name(config)][1](config)
 
 
 def build_model(arch: str, config_dict: dict[str, Any]):

@@ -87,9 +87,18 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
         create_markdown_artifact(markdown=result.report.markdown(), description="compile report: target x bucket x variant",
                                  key=f"compile-report-{record.name}-v{record.version}".lower().replace("_", "-"))
     if result.passed:
+        from tasks.pyfunc_logging import log_version_pyfunc
+        from tasks.registration import FEATURES_FILE, PARAMS_FILE
+
         registry.client.log_artifact(record.run_id, str(folder / ARTIFACT_FILE), MODEL_DIR)
         registry.set_version_tags(record.name, record.version, {
             ARTIFACT_SHA_TAG: result.artifact_sha256, "lockgate.platforms": ",".join(result.platforms)})
+        # the version's model/ folder becomes a models-from-code pyfunc: mlflow.pyfunc.load_model("models:/NAME@champion")
+        dst = cache_dir(settings) / record.name / f"v{record.version}"
+        log_version_pyfunc(registry.client, record.name, record.version, artifact_path=folder / ARTIFACT_FILE,
+                           params_path=registry.fetch(record, PARAMS_FILE, dst),
+                           feature_spec_path=registry.fetch(record, FEATURES_FILE, dst),
+                           buckets=policy.compilation.batch_buckets)
     return publish(settings, record, result, "compilation")
 
 

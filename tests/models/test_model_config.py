@@ -70,9 +70,9 @@ def test_build_model_known_and_unknown():
     cfg, module = build_model("mlp", {"num_features": 5, "hidden_sizes": [3]})
     assert cfg == MLPConfig(num_features=5, hidden_sizes=(3,))
     assert isinstance(module, MLPClassifier) and module.config == cfg
-    with pytest.raises(ValueError, match=r"unknown architecture 'transformer'.*\['mlp'\]"):
+    with pytest.raises(ValueError, match=r"unknown architecture 'transformer'.*\['ft_transformer', 'mlp', 'moe'\]"):
         build_model("transformer", {"num_features": 5})
-    assert set(ARCHITECTURES) == {"mlp"}
+    assert set(ARCHITECTURES) == {"mlp", "ft_transformer", "moe"}
 
 
 def test_importing_models_does_not_import_jax():
