@@ -56,11 +56,57 @@ def canary_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> C
     )
 
 
+def paired_bootstrap_delta(
+    y: np.ndarray, p_base: np.ndarray, p_new: np.ndarray, metric, *, resamples: int, confidence: float, seed: int
+) -> tuple[float, float, float]:
+    """metric(y, p_new) - metric(y, p_base) and its percentile CI over paired resamples (same rows for both)."""
+    y, p_base, p_new = np.asarray(y), np.asarray(p_base), np.asarray(p_new)
+    rng = np.random.default_rng(seed)
+    deltas = np.empty(resamples)
+    for i in range(resamples):
+        idx = rng.integers(0, len(y), len(y))
+        deltas[i] = metric(y[idx], p_new[idx]) - metric(y[idx], p_base[idx])
+    alpha = (1 - confidence) / 2
+    lo, hi = np.nanquantile(deltas, [alpha, 1 - alpha])
+    return float(metric(y, p_new) - metric(y, p_base)), float(lo), float(hi)
+
+
+class VariantVerdict(BaseModel):
+    """Whether a bf16/int8 variant of the candidate stays within the policy's accuracy budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str
+    auc: float
+    auc_delta: float
+    ci_low: float
+    ci_high: float
+    max_abs_diff: float
+    accepted: bool
+    reason: str
+
+
+def variant_verdict(variant: str, y: np.ndarray, p_f32: np.ndarray, p_variant: np.ndarray,
+                    policy: CanaryPolicy) -> VariantVerdict:
+    delta, lo, hi = paired_bootstrap_delta(y, p_f32, p_variant, roc_auc, resamples=policy.bootstrap_resamples,
+                                           confidence=policy.confidence_level, seed=policy.seed)
+    max_diff = float(np.max(np.abs(np.asarray(p_variant, np.float64) - np.asarray(p_f32, np.float64))))
+    auc_ok = lo >= -policy.variant_max_auc_drop
+    diff_ok = max_diff <= policy.variant_max_abs_diff
+    level = f"{policy.confidence_level:.0%} CI"
+    reason = (f"AUC delta vs f32 {delta:+.5f} ({level} [{lo:+.5f}, {hi:+.5f}]) "
+              f"{'>=' if auc_ok else '<'} -{policy.variant_max_auc_drop}; max |Δp| {max_diff:.4f} "
+              f"{'<=' if diff_ok else '>'} {policy.variant_max_abs_diff}")
+    return VariantVerdict(variant=variant, auc=roc_auc(y, p_variant), auc_delta=delta, ci_low=lo, ci_high=hi,
+                          max_abs_diff=max_diff, accepted=auc_ok and diff_ok, reason=reason)
+
+
 class CanaryResult(GateResult):
     candidate_version: int
     champion_version: int | None
     candidate: ClassifierMetrics
     champion: ClassifierMetrics | None
+    variants: list[VariantVerdict] = []
 
 
 def canary_result(

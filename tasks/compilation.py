@@ -33,6 +33,41 @@ class BucketCompile(BaseModel):
     max_abs_diff: float
 
 
+class VariantArtifact(BaseModel):
+    """A precision variant of the same version: its own exported artifact and (quantized/cast) params."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str
+    artifact: str
+    artifact_sha256: str
+    params: str
+    params_sha256: str
+    param_bytes: int
+
+
+def export_variants(config, params, policy: CompilationPolicy, out_dir: Path) -> tuple[list[VariantArtifact], list[str]]:
+    """Export every non-f32 variant of the policy; returns the artifacts and one message per variant that failed."""
+    from models.variants import export_variant, variant_info, variant_params_to_bytes
+    from tasks.evidence import sha256_bytes
+
+    artifacts, problems = [], []
+    for variant in policy.variants[1:]:
+        try:
+            blob, vparams = export_variant(variant, config, params, platforms=policy.platforms)
+        except Exception as e:  # a variant that cannot be built is reported, the f32 model still stands
+            problems.append(f"variant {variant} export failed: {' '.join(str(e).split())[:300]}")
+            continue
+        artifact, params_path = out_dir / f"inference-{variant}.jaxexport", out_dir / f"params-{variant}.msgpack"
+        artifact.write_bytes(blob)
+        data = variant_params_to_bytes(vparams)
+        params_path.write_bytes(data)
+        artifacts.append(VariantArtifact(variant=variant, artifact=str(artifact), artifact_sha256=sha256_bytes(blob),
+                                         params=str(params_path), params_sha256=sha256_bytes(data),
+                                         param_bytes=variant_info(variant, vparams).param_bytes))
+    return artifacts, problems
+
+
 class CompileResult(GateResult):
     artifact_sha256: str | None
     artifact_bytes: int | None
@@ -40,6 +75,7 @@ class CompileResult(GateResult):
     export_seconds: float | None
     buckets: list[BucketCompile]
     report: CompileReport | None = None
+    variants: list[VariantArtifact] = []
 
 
 def target_checks(report: CompileReport, policy: CompilationPolicy) -> list[Check]:
@@ -113,12 +149,13 @@ def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPo
                             variants=list(policy.variants), cache_dir=cache_dir,
                             timeout=policy.compile_timeout_seconds, headroom=policy.hbm_headroom)
     checks += target_checks(report, policy)
+    variants, variant_problems = export_variants(config, params, policy, out_dir)
     failed = [c for c in checks if not c.passed]
     reasons = [c.describe() for c in failed] or [
         f"exported for {', '.join(info.platforms)} ({info.nr_bytes} bytes, sha256 {info.sha256[:12]}…); "
         f"compiled and matched at buckets {list(policy.batch_buckets)} on {local}"
     ]
-    reasons += [f"{v.target}: {v.verdict} ({v.reason})" for v in report.verdicts]
+    reasons += [f"{v.target}: {v.verdict} ({v.reason})" for v in report.verdicts] + variant_problems
     info_path = out_dir / "export_info.json"
     info_path.write_text(info.model_dump_json(indent=2))
     report_json = write_json(out_dir / "compile_report.json", report)
@@ -137,4 +174,5 @@ def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPo
         export_seconds=export_seconds,
         buckets=buckets,
         report=report,
+        variants=variants,
     )

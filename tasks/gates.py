@@ -93,6 +93,12 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
         registry.client.log_artifact(record.run_id, str(folder / ARTIFACT_FILE), MODEL_DIR)
         registry.set_version_tags(record.name, record.version, {
             ARTIFACT_SHA_TAG: result.artifact_sha256, "lockgate.platforms": ",".join(result.platforms)})
+        for v in result.variants:  # variants sit beside the f32 artifact, each with its own hashes
+            for path in (v.artifact, v.params):
+                registry.client.log_artifact(record.run_id, path, f"{MODEL_DIR}/variants")
+            registry.set_version_tags(record.name, record.version, {
+                f"lockgate.variant.{v.variant}.artifact_sha256": v.artifact_sha256,
+                f"lockgate.variant.{v.variant}.params_sha256": v.params_sha256})
         # the version's model/ folder becomes a models-from-code pyfunc: mlflow.pyfunc.load_model("models:/NAME@champion")
         dst = cache_dir(settings) / record.name / f"v{record.version}"
         log_version_pyfunc(registry.client, record.name, record.version, artifact_path=folder / ARTIFACT_FILE,
@@ -106,9 +112,9 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
 def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionRecord, champion: ModelVersionRecord | None,
                     golden_path: str):
     from data_contracts.contract import load_contract
-    from tasks.canary import canary_metrics, canary_result
+    from tasks.canary import canary_metrics, canary_result, variant_verdict
     from tasks.datasets import read_table
-    from tasks.inference import load_compiled
+    from tasks.inference import load_compiled, variant_scores
 
     registry, buckets = registry_for(settings), policy.compilation.batch_buckets
     # the candidate's tags changed in the compile gate (artifact sha256): read them again
@@ -123,6 +129,15 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
         champ = canary_metrics(y, load_compiled(registry, champion, cache_dir(settings), buckets).score(golden), threshold)
     result = canary_result(cand, champ, policy.canary, candidate_version=record.version,
                            champion_version=champion.version if champion else None)
+    if result.passed:
+        verdicts = [variant_verdict(v, y, p_f32, p_variant, policy.canary)
+                    for v, p_f32, p_variant in variant_scores(registry, record, golden, cache_dir(settings), buckets)]
+        result = result.model_copy(update={
+            "variants": verdicts,
+            "reasons": result.reasons + [f"variant {v.variant} {'accepted' if v.accepted else 'REJECTED'}: {v.reason}"
+                                         for v in verdicts]})
+        accepted = ",".join(v.variant for v in verdicts if v.accepted)
+        registry.set_version_tags(record.name, record.version, {"lockgate.variants_accepted": accepted or "none"})
     return publish(settings, record, result, "canary")
 
 

@@ -101,3 +101,28 @@ def load_compiled(
         artifact_sha256=expected,
         buckets=buckets,
     )
+
+
+def variant_scores(registry: MlflowRegistry, record: ModelVersionRecord, df: pd.DataFrame, cache_dir: Path,
+                   buckets: tuple[int, ...]):
+    """(variant, f32 scores, variant scores) for every variant exported by the compile gate, hashes verified."""
+    from models.export import load_exported, score_bucketed
+    from models.features import feature_matrix
+    from models.variants import variant_params_from_bytes
+
+    variants = sorted({k.split(".")[2] for k in record.tags if k.startswith("lockgate.variant.")})
+    if not variants:
+        return []
+    base = load_compiled(registry, record, cache_dir, buckets)
+    x = feature_matrix(df, base.feature_spec)
+    p_f32 = np.asarray(score_bucketed(base.exported, base.params, x, buckets=buckets))
+    dst = cache_dir / record.name / f"v{record.version}" / "variants"
+    out = []
+    for v in variants:
+        tag = f"lockgate.variant.{v}"
+        blob = verified_file(registry, record, f"variants/inference-{v}.jaxexport", dst,
+                             record.tags[f"{tag}.artifact_sha256"]).read_bytes()
+        path = verified_file(registry, record, f"variants/params-{v}.msgpack", dst, record.tags[f"{tag}.params_sha256"])
+        vparams = variant_params_from_bytes(path.read_bytes(), v, base.config, source=str(path))
+        out.append((v, p_f32, np.asarray(score_bucketed(load_exported(blob), vparams, x, buckets=buckets))))
+    return out

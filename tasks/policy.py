@@ -89,6 +89,16 @@ class CanaryPolicy(_Strict):
         0.02, ge=0, description="Candidate log loss may exceed the champion's by at most this much."
     )
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Score above which a row is predicted positive.")
+    variant_max_auc_drop: float = Field(
+        0.005, ge=0, description="Accuracy budget of a bf16/int8 variant: the lower CI bound of its AUC delta against "
+        "the full-precision candidate must stay above -this."
+    )
+    variant_max_abs_diff: float = Field(
+        0.1, gt=0, le=1, description="Largest per-row probability difference a variant may show against f32."
+    )
+    bootstrap_resamples: int = Field(200, ge=20, description="Paired bootstrap resamples for confidence intervals.")
+    confidence_level: float = Field(0.95, gt=0.5, lt=1, description="Two-sided confidence level of the intervals.")
+    seed: int = Field(0, description="Seed of the bootstrap resamples (same resamples for both models).")
 
 
 class DriftPolicy(_Strict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -12,6 +14,7 @@ def module_settings(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LOCKGATE_HOME", str(home))
+        mp.setenv("LOCKGATE_POLICY_FILE", str(Path(__file__).with_name("small_policy.yaml")))
         mp.setenv("LOCKGATE_ACTOR", "tester")
         yield Settings()
 

@@ -22,6 +22,17 @@ def test_first_candidate_becomes_champion_with_evidence(champion, module_setting
     assert registry_for(module_settings).aliases(name) == {CHAMPION: version}
     assert len(record.tags["lockgate.artifact_sha256"]) == 64
     assert record.tags["lockgate.canary.decision"] == "pass"
+    # the compile gate exported bf16 and int8 variants; the canary held them to the accuracy budget
+    assert {"bf16", "int8"} <= {k.split(".")[2] for k in record.tags if k.startswith("lockgate.variant.")}
+    import json
+
+    canary = json.loads((module_settings.evidence_dir / name / f"v{version}" / "canary.json").read_text())
+    assert [v["variant"] for v in canary["variants"]] == ["bf16", "int8"]
+    accepted = [v["variant"] for v in canary["variants"] if v["accepted"]]
+    assert record.tags["lockgate.variants_accepted"] == (",".join(accepted) or "none")
+    compilation = json.loads((module_settings.evidence_dir / name / f"v{version}" / "compilation.json").read_text())
+    assert {(r["target"], r["variant"]) for r in compilation["report"]["rows"]} == {
+        (t, v) for t in ("cpu", "v5e-4") for v in ("f32", "bf16", "int8")}
     folder = module_settings.evidence_dir / name / f"v{version}"
     for role in ("validation-golden", "validation-reference", "compilation", "canary", "drift", "approval"):
         assert (folder / f"{role}.json").is_file(), role
@@ -67,3 +78,21 @@ def test_golden_set_breaking_the_contract_rejects_at_validation(champion, module
     assert outcome.decision == "rejected" and len(outcome.gates) == 1
     assert any("credit_score" in r for r in outcome.reasons)
     assert broken.read_bytes() == before
+
+
+def test_champion_loads_with_plain_mlflow_pyfunc(champion, module_settings, monkeypatch):
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from tasks.inference import load_compiled
+    from tasks.stores import cache_dir, registry_for
+
+    outcome, files = champion
+    golden = pd.read_parquet(files.golden).head(100)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", module_settings.tracking_uri)  # not set_tracking_uri: no global state
+    model = mlflow.pyfunc.load_model(f"models:/{module_settings.model_name}@champion")
+    scores = np.asarray(model.predict(golden)["score"])
+    record = registry_for(module_settings).get(module_settings.model_name, outcome.version)
+    expected = load_compiled(registry_for(module_settings), record, cache_dir(module_settings), (1, 64, 1024)).score(golden)
+    np.testing.assert_allclose(scores, expected, atol=1e-6)

@@ -60,3 +60,42 @@ def test_canary_decision(cand, champ, passed, failing):
         assert "first deployment" in result.reasons[0]
     for name in failing:  # the reason names the value and the threshold
         assert any(name in r and "FAILED" in r for r in result.reasons)
+
+
+def test_paired_bootstrap_identical_models_have_zero_delta():
+    from tasks.canary import paired_bootstrap_delta
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    p = rng.random(500)
+    assert paired_bootstrap_delta(y, p, p, roc_auc, resamples=50, confidence=0.95, seed=0) == (0.0, 0.0, 0.0)
+
+
+def test_paired_bootstrap_ci_excludes_zero_for_a_clearly_better_model_and_is_seeded():
+    from tasks.canary import paired_bootstrap_delta
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 2000)
+    weak = np.clip(0.5 + 0.1 * (y - 0.5) + rng.normal(0, 0.3, 2000), 0, 1)
+    strong = np.clip(0.5 + 0.4 * (y - 0.5) + rng.normal(0, 0.3, 2000), 0, 1)
+    first = paired_bootstrap_delta(y, weak, strong, roc_auc, resamples=100, confidence=0.95, seed=3)
+    delta, lo, hi = first
+    assert lo > 0 and lo < delta < hi
+    assert paired_bootstrap_delta(y, weak, strong, roc_auc, resamples=100, confidence=0.95, seed=3) == first
+
+
+@pytest.mark.parametrize(
+    "noise,accepted",
+    [(0.0, True), (0.002, True), (0.3, False)],  # tiny quantization noise stays within budget, big noise does not
+)
+def test_variant_verdict_budget(noise, accepted):
+    from tasks.canary import variant_verdict
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 3000)
+    p = np.clip(0.5 + 0.3 * (y - 0.5) + rng.normal(0, 0.2, 3000), 0.01, 0.99)
+    p_variant = np.clip(p + rng.normal(0, noise, 3000), 0, 1) if noise else p.copy()
+    verdict = variant_verdict("int8", y, p, p_variant,
+                              CanaryPolicy(variant_max_auc_drop=0.005, variant_max_abs_diff=0.5, bootstrap_resamples=50))
+    assert verdict.accepted is accepted
+    assert ("AUC delta vs f32" in verdict.reason) and ("95% CI" in verdict.reason)

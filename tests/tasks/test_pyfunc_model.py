@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
