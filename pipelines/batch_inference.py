@@ -12,6 +12,7 @@ from prefect.utilities.annotations import quote
 
 from tasks import gates
 from tasks.batch import PartitionOutcome
+from tasks.errors import LockgateError
 from tasks.settings import Settings
 from tasks.stores import policy_for
 
@@ -21,7 +22,11 @@ def batch_inference(partitions: list[str], model_name: str | None = None, force:
     """Score ``partitions`` (parquet files or hive partition folders) with the current champion."""
     settings = Settings()
     policy = policy_for(settings)
-    # quote(): the loaded model and reference frame are passed as-is, not walked for futures
-    champion = gates.load_champion(settings, policy, model_name or settings.model_name)
+    name = model_name or settings.model_name
+    try:
+        # quote(): the loaded model and reference frame are passed as-is, not walked for futures
+        champion = gates.load_champion(settings, policy, name)
+    except LockgateError as e:  # e.g. a champion artifact whose sha256 changed: nothing is scored, and it is recorded
+        return gates.refuse_partitions(settings, policy, name, partitions, e)
     futures = [gates.score_partition.submit(settings, policy, quote(champion), path, force) for path in partitions]
     return [f.result() for f in futures]

@@ -9,7 +9,9 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import BaseModel, ConfigDict
 
+from data_contracts.contract import ContractError
 from tasks import gates
+from tasks.errors import LockgateError
 from tasks.evidence import GateResult
 from tasks.registry import CHAMPION
 from tasks.settings import Settings
@@ -46,15 +48,18 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
 
     results: list[GateResult] = []
     steps = [
-        lambda: gates.validate_data(settings, policy, candidate, golden, "validation-golden"),
-        lambda: gates.validate_data(settings, policy, candidate, golden, "validation-reference"),
-        lambda: gates.compile_model(settings, policy, candidate, golden),
-        lambda: gates.evaluate_canary(settings, policy, candidate, champion, golden),
-        lambda: gates.detect_drift(settings, policy, candidate, current or golden),
-        lambda: gates.decide_approval(settings, policy, candidate),
+        ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-golden")),
+        ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-reference")),
+        ("compilation", lambda: gates.compile_model(settings, policy, candidate, golden)),
+        ("canary", lambda: gates.evaluate_canary(settings, policy, candidate, champion, golden)),
+        ("drift", lambda: gates.detect_drift(settings, policy, candidate, current or golden)),
+        ("approval", lambda: gates.decide_approval(settings, policy, candidate)),
     ]
-    for step in steps:
-        results.append(step())
+    for gate, step in steps:
+        try:
+            results.append(step())
+        except (LockgateError, ContractError) as e:  # bad input or a changed artifact: recorded, not a crash
+            results.append(gates.gate_error(gate, e))
         if not results[-1].passed:
             decision = "pending" if results[-1].decision == "pending" else gates.reject_candidate(
                 settings, policy, candidate, results)

@@ -176,10 +176,19 @@ def decide_approval(settings: Settings, policy: Policy, record: ModelVersionReco
 def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult]) -> str:
     from tasks.promotion import promote
 
+    tags = registry_for(settings).get(record.name, record.version).tags
+    # the deployed bytes themselves, beside the gate evidence: the exported program and the params it is called with
+    deployed = {"artifact.jaxexport": tags.get("lockgate.artifact_sha256", ""),
+                "params.msgpack": tags.get("lockgate.params_sha256", "")}
     promote(registry_for(settings), ledger_for(settings), name=record.name, version=record.version,
             actor=settings.actor, reason=promotion_reason(results), policy=policy.name,
-            evidence=evidence_hashes(settings, record), flow_run_id=_flow_run_id())
+            evidence={**evidence_hashes(settings, record), **deployed}, flow_run_id=_flow_run_id())
     return CHAMPION
+
+
+def gate_error(gate: str, error: Exception) -> GateResult:
+    """A gate that could not run (missing file, hash mismatch, ...) is a failed gate with the error as its reason."""
+    return GateResult(gate=gate, passed=False, decision="error", reasons=[" ".join(str(error).split())[:1000]])
 
 
 def promotion_reason(results: list[GateResult]) -> str:
@@ -242,3 +251,16 @@ def score_partition(settings: Settings, policy: Policy, champion, path: str, for
     create_markdown_artifact(markdown=table, key=f"batch-{record.name}-{outcome.partition}".lower().replace("_", "-")
                              .replace("=", "-"), description=outcome.message[:500])
     return outcome
+
+
+@task(name="refuse-partitions", cache_policy=NO_CACHE)
+def refuse_partitions(settings: Settings, policy: Policy, name: str, partitions: list[str], error: Exception):
+    """The champion could not be loaded and verified: every partition fails with the reason, in the ledger too."""
+    from tasks.batch import PartitionOutcome, partition_name
+    from tasks.ledger import LedgerEntry
+
+    message = f"champion not loaded: {' '.join(str(error).split())[:800]}"
+    ledger_for(settings).append(LedgerEntry(
+        actor=settings.actor, action="champion.refused", model_name=name, reason=message, policy=policy.name,
+        flow_run_id=_flow_run_id()))
+    return [PartitionOutcome(partition=partition_name(p), status="failed", message=message) for p in partitions]

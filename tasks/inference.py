@@ -37,10 +37,16 @@ class CompiledModel:
 
     def score(self, df: pd.DataFrame) -> np.ndarray:
         """Probabilities f32[len(df)] for the rows of ``df`` through the exported artifact."""
+        import jax
+
         from models.export import score_bucketed
         from models.features import feature_matrix
 
         x = feature_matrix(df, self.feature_spec)
+        if jax.device_count() > 1:  # data-parallel over the local devices (TPU chips, or forced CPU devices)
+            from models.sharded import score_sharded
+
+            return np.asarray(score_sharded(self.exported, self.params, x, buckets=self.buckets))
         return np.asarray(score_bucketed(self.exported, self.params, x, buckets=self.buckets))
 
 

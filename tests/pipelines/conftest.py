@@ -41,3 +41,18 @@ def champion(prefect_harness, module_settings, register, make_candidate, tmp_pat
     files = make_candidate(tmp_path_factory.mktemp("good"), hidden=(16,), epochs=6, seed=1, n=1200)
     outcome = lifecycle(version=register(files).version, golden=str(files.golden))
     return outcome, files
+
+
+def stored_file(settings, record, filename) -> Path:
+    """Path of a version's file inside the local MLflow artifact store (to tamper with it in tests)."""
+    from urllib.parse import urlparse
+
+    from tasks.stores import registry_for
+
+    uri = registry_for(settings).client.get_run(record.run_id).info.artifact_uri
+    return Path(urlparse(uri).path) / "model" / filename
+
+
+@pytest.fixture(scope="session")
+def stored_file_path():
+    return stored_file

@@ -72,3 +72,22 @@ def test_rerun_is_a_noop_unless_forced(champion, module_settings, partitions):
     assert first.status == "skipped"
     forced = batch_inference(partitions=[clean], force=True)[0]
     assert forced.status == "scored" and forced.scored == 300
+
+
+def test_tampered_champion_artifact_scores_nothing_and_is_recorded(champion, module_settings, partitions,
+                                                                    stored_file_path):
+    from pipelines.batch_inference import batch_inference
+    from tasks.registry import CHAMPION
+    from tasks.stores import ledger_for, registry_for
+
+    record = registry_for(module_settings).require_alias(module_settings.model_name, CHAMPION)
+    artifact = stored_file_path(module_settings, record, "inference.jaxexport")
+    original = artifact.read_bytes()
+    artifact.write_bytes(original + b" ")
+    try:
+        outcomes = batch_inference(partitions=[str(partitions["clean"])], force=True)
+    finally:
+        artifact.write_bytes(original)
+    assert outcomes[0].status == "failed" and "refusing to use a changed artifact" in outcomes[0].message
+    last = ledger_for(module_settings).entries()[-1]
+    assert last.action == "champion.refused" and "inference.jaxexport" in last.reason

@@ -96,3 +96,18 @@ def test_champion_loads_with_plain_mlflow_pyfunc(champion, module_settings, monk
     record = registry_for(module_settings).get(module_settings.model_name, outcome.version)
     expected = load_compiled(registry_for(module_settings), record, cache_dir(module_settings), (1, 64, 1024)).score(golden)
     np.testing.assert_allclose(scores, expected, atol=1e-6)
+
+
+def test_tampered_params_reject_the_candidate_with_the_hash_mismatch(champion, module_settings, register,
+                                                                     stored_file_path):
+    from pipelines.lifecycle import lifecycle
+    from tasks.stores import ledger_for
+
+    _, files = champion
+    record = register(files)
+    params = stored_file_path(module_settings, record, "params.msgpack")
+    params.write_bytes(params.read_bytes()[:-1] + b"\x00")
+    outcome = lifecycle(version=record.version, golden=str(files.golden))
+    assert outcome.decision == "rejected" and outcome.gates[-1].startswith("compilation: error")
+    assert "refusing to use a changed artifact" in outcome.reasons[0]
+    assert ledger_for(module_settings).entries()[-1].action == "candidate.rejected"
