@@ -154,25 +154,36 @@ def score_bucketed(
       f32[n] probabilities.
     """
     buckets = _check_buckets(buckets)
+    x = checked_rows(exported, x)
+    if x.shape[0] == 0:
+        return np.zeros((0,), np.float32)
+    return score_in_chunks(_jitted_call(exported), jax.device_put(params), x, buckets)
+
+
+def checked_rows(exported: jax_export.Exported, x: np.ndarray) -> np.ndarray:
+    """``x`` as f32[n, d] for the artifact's input width d; ValueError naming the expected shape otherwise."""
     x = np.asarray(x, dtype=np.float32)
     d = exported.in_avals[-1].shape[-1]
     if x.ndim != 2 or x.shape[1] != d:
         raise ValueError(f"x must be [n, {d}], got shape {list(x.shape)}")
-    n = x.shape[0]
-    if n == 0:
-        return np.zeros((0,), np.float32)
-    call = _jitted_call(exported)
-    params = jax.device_put(params)  # once, not once per chunk
-    largest = buckets[-1]
+    return x
+
+
+def score_in_chunks(call, params: Any, x: np.ndarray, sizes: Sequence[int], place=lambda chunk: chunk) -> np.ndarray:
+    """Cut f32[n, d] ``x`` into chunks of ``max(sizes)``, zero-pad each to the smallest size holding it,
+    ``call(params, place(chunk))`` and drop the padding rows (rows are independent, so padding never changes
+    real rows' scores). Returns f32[n]."""
+    n, d = x.shape
+    largest = sizes[-1]
     pending = []
     for start in range(0, n, largest):
         chunk = x[start : start + largest]
         m = chunk.shape[0]
-        size = next(b for b in buckets if b >= m)
+        size = next(b for b in sizes if b >= m)
         if size != m:
             chunk = np.concatenate([chunk, np.zeros((size - m, d), np.float32)])
         # Dispatch is async: keep going and only block when gathering results.
-        pending.append((call(params, chunk), m))
+        pending.append((call(params, place(chunk)), m))
     out = np.empty((n,), np.float32)
     pos = 0
     for y, m in pending:

@@ -17,7 +17,7 @@ import numpy as np
 from jax import export as jax_export
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from models.export import DEFAULT_BUCKETS, _check_buckets
+from models.export import DEFAULT_BUCKETS, _check_buckets, checked_rows, score_in_chunks
 
 DATA_AXIS = "data"
 
@@ -91,28 +91,9 @@ def score_sharded(
     """
     mesh = data_mesh(devices)
     sizes = sharded_buckets(buckets, mesh.size)
-    x = np.asarray(x, dtype=np.float32)
-    d = exported.in_avals[-1].shape[-1]
-    if x.ndim != 2 or x.shape[1] != d:
-        raise ValueError(f"x must be [n, {d}], got shape {list(x.shape)}")
-    n = x.shape[0]
-    if n == 0:
+    x = checked_rows(exported, x)
+    if x.shape[0] == 0:
         return np.zeros((0,), np.float32)
     call, replicated, rows = _sharded_call(exported, mesh)
     params = jax.device_put(params, replicated)  # once, not once per chunk
-    largest = sizes[-1]
-    pending = []
-    for start in range(0, n, largest):
-        chunk = x[start : start + largest]
-        m = chunk.shape[0]
-        size = next(b for b in sizes if b >= m)
-        if size != m:
-            chunk = np.concatenate([chunk, np.zeros((size - m, d), np.float32)])
-        # Dispatch is async: keep going and only block when gathering results.
-        pending.append((call(params, jax.device_put(chunk, rows)), m))
-    out = np.empty((n,), np.float32)
-    pos = 0
-    for y, m in pending:
-        out[pos : pos + m] = np.asarray(y)[:m]
-        pos += m
-    return out
+    return score_in_chunks(call, params, x, sizes, place=lambda chunk: jax.device_put(chunk, rows))
