@@ -1,9 +1,10 @@
 """The `lockgate` command. Heavy libraries (Prefect, MLflow, JAX, GE, Evidently) load only inside commands,
 so `lockgate --help` is instant.
 
-Exit codes: 0 done; 2 bad input or configuration (one-line error); 3 candidate rejected
-or awaiting approval, or a required compile target does not fit; 4 some partitions
-failed; 1 unexpected error.
+Exit codes: 0 done; 2 bad input or configuration (one-line error), or contract lint errors;
+3 candidate rejected or awaiting approval, a required compile target does not fit, a
+breaking contract change (`contract diff`) or a failed batch (`validate`); 4 some
+partitions failed; 1 unexpected error.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_NOT_PROMOTED, EXIT_PARTITIONS_FAILED = 0, 1, 2, 3, 4
+EXIT_BREAKING = EXIT_VALIDATION_FAILED = EXIT_NOT_PROMOTED  # 3: "the data/contract is not let through"
 
 
 def _positive_int(text: str) -> int:
@@ -28,8 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="lockgate",
         description="Governed deployment lifecycle for JAX/Flax models: validate, compile, canary, drift, approve, "
         "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate).",
-        epilog="Exit codes: 0 ok, 2 bad input, 3 candidate not promoted / required target does not fit, "
-        "4 partitions failed, 1 unexpected error.",
+        epilog="Exit codes: 0 ok, 2 bad input (or contract lint errors), 3 candidate not promoted / required target "
+        "does not fit / breaking contract change / batch failed validation, 4 partitions failed, 1 unexpected error.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's INFO logs on the console")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -72,6 +74,31 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--target", action="append", help="deployment target (repeatable), e.g. cpu, v5e-4, v6e-8")
     comp.add_argument("--bucket", action="append", type=int, help="batch bucket (repeatable), e.g. 1, 1024")
     comp.add_argument("--variant", action="append", choices=["f32", "bf16", "int8"], help="precision variant (repeatable)")
+
+    con = sub.add_parser("contract", help="check a data contract or compare two versions",
+                         description="Data contract tools (ODCS v3 YAML, see data_contracts/).")
+    cons = con.add_subparsers(dest="contract_command", required=True, metavar="ACTION")
+    lint = cons.add_parser("lint", help="check a contract file (exit 0 clean or warnings only, 2 on errors)",
+                           description="Load the contract and build its Great Expectations suite with and without the "
+                           "label; print errors and warnings (no owner, column without description). Exit 0 when "
+                           "there are no errors, 2 when there are.")
+    lint.add_argument("file", metavar="FILE", help="contract YAML path or a contract name in data_contracts/")
+    cdiff = cons.add_parser("diff", help="list changes between two contracts (exit 3 if any is breaking)",
+                            description="Compare OLD with NEW column by column: removed/added columns, type, range, "
+                            "allowed set, required, unique, pattern, row count, label/id columns, version bump. "
+                            "Exit 0 when no change is breaking, 3 when one is.")
+    cdiff.add_argument("old", metavar="OLD", help="old contract (path or name)")
+    cdiff.add_argument("new", metavar="NEW", help="new contract (path or name)")
+
+    val = sub.add_parser("validate", help="validate a dataset against a contract (exit 3 if the batch fails)",
+                         description="Validate DATA against CONTRACT with the contract's Great Expectations suite and "
+                         "the policy's validation limits. Verdict pass / quarantine / fail; invalid rows go to a "
+                         "quarantine parquet with their failed expectations, the GE result to JSON, both under "
+                         "LOCKGATE_HOME/validation/<contract>/<data name>/. The input is never modified. Exit 0 on "
+                         "pass or on quarantine within the policy's limit, 3 on fail, 2 on unreadable input.")
+    val.add_argument("contract", metavar="CONTRACT", help="contract name in data_contracts/ or a YAML path")
+    val.add_argument("data", metavar="DATA", type=Path, help="parquet file or hive-partitioned folder")
+    val.add_argument("--include-label", action="store_true", help="expect the label column too (training/golden data)")
 
     st = sub.add_parser("status", help="champion, challenger, versions and the last decisions with reasons")
     st.add_argument("--limit", type=int, default=10, help="ledger entries to show")

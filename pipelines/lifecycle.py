@@ -48,6 +48,7 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
 
     results: list[GateResult] = []
     steps = [
+        ("contract", lambda: gates.check_contract(settings, policy, candidate, champion)),
         ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-golden")),
         ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-reference")),
         ("compilation", lambda: gates.compile_model(settings, policy, candidate, golden)),

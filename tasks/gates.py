@@ -51,6 +51,23 @@ def mark_challenger(settings: Settings, policy: Policy, record: ModelVersionReco
                evidence={}, flow_run_id=_flow_run_id())
 
 
+@task(name="check-contract", cache_policy=NO_CACHE)
+def check_contract(settings: Settings, policy: Policy, record: ModelVersionRecord, champion: ModelVersionRecord | None):
+    """The candidate's data contract against the champion's: breaking changes need the policy's say-so."""
+    from data_contracts.contract import load_contract
+    from tasks.contract_gate import contract_compatibility
+
+    candidate_contract = load_contract(record.tags["lockgate.contract"])
+    if champion is None:
+        result = GateResult(gate="contract", passed=True, decision="first deployment",
+                            reasons=[f"no champion: contract {candidate_contract.name} v{candidate_contract.version} "
+                                     "has nothing to stay compatible with"])
+    else:
+        result = contract_compatibility(load_contract(champion.tags["lockgate.contract"]), candidate_contract,
+                                        allow_breaking=policy.validation.allow_breaking_contract_change)
+    return publish(settings, record, result, "contract")
+
+
 @task(name="validate-data", cache_policy=NO_CACHE)
 def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord, dataset_path: str, role: str):
     from data_contracts.contract import load_contract

@@ -23,6 +23,9 @@ class ValidationPolicy(_Strict):
     max_quarantine_share: float = Field(
         0.05, ge=0, le=1, description="Largest share of rows that may be quarantined before the batch fails."
     )
+    allow_breaking_contract_change: bool = Field(
+        False, description="Let a candidate whose data contract breaks the champion's through (recorded as breaking-allowed)."
+    )
 
 
 class CompilationPolicy(_Strict):

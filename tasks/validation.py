@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from pydantic import Field
 
 from tasks.datasets import write_table
 from tasks.evidence import Check, GateResult, evidence_file, held_to, write_json
@@ -26,6 +27,10 @@ class ValidationResult(GateResult):
     contract_fingerprint: str
     n_rows: int
     n_quarantined: int
+    failed_expectations: dict[str, int | None] = Field(
+        default_factory=dict,
+        description="Failed expectation name -> failing rows (None for dataset-level checks without a row count).",
+    )
 
 
 def validation_result(outcome, policy: ValidationPolicy, *, dataset: str, contract) -> ValidationResult:
@@ -58,6 +63,9 @@ def validation_result(outcome, policy: ValidationPolicy, *, dataset: str, contra
         contract_fingerprint=contract.fingerprint,
         n_rows=outcome.n_rows,
         n_quarantined=n_bad,
+        failed_expectations={
+            e.name: e.unexpected_count for e in outcome.expectations if not e.success and not e.skipped
+        },
     )
 
 

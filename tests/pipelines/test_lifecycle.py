@@ -75,7 +75,8 @@ def test_golden_set_breaking_the_contract_rejects_at_validation(champion, module
     pd.read_parquet(files.golden).drop(columns=["credit_score"]).to_parquet(broken)
     before = broken.read_bytes()
     outcome = lifecycle(version=register(files).version, golden=str(broken))
-    assert outcome.decision == "rejected" and len(outcome.gates) == 1
+    assert outcome.decision == "rejected" and outcome.gates[0].startswith("contract: compatible")
+    assert len(outcome.gates) == 2 and outcome.gates[1].startswith("validation: fail")
     assert any("credit_score" in r for r in outcome.reasons)
     assert broken.read_bytes() == before
 
