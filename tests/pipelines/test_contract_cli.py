@@ -168,6 +168,20 @@ def test_validate_quarantine_within_limit(settings, capsys, frame, tmp_path):
     assert "_lockgate_failed_expectations" in bad.columns and str(quarantine) in out
 
 
+def test_nulls_in_an_integer_parquet_column_are_quarantined(settings, capsys, frame, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    ages = table.column("age").to_pylist()
+    ages[5] = None
+    table = table.set_column(table.schema.get_field_index("age"), "age", pa.array(ages, pa.int64()))
+    data = tmp_path / "int_nulls.parquet"
+    pq.write_table(table, data)
+    code, out, _ = run(capsys, ["validate", "credit_default", data], [data])
+    assert code == EXIT_OK and "1 quarantined" in out and "age not null" in out
+
+
 def test_validate_too_many_quarantined_fails(settings, capsys, frame, tmp_path):
     df = frame.copy()
     df.loc[: N // 5, "region"] = "atlantis"  # 20% > the demo policy's 5%
@@ -189,8 +203,8 @@ def _set(column, value, rows=(0, 1)):
     (lambda df: df.drop(columns=["credit_score"]), "credit_score exists"),
     (lambda df: df.assign(age=df["age"].astype(str)), "age dtype"),
     (lambda df: df.assign(application_id=df["application_id"].iloc[0]), "application_id unique"),
-    (_set("age", None), "age"),  # nulls in an int64 column turn it into float64 on write
-], ids=["zero rows", "missing column", "strings in numeric column", "duplicate ids", "nulls in integer column"])
+    (_set("age", None), "age"),  # pandas writes an int column with nulls as float64: a type change in the file
+], ids=["zero rows", "missing column", "strings in numeric column", "duplicate ids", "float written for integer"])
 def test_validate_dataset_failures(settings, capsys, frame, tmp_path, edit, fragment):
     data = _write(edit(frame.copy()), tmp_path / "bad.parquet")
     code, out, err = run(capsys, ["validate", "credit_default", data], [data])
