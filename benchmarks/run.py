@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile)."""
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import importlib
 import os
 from pathlib import Path
 
-BENCHMARKS = {"scoring": "benchmarks.bench_scoring", "compile": "benchmarks.bench_compile"}
+BENCHMARKS = {
+    "scoring": "benchmarks.bench_scoring",
+    "compile": "benchmarks.bench_compile",
+    "canary": "benchmarks.bench_canary",
+}
 
 
 def main() -> None:

@@ -1,0 +1,177 @@
+"""Shadow comparison: candidate vs champion scores on an unlabeled production partition.
+
+No labels, so the question is how differently the candidate would act: the share of
+rows whose decision at the policy threshold flips, and how far the candidate's score
+distribution has moved from the champion's (PSI and Jensen-Shannon distance), overall
+and per slice. Plain functions; the Prefect task that scores the partition with both
+compiled artifacts lives with the canary gate.
+
+Binning (PSI and JS use the same bins):
+  edges are the champion's score quantiles at 0, 1/bins, ..., 1 (duplicates dropped, so
+  a champion with heavily tied scores gets fewer bins); the outer bins are open, so
+  candidate scores outside the champion's range still land in the first/last bin. Slices
+  reuse the overall edges, so a slice's PSI is read on the same scale as the overall one.
+
+Epsilon:
+  PSI = sum((c - b) * ln(c / b)) over bins, with c, b the candidate/champion shares; a
+  share of 0 makes the log infinite, so shares are floored at ``PSI_EPSILON`` (1e-4,
+  i.e. "at most 0.01% of rows") before the sum. Identical distributions give exactly 0.
+  JS distance (base 2, in [0, 1]) is finite with empty bins and uses the raw shares.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.spatial.distance import jensenshannon
+
+from tasks.errors import LockgateError
+from tasks.evidence import Check, held_to
+
+PSI_EPSILON = 1e-4
+MISSING_SLICE = "<missing>"
+
+
+class ShadowInputError(LockgateError, ValueError):
+    """Shadow scores that cannot be compared (empty partition, NaN scores, mismatched rows)."""
+
+
+class ShadowStats(BaseModel):
+    """Decision agreement and score shift of the candidate against the champion on a set of rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(description="Rows compared.")
+    agreement: float = Field(description="Share of rows with the same decision (score >= threshold) from both models.")
+    flip_share: float = Field(description="1 - agreement: share of rows whose decision flips.")
+    flips_to_positive: int = Field(description="Rows the champion scores negative and the candidate positive.")
+    flips_to_negative: int = Field(description="Rows the champion scores positive and the candidate negative.")
+    psi: float = Field(description="Population stability index of candidate vs champion scores (champion-quantile bins).")
+    js: float = Field(description="Jensen-Shannon distance (base 2, in [0, 1]) of the same binned distributions.")
+
+
+class SliceShadow(ShadowStats):
+    column: str = Field(description="Slice column.")
+    value: str = Field(description=f"Slice value as a label; null values are '{MISSING_SLICE}'.")
+
+
+class ShadowReport(ShadowStats):
+    threshold: float = Field(description="Decision threshold the agreement is measured at.")
+    bins: int = Field(description="Bins requested for PSI/JS.")
+    bin_edges: list[float] = Field(description="Interior bin edges actually used (champion quantiles, deduplicated).")
+    slices: list[SliceShadow] = Field(default_factory=list, description="Per slice column and value.")
+
+
+def _scores(name: str, p: np.ndarray) -> np.ndarray:
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim != 1:
+        raise ShadowInputError(f"{name} scores must be 1-d, got shape {list(p.shape)}")
+    bad = int((~np.isfinite(p)).sum())
+    if bad:
+        raise ShadowInputError(f"{name} scores contain {bad} NaN/inf value(s) of {len(p)} rows")
+    return p
+
+
+def _interior_edges(p_champ: np.ndarray, bins: int) -> np.ndarray:
+    return np.unique(np.quantile(p_champ, np.linspace(0.0, 1.0, bins + 1))[1:-1])
+
+
+def _shares(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    # side="right": a score equal to an edge goes to the bin above it, as np.histogram does.
+    counts = np.bincount(np.searchsorted(edges, p, side="right"), minlength=len(edges) + 1)
+    return counts / counts.sum()
+
+
+def _stats(p_cand: np.ndarray, p_champ: np.ndarray, threshold: float, edges: np.ndarray) -> dict:
+    cand_pos, champ_pos = p_cand >= threshold, p_champ >= threshold
+    n = len(p_cand)
+    agreement = float(np.mean(cand_pos == champ_pos))
+    c, b = _shares(p_cand, edges), _shares(p_champ, edges)
+    cf, bf = np.maximum(c, PSI_EPSILON), np.maximum(b, PSI_EPSILON)
+    js = float(jensenshannon(c, b, base=2)) if len(c) > 1 else 0.0
+    return {
+        "n": n,
+        "agreement": agreement,
+        "flip_share": 1.0 - agreement,
+        "flips_to_positive": int(np.sum(cand_pos & ~champ_pos)),
+        "flips_to_negative": int(np.sum(~cand_pos & champ_pos)),
+        "psi": float(np.sum((cf - bf) * np.log(cf / bf))),
+        "js": 0.0 if not np.isfinite(js) else js,
+    }
+
+
+def _labels(values: np.ndarray) -> np.ndarray:
+    s = pd.Series(np.asarray(values, dtype=object))
+    return s.where(s.notna(), MISSING_SLICE).astype(str).to_numpy()
+
+
+def shadow_comparison(
+    p_cand: np.ndarray,
+    p_champ: np.ndarray,
+    *,
+    threshold: float,
+    slices: dict[str, np.ndarray] | None = None,
+    bins: int = 10,
+) -> ShadowReport:
+    """Compare candidate and champion scores on the same unlabeled rows.
+
+    Args:
+      p_cand, p_champ: f[n] scores of the same rows, in the same order.
+      threshold: decision threshold; a row is positive when its score >= threshold.
+      slices: slice column -> values[n] (any dtype; nulls become '<missing>').
+      bins: PSI/JS bins, from the champion's quantiles (see the module docstring).
+
+    Raises:
+      ShadowInputError: empty partition, NaN/inf scores (naming the model and the count),
+        mismatched row counts between the two models or a slice column.
+    """
+    p_cand, p_champ = _scores("candidate", p_cand), _scores("champion", p_champ)
+    if len(p_cand) != len(p_champ):
+        raise ShadowInputError(f"candidate has {len(p_cand)} scores but champion has {len(p_champ)}; rows must match")
+    if len(p_champ) == 0:
+        raise ShadowInputError("shadow partition has no rows")
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ShadowInputError(f"bins must be a positive int, got {bins!r}")
+    edges = _interior_edges(p_champ, bins)
+    per_slice = []
+    for column, values in (slices or {}).items():
+        values = np.asarray(values, dtype=object)
+        if values.shape != (len(p_champ),):
+            raise ShadowInputError(
+                f"slice column {column!r} has shape {list(values.shape)} but the partition has {len(p_champ)} rows"
+            )
+        labels = _labels(values)
+        for value in sorted(set(labels)):
+            m = labels == value
+            per_slice.append(SliceShadow(column=column, value=value, **_stats(p_cand[m], p_champ[m], threshold, edges)))
+    return ShadowReport(
+        threshold=threshold, bins=bins, bin_edges=edges.tolist(), slices=per_slice,
+        **_stats(p_cand, p_champ, threshold, edges),
+    )
+
+
+def shadow_checks(
+    report: ShadowReport,
+    *,
+    max_flip_share: float,
+    max_psi: float,
+    max_js: float,
+    slice_max_flip_share: float,
+    min_slice_size: int,
+) -> list[Check]:
+    """One Check per policy limit, overall and per slice; slices under ``min_slice_size`` rows are info checks
+    ("too small") that pass, so tiny slices do not decide the gate."""
+    checks = [
+        held_to("shadow_flip_share", report.flip_share, "<=", max_flip_share),
+        held_to("shadow_psi", report.psi, "<=", max_psi),
+        held_to("shadow_js", report.js, "<=", max_js),
+    ]
+    for s in report.slices:
+        name = f"shadow_flip_share:{s.column}={s.value}"
+        if s.n < min_slice_size:
+            checks.append(Check(name=name, value=f"too small: n={s.n} < {min_slice_size}", threshold=min_slice_size,
+                                comparison="info", passed=True))
+        else:
+            checks.append(held_to(name, s.flip_share, "<=", slice_max_flip_share))
+    return checks

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from tasks.latency import LatencyReport, latency_checks, measure_latency
+
+BUCKETS = (64, 4096)
+NUM_FEATURES = 32
+
+
+def _scorer(hidden_sizes):
+    from models.config import MLPConfig
+    from models.export import export_inference, load_exported, score_bucketed
+    from models.train import init_params
+
+    config = MLPConfig(num_features=NUM_FEATURES, hidden_sizes=hidden_sizes)
+    params = init_params(config, seed=0)
+    exported = load_exported(export_inference(config, params, platforms=("cpu",)))
+    return lambda xb: score_bucketed(exported, params, xb, buckets=BUCKETS)
+
+
+@pytest.fixture(scope="module")
+def report() -> LatencyReport:
+    x = np.random.default_rng(0).normal(size=(1000, NUM_FEATURES)).astype(np.float32)  # tiled up to 4096
+    models = {"candidate": _scorer((256, 256)), "champion": _scorer((8,))}
+    return measure_latency(models, x, buckets=BUCKETS, warmup=2, repeats=8)
+
+
+def test_bigger_model_is_slower_at_a_large_bucket(report):
+    big, small = report.get("candidate", 4096), report.get("champion", 4096)
+    assert big.p50_ms > small.p50_ms
+    assert small.rows_per_s > big.rows_per_s
+
+
+def test_every_entry_is_complete_and_ordered(report):
+    assert {(r.model, r.bucket) for r in report.results} == {(m, b) for m in ("candidate", "champion") for b in BUCKETS}
+    for r in report.results:
+        assert 0 < r.p50_ms <= r.p95_ms <= r.p99_ms
+        assert len(r.samples_ms) == report.repeats == 8
+        assert r.rows_per_s == pytest.approx(r.bucket / (r.p50_ms / 1e3))
+    assert report.samples()[("candidate", 64)] == report.get("candidate", 64).samples_ms
+    LatencyReport.model_validate_json(report.model_dump_json())  # round-trips as evidence
+
+
+def test_ratio_budget_fails_when_tiny_and_passes_when_generous(report):
+    tiny = latency_checks(report, max_p99_ratio=0.01)
+    assert [c.name for c in tiny] == ["latency_p99_ratio:b64", "latency_p99_ratio:b4096"]
+    assert not any(c.passed for c in tiny)
+    assert all(c.passed for c in latency_checks(report, max_p99_ratio=1e4))
+
+
+def test_absolute_budget_per_bucket_and_unmeasured_bucket_fails(report):
+    checks = {c.name: c for c in latency_checks(report, champion=None, max_p99_ratio=1.2,
+                                                max_p99_ms={64: 1e6, 4096: 1e-6, 8192: 1e6})}
+    assert set(checks) == {"latency_p99_ms:b64", "latency_p99_ms:b4096", "latency_p99_ms:b8192"}
+    assert checks["latency_p99_ms:b64"].passed
+    assert not checks["latency_p99_ms:b4096"].passed
+    assert not checks["latency_p99_ms:b8192"].passed and checks["latency_p99_ms:b8192"].value is None
+
+
+def test_calls_are_interleaved_with_alternating_order():
+    calls = []
+    models = {name: (lambda xb, name=name: calls.append((name, len(xb))) or np.zeros(len(xb))) for name in "AB"}
+    measure_latency(models, np.zeros((3, 2)), buckets=(2, 5), warmup=1, repeats=2)
+    warm, timed = calls[:4], calls[4:]
+    assert warm == [("A", 2), ("B", 2), ("A", 5), ("B", 5)]
+    assert timed == [("A", 2), ("B", 2), ("A", 5), ("B", 5), ("B", 2), ("A", 2), ("B", 5), ("A", 5)]
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"models": {}}, "at least one model"),
+        ({"x": np.zeros((0, 3))}, "non-empty"),
+        ({"buckets": (0,)}, "positive ints"),
+        ({"repeats": 0}, "repeats >= 1"),
+    ],
+)
+def test_bad_arguments(kw, match):
+    args = {"models": {"a": lambda xb: xb[:, 0]}, "x": np.zeros((4, 3)), "buckets": (2,)} | kw
+    with pytest.raises(ValueError, match=match):
+        measure_latency(args.pop("models"), args.pop("x"), **args)
