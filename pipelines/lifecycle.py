@@ -52,7 +52,7 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
         ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-golden")),
         ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-reference")),
         ("compilation", lambda: gates.compile_model(settings, policy, candidate, golden)),
-        ("canary", lambda: gates.evaluate_canary(settings, policy, candidate, champion, golden)),
+        ("canary", lambda: gates.evaluate_canary(settings, policy, candidate, champion, golden, current)),
         ("drift", lambda: gates.detect_drift(settings, policy, candidate, current or golden)),
         ("approval", lambda: gates.decide_approval(settings, policy, candidate)),
     ]

@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from tasks.evidence import GateResult, held_to
+from tasks.evidence import Check, GateResult, held_to
 from tasks.policy import CanaryPolicy
 
-_EPS = 1e-7
 
 
 class ClassifierMetrics(BaseModel):
@@ -23,6 +22,9 @@ class ClassifierMetrics(BaseModel):
     log_loss: float
     brier: float
     accuracy: float
+    precision: float
+    recall: float
+    ece: float
     positive_rate: float
 
 
@@ -44,16 +46,13 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
 
 def canary_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> ClassifierMetrics:
     """Classification metrics of probabilities ``proba`` (f[n]) against labels ``y_true`` ({0,1}[n])."""
+    from tasks.canary_stats import CLASSIFICATION_METRICS
+
     y = np.asarray(y_true, dtype=np.float64)
-    p = np.clip(np.asarray(proba, dtype=np.float64), _EPS, 1 - _EPS)
-    return ClassifierMetrics(
-        n=len(y),
-        auc=roc_auc(y, p),
-        log_loss=float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
-        brier=float(np.mean((p - y) ** 2)),
-        accuracy=float(np.mean((p >= threshold) == (y == 1))),
-        positive_rate=float(np.mean(p >= threshold)),
-    )
+    p = np.asarray(proba, dtype=np.float64)
+    values = {name: float(m.fn(y, p, threshold) if m.uses_threshold else m.fn(y, p))
+              for name, m in CLASSIFICATION_METRICS.items()}
+    return ClassifierMetrics(n=len(y), positive_rate=float(np.mean(p >= threshold)), **values)
 
 
 def paired_bootstrap_delta(
@@ -102,11 +101,39 @@ def variant_verdict(variant: str, y: np.ndarray, p_f32: np.ndarray, p_variant: n
 
 
 class CanaryResult(GateResult):
+    """The CanaryReport: every check with its measured value, CI, threshold and verdict, and the parts behind them."""
+
     candidate_version: int
     champion_version: int | None
     candidate: ClassifierMetrics
     champion: ClassifierMetrics | None
+    deltas: list = []  # tasks.canary_stats.DeltaCI
+    slices: list = []  # tasks.canary_stats.SliceResult
+    shadow: dict | None = None  # tasks.shadow.ShadowReport as a dict
+    latency: dict | None = None  # tasks.latency.LatencyReport as a dict (raw samples included)
+    tpu_estimates_ms: dict[str, dict[int, float]] = {}
     variants: list[VariantVerdict] = []
+
+    def markdown(self) -> str:
+        """The checks table, then latency measured here beside the compile report's TPU estimates."""
+        lines = [super().markdown()]
+        if self.latency:
+            targets = sorted(self.tpu_estimates_ms)
+            lines += ["", "| model | bucket | p50 ms | p99 ms | rows/s | " + " | ".join(f"{t} est. ms" for t in targets) + " |",
+                      "|---|---|---|---|---|" + "---|" * len(targets)]
+            for r in self.latency["results"]:
+                est = [self.tpu_estimates_ms[t].get(r["bucket"]) for t in targets] if r["model"] == "candidate" else []
+                cells = " | ".join(f"{e:.4f}" if e is not None else "-" for e in est) if est else " | ".join("-" for _ in targets)
+                lines.append(f"| {r['model']} | {r['bucket']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
+                             f"{r['rows_per_s']:,.0f} | {cells} |")
+        return "\n".join(lines)
+
+
+def slice_checks(slices) -> list[Check]:
+    """Regressed slices fail; 'too small' and 'one class' slices are reported and never decide."""
+    return [Check(name=f"slice:{r.column}={r.value}:{r.metric}_delta", value=r.delta if r.delta is not None else r.status,
+                  threshold=None if r.status == "ok" or r.delta is None else r.status,
+                  comparison="info", passed=r.status != "regressed") for r in slices]
 
 
 def canary_result(
@@ -116,22 +143,28 @@ def canary_result(
     *,
     candidate_version: int,
     champion_version: int | None,
+    deltas=(),
+    slices=(),
+    shadow=None,
+    extra_checks: list[Check] = (),
+    latency=None,
+    tpu_estimates_ms: dict | None = None,
 ) -> CanaryResult:
-    """Decide: absolute floor always; non-inferiority against the champion when there is one."""
+    """Decide: the absolute AUC floor always; with a champion, non-inferiority of every metric in the policy's
+    margins (paired bootstrap CIs), every slice, the shadow limits and the latency budgets (``extra_checks``)."""
+    from tasks.canary_stats import non_inferiority
+
     checks = [held_to("candidate_auc", candidate.auc, ">=", policy.min_auc)]
-    if champion is not None:
-        checks.append(held_to("auc_delta", candidate.auc - champion.auc, ">=", -policy.max_auc_drop))
-        checks.append(
-            held_to("log_loss_delta", candidate.log_loss - champion.log_loss, "<=", policy.max_log_loss_increase)
-        )
+    checks += [non_inferiority(d, policy.margins[d.metric]) for d in deltas]
+    checks += slice_checks(slices)
+    checks += list(extra_checks)
     failed = [c for c in checks if not c.passed]
-    reasons = [c.describe() for c in failed] or [c.describe() for c in checks]
     if champion is None:
-        reasons.insert(0, "first deployment: no champion, absolute thresholds only")
+        head = "first deployment: no champion, absolute thresholds only"
     else:
-        reasons.insert(
-            0, f"candidate v{candidate_version} AUC {candidate.auc:.4f} vs champion v{champion_version} AUC {champion.auc:.4f}"
-        )
+        head = (f"candidate v{candidate_version} AUC {candidate.auc:.4f} vs champion v{champion_version} AUC "
+                f"{champion.auc:.4f}")
+    reasons = [head] + ([c.describe() for c in failed] or [c.describe() for c in checks[: 1 + len(deltas)]])
     return CanaryResult(
         gate="canary",
         passed=not failed,
@@ -142,4 +175,9 @@ def canary_result(
         champion_version=champion_version,
         candidate=candidate,
         champion=champion,
+        deltas=[d.model_dump() for d in deltas],
+        slices=[r.model_dump() for r in slices],
+        shadow=shadow.model_dump() if shadow is not None else None,
+        latency=latency.model_dump() if latency is not None else None,
+        tpu_estimates_ms=tpu_estimates_ms or {},
     )

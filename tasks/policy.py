@@ -85,11 +85,25 @@ class CompilationPolicy(_Strict):
 
 class CanaryPolicy(_Strict):
     min_auc: float = Field(0.6, ge=0, le=1, description="Absolute floor for the candidate's AUC-ROC on the golden set.")
-    max_auc_drop: float = Field(
-        0.01, ge=0, description="Non-inferiority margin: candidate AUC may be at most this much below the champion's."
+    margins: dict[Literal["auc", "log_loss", "brier", "accuracy", "precision", "recall", "ece"], float] = Field(
+        default_factory=lambda: {"auc": 0.01, "log_loss": 0.02, "brier": 0.01, "ece": 0.03},
+        description="Non-inferiority margin per metric: the paired-bootstrap CI of (candidate - champion) must stay "
+        "above -margin (higher-is-better metrics) or below +margin (lower-is-better).",
     )
-    max_log_loss_increase: float = Field(
-        0.02, ge=0, description="Candidate log loss may exceed the champion's by at most this much."
+    slice_metric: Literal["auc", "log_loss", "brier", "accuracy", "ece"] = Field(
+        "auc", description="Metric compared per slice (the contract's slice columns)."
+    )
+    slice_margin: float = Field(0.05, ge=0, description="Non-inferiority margin of the slice metric in every slice.")
+    min_slice_size: int = Field(200, ge=1, description="Slices with fewer rows are reported as 'too small', never decide.")
+    max_flip_share: float = Field(0.2, ge=0, le=1, description="Shadow: largest share of rows whose decision flips.")
+    slice_max_flip_share: float = Field(0.3, ge=0, le=1, description="Shadow: the same limit within each slice.")
+    max_psi: float = Field(0.25, ge=0, description="Shadow: largest PSI between candidate and champion scores.")
+    max_js: float = Field(0.2, ge=0, le=1, description="Shadow: largest Jensen-Shannon distance (base 2) of the scores.")
+    latency_buckets: tuple[int, ...] = Field((1, 64, 1024), min_length=1, description="Batch sizes timed on this host.")
+    latency_repeats: int = Field(20, ge=3, description="Timed repeats per bucket (after warm-up), interleaved.")
+    max_p99_ratio: float = Field(3.0, gt=0, description="Candidate p99 <= this x champion p99, at every timed bucket.")
+    max_p99_ms: dict[int, float] = Field(
+        default_factory=dict, description="Absolute p99 budget in ms per bucket (buckets not listed are unbudgeted)."
     )
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Score above which a row is predicted positive.")
     variant_max_auc_drop: float = Field(

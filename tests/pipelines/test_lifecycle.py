@@ -112,3 +112,25 @@ def test_tampered_params_reject_the_candidate_with_the_hash_mismatch(champion, m
     assert outcome.decision == "rejected" and outcome.gates[-1].startswith("compilation: error")
     assert "refusing to use a changed artifact" in outcome.reasons[0]
     assert ledger_for(module_settings).entries()[-1].action == "candidate.rejected"
+
+
+@pytest.mark.parametrize("bad", ["one_class_golden", "empty_shadow"])
+def test_canary_bad_input_is_a_recorded_rejection(champion, module_settings, register, tmp_path, bad):
+    import pandas as pd
+
+    from pipelines.lifecycle import lifecycle
+    from tasks.stores import ledger_for
+
+    _, files = champion
+    golden, current = files.golden, None
+    if bad == "one_class_golden":
+        golden = tmp_path / "one_class.parquet"
+        pd.read_parquet(files.golden).assign(defaulted=0).to_parquet(golden)
+    else:
+        current = tmp_path / "empty.parquet"
+        pd.read_parquet(files.golden).drop(columns=["defaulted"]).head(0).to_parquet(current)
+    outcome = lifecycle(version=register(files).version, golden=str(golden), current=str(current) if current else None)
+    assert outcome.decision == "rejected" and outcome.gates[-1].startswith("canary: error")
+    expected = "one class" if bad == "one_class_golden" else "no rows"
+    assert expected in outcome.reasons[0]
+    assert ledger_for(module_settings).entries()[-1].action == "candidate.rejected"

@@ -36,30 +36,54 @@ def test_metrics_of_perfect_and_constant_predictions():
 
 
 def _m(auc, log_loss):
-    return ClassifierMetrics(n=100, auc=auc, log_loss=log_loss, brier=0.1, accuracy=0.9, positive_rate=0.1)
+    return ClassifierMetrics(n=100, auc=auc, log_loss=log_loss, brier=0.1, accuracy=0.9, precision=0.5, recall=0.5,
+                             ece=0.02, positive_rate=0.1)
 
 
-POLICY = CanaryPolicy(min_auc=0.7, max_auc_drop=0.01, max_log_loss_increase=0.02)
+POLICY = CanaryPolicy(min_auc=0.7, margins={"auc": 0.01, "log_loss": 0.02}, bootstrap_resamples=100)
+
+
+def _population(n, shift, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    base = 1 / (1 + np.exp(-(2.0 * (y - 0.5) * 1.5 + rng.normal(0, 1, n))))
+    worse = 1 / (1 + np.exp(-(2.0 * (y - 0.5) * (1.5 - shift) + rng.normal(0, 1, n))))
+    return y, base, worse
 
 
 @pytest.mark.parametrize(
-    "cand,champ,passed,failing",
-    [
-        (_m(0.80, 0.30), None, True, []),
-        (_m(0.65, 0.30), None, False, ["candidate_auc"]),
-        (_m(0.80, 0.30), _m(0.805, 0.30), True, []),  # within the non-inferiority margin
-        (_m(0.78, 0.30), _m(0.80, 0.30), False, ["auc_delta"]),
-        (_m(0.80, 0.35), _m(0.80, 0.30), False, ["log_loss_delta"]),
-    ],
+    "shift,passed,failing",
+    [(0.0, True, []), (1.0, False, ["auc_delta", "log_loss_delta"])],  # identical models pass; a clearly worse fails
 )
-def test_canary_decision(cand, champ, passed, failing):
-    result = canary_result(cand, champ, POLICY, candidate_version=2, champion_version=1 if champ else None)
+def test_canary_decision_with_bootstrap_cis(shift, passed, failing):
+    from tasks.canary_stats import bootstrap_deltas
+
+    y, champion, candidate = _population(3000, shift, seed=5)
+    deltas = bootstrap_deltas(y, candidate, champion, metrics=["auc", "log_loss"], threshold=0.5, resamples=100,
+                              confidence=0.95, seed=0)
+    result = canary_result(canary_metrics(y, candidate, 0.5), canary_metrics(y, champion, 0.5), POLICY,
+                           candidate_version=2, champion_version=1, deltas=list(deltas.values()))
     assert result.passed is passed
-    assert [c.name for c in result.failed_checks()] == failing
-    if champ is None:
-        assert "first deployment" in result.reasons[0]
-    for name in failing:  # the reason names the value and the threshold
-        assert any(name in r and "FAILED" in r for r in result.reasons)
+    assert [c.name.split(" ")[0] for c in result.failed_checks()] == failing
+    for name in failing:  # the reason names the value, the CI and the rule
+        assert any(name in r and "CI" in r and "FAILED" in r for r in result.reasons)
+
+
+def test_first_deployment_uses_absolute_threshold_only():
+    result = canary_result(_m(0.65, 0.3), None, POLICY, candidate_version=1, champion_version=None)
+    assert not result.passed and "first deployment" in result.reasons[0]
+    assert [c.name for c in result.failed_checks()] == ["candidate_auc"]
+
+
+def test_regressed_slice_fails_the_gate_and_small_slices_do_not():
+    from tasks.canary_stats import SliceResult
+
+    slices = [SliceResult(column="region", value="south", n=500, metric="auc", delta=-0.1, ci_low=-0.15,
+                          ci_high=-0.05, status="regressed"),
+              SliceResult(column="region", value="tiny", n=10, metric="auc", status="too small")]
+    result = canary_result(_m(0.8, 0.3), _m(0.8, 0.3), POLICY, candidate_version=2, champion_version=1, slices=slices)
+    assert not result.passed
+    assert [c.name for c in result.failed_checks()] == ["slice:region=south:auc_delta"]
 
 
 def test_paired_bootstrap_identical_models_have_zero_delta():

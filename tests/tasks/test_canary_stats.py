@@ -87,10 +87,10 @@ def test_vectorised_equals_loop(ties):
     loop = bootstrap_deltas_loop(y, pc, ph, **kw)
     assert set(vec) == set(CLASSIFICATION_METRICS)
     for name in vec:
-        v, l = vec[name], loop[name]
-        assert v.resamples == l.resamples == 60
+        v, ref = vec[name], loop[name]
+        assert v.resamples == ref.resamples == 60
         for field in ("candidate", "champion", "delta", "ci_low", "ci_high"):
-            assert getattr(v, field) == pytest.approx(getattr(l, field), abs=1e-12), (name, field)
+            assert getattr(v, field) == pytest.approx(getattr(ref, field), abs=1e-12), (name, field)
 
 
 def test_vectorised_auc_matches_reference_auc_per_resample():

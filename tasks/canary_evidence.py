@@ -1,0 +1,83 @@
+"""The canary's I/O-side parts: shadow scoring, latency timing of both artifacts, TPU estimates, plots.
+
+Each takes the loaded, hash-verified models (tasks.inference.CompiledModel) and returns the
+pure modules' reports (tasks/shadow.py, tasks/latency.py, tasks/canary_plots.py) with their checks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tasks.evidence import EvidenceFile, evidence_file
+from tasks.policy import CanaryPolicy
+
+
+def shadow_report(cand, champ, df: pd.DataFrame, slice_columns: list[str], cp: CanaryPolicy):
+    """Both models on the latest production partition (unlabeled): agreement, flips, PSI, JS, by slice."""
+    from tasks.shadow import shadow_checks, shadow_comparison
+
+    report = shadow_comparison(cand.score(df), champ.score(df), threshold=cp.decision_threshold,
+                               slices={c: df[c].to_numpy() for c in slice_columns if c in df.columns})
+    checks = shadow_checks(report, max_flip_share=cp.max_flip_share, max_psi=cp.max_psi, max_js=cp.max_js,
+                           slice_max_flip_share=cp.slice_max_flip_share, min_slice_size=cp.min_slice_size)
+    return report, checks
+
+
+def latency_report(cand, champ, golden: pd.DataFrame, cp: CanaryPolicy):
+    """p50/p95/p99 per bucket of both compiled artifacts on this host, timed interleaved; budget checks."""
+    from models.export import score_bucketed
+    from models.features import feature_matrix
+    from tasks.latency import latency_checks, measure_latency
+
+    # rows are passed as indices so each model uses its own feature encoding of the same rows
+    features = {name: feature_matrix(golden, m.feature_spec) for name, m in (("candidate", cand), ("champion", champ))
+                if m is not None}
+    models = {name: m for name, m in (("candidate", cand), ("champion", champ)) if m is not None}
+
+    def scorer(name):
+        m, x = models[name], features[name]
+        return lambda idx: score_bucketed(m.exported, m.params, x[idx[:, 0].astype(np.int64)], buckets=(len(idx),))
+
+    rows = np.arange(len(golden), dtype=np.float32)[:, None]
+    report = measure_latency({name: scorer(name) for name in models}, rows, buckets=cp.latency_buckets,
+                             repeats=cp.latency_repeats)
+    checks = latency_checks(report, champion="champion" if champ is not None else None,
+                            max_p99_ratio=cp.max_p99_ratio, max_p99_ms=cp.max_p99_ms or None)
+    return report, checks
+
+
+def tpu_estimates(version_evidence: Path) -> dict[str, dict[int, float]]:
+    """Roofline latency (ms) per TPU target and bucket from the compile report, shown beside the CPU timings."""
+    path = version_evidence / "compilation.json"
+    if not path.exists():
+        return {}
+    rows = (json.loads(path.read_text()).get("report") or {}).get("rows", [])
+    out: dict[str, dict[int, float]] = {}
+    for r in rows:
+        if r.get("variant") == "f32" and r.get("estimated_seconds") is not None:
+            out.setdefault(r["target"], {})[r["bucket"]] = r["estimated_seconds"] * 1e3
+    return out
+
+
+def canary_plots(y, p_c, p_h, result, latency, folder: Path) -> dict[str, EvidenceFile]:
+    """ROC and calibration curves of both models, latency histograms, per-slice deltas with CIs (PNG)."""
+    from tasks.canary_plots import calibration_plot, latency_histogram, roc_plot, slice_delta_plot
+
+    scores = {f"candidate v{result.candidate_version}": p_c}
+    if p_h is not None:
+        scores[f"champion v{result.champion_version}"] = p_h
+    files = {"roc": roc_plot(y, scores, folder / "roc.png"),
+             "calibration": calibration_plot(y, scores, folder / "calibration.png")}
+    if latency is not None:
+        files["latency"] = latency_histogram(latency, folder / "latency.png")
+    if result.slices:
+        rows = [(f"{s['column']}={s['value']}", s["delta"] if s["delta"] is not None else float("nan"),
+                 s["ci_low"] if s["ci_low"] is not None else float("nan"),
+                 s["ci_high"] if s["ci_high"] is not None else float("nan"),
+                 {"ok": "pass", "regressed": "fail"}.get(s["status"], s["status"])) for s in result.slices]
+        files["slices"] = slice_delta_plot(rows, folder / "slices.png")
+    return {k: evidence_file(v) for k, v in files.items()}
