@@ -38,9 +38,22 @@ def golden_set(n: int = N_ROWS, seed: int = 0) -> tuple[np.ndarray, np.ndarray, 
 
 
 def run() -> list[Comparison]:
-    from tasks.canary_stats import bootstrap_deltas, bootstrap_deltas_loop
+    from tasks.canary_stats import bootstrap_deltas, bootstrap_deltas_loop, slice_metrics
+    from tasks.shadow import shadow_comparison
 
     y, cand, champ = golden_set()
+    rng = np.random.default_rng(1)
+    regions = rng.choice(["north", "south", "east", "west", "central"], N_ROWS)
+    shadow_cand, shadow_champ = golden_set(1_000_000, seed=2)[1:]
+    shadow_regions = rng.choice(["north", "south", "east", "west", "central"], 1_000_000)
+
+    def full_job():
+        """The gate's statistics at the issue's sizes: bootstrap, slices (200 resamples each), 1M-row shadow."""
+        bootstrap_deltas(y, cand, champ, resamples=RESAMPLES, **kw)
+        slice_metrics(y, cand, champ, {"region": regions}, metric="auc", min_size=200, margin=0.05, threshold=0.5,
+                      resamples=200, confidence=0.95, seed=0)
+        shadow_comparison(shadow_cand, shadow_champ, threshold=0.5, slices={"region": shadow_regions})
+
     kw = dict(threshold=0.5, confidence=0.95, seed=0)
     has_affinity = hasattr(os, "sched_getaffinity")
     saved = os.sched_getaffinity(0) if has_affinity else None
@@ -55,11 +68,14 @@ def run() -> list[Comparison]:
             repeats=3,
             notes=f"{N_ROWS:,} rows, 7 metrics x 2 models, {cores} cores",
         )
-        times = []
+        times, full_times = [], []
         for _ in range(3):
             t0 = time.perf_counter()
             bootstrap_deltas(y, cand, champ, resamples=RESAMPLES, **kw)
             times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            full_job()
+            full_times.append(time.perf_counter() - t0)
     finally:
         if has_affinity and saved is not None:
             os.sched_setaffinity(0, saved)
@@ -76,9 +92,10 @@ def run() -> list[Comparison]:
         speedup=loop_scaled / vec,
         repeats=len(times),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        notes=(f"{N_ROWS:,} rows, 7 metrics x 2 models, {cores} cores; target <= {TARGET_S:.0f} s: "
-               f"{'met' if vec <= TARGET_S else 'MISSED'}; loop figure extrapolated linearly, not measured at "
-               f"{RESAMPLES}"),
+        notes=(f"{N_ROWS:,} rows, 7 metrics x 2 models, {cores} cores; full job (bootstrap + 5 slices + 1M-row "
+               f"shadow) {statistics.median(full_times):.1f} s, target <= {TARGET_S:.0f} s: "
+               f"{'met' if statistics.median(full_times) <= TARGET_S else 'MISSED'}; loop figure extrapolated "
+               f"linearly, not measured at {RESAMPLES}"),
     )
     return [same, full]
 
