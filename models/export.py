@@ -19,18 +19,11 @@ import numpy as np
 from jax import export as jax_export
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.config import ARCHITECTURES
+from models.config import module_for
 
 DEFAULT_PLATFORMS: tuple[str, ...] = ("cpu", "tpu")
 DEFAULT_BUCKETS: tuple[int, ...] = (1, 64, 1024, 8192)
 _KNOWN_PLATFORMS = ("cpu", "tpu", "cuda", "rocm")
-
-
-def _module_for(config: Any):
-    for config_cls, builder in ARCHITECTURES.values():
-        if type(config) is config_cls:
-            return builder(config)
-    raise ValueError(f"no registered architecture for config type {type(config).__name__}")
 
 
 def predict_proba(config: Any, params: Any, x: jax.Array) -> jax.Array:
@@ -44,7 +37,7 @@ def predict_proba(config: Any, params: Any, x: jax.Array) -> jax.Array:
     Returns:
       f32[batch] probabilities in [0, 1].
     """
-    return jax.nn.sigmoid(_module_for(config).apply(params, x))
+    return jax.nn.sigmoid(module_for(config).apply(params, x))
 
 
 @contextlib.contextmanager

@@ -39,10 +39,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.export import (
     _KNOWN_PLATFORMS,
     DEFAULT_PLATFORMS,
-    _module_for,
     _no_source_locations,
     predict_proba,
 )
+from models.config import module_for
 from models.params_io import params_from_bytes
 
 VARIANTS: tuple[str, ...] = ("f32", "bf16", "int8")
@@ -123,7 +123,7 @@ def _int8_plan(config: Any) -> dict[tuple[str, ...], Any]:
     # a compute-dtype cast like ``self.param(...).astype(bf16)`` would break.
     if hasattr(config, "dtype"):
         config = config.replace(dtype="float32")
-    ptq = qwix.quantize_model(_module_for(config), qwix.PtqProvider(rules))
+    ptq = qwix.quantize_model(module_for(config), qwix.PtqProvider(rules))
     x = jnp.zeros((1, config.num_features), jnp.float32)
     abstract = jax.eval_shape(ptq.init, jax.random.PRNGKey(0), x)
     return {
@@ -283,7 +283,7 @@ def export_variant(
 def variant_params_template(variant: str, config: Any) -> Any:
     """Abstract (``jax.ShapeDtypeStruct``) variant params of ``config``, without weights."""
     _check_variant(variant)
-    module = _module_for(config)
+    module = module_for(config)
     x = jnp.zeros((1, config.num_features), jnp.float32)
     abstract_f32 = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
     return jax.eval_shape(lambda p: variant_model(variant, config, p)[1], abstract_f32)
