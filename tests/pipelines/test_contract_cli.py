@@ -256,3 +256,32 @@ def test_help(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 0 and "usage: lockgate" in capsys.readouterr().out
+
+
+def _binary_ids(df):
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    ids = [b"\xff\xfe-not-utf8"] + [s.encode() for s in df["application_id"].iloc[1:]]
+    return table.set_column(table.schema.get_field_index("application_id"), "application_id", pa.array(ids, pa.binary()))
+
+
+@pytest.mark.parametrize("build,fragment", [
+    (lambda df: df.assign(applied_at=df["applied_at"].dt.tz_localize("Europe/Berlin")), "applied_at dtype"),
+    (lambda df: df.assign(applied_at=df["applied_at"].astype("int64")), "applied_at dtype"),  # epoch numbers
+    (lambda df: pd.DataFrame(np.random.default_rng(0).normal(size=(50, 2000)),
+                             columns=[f"junk_{i}" for i in range(2000)]), "application_id exists"),
+    (_binary_ids, "application_id dtype"),  # bytes that are not UTF-8, stored as binary
+], ids=["timestamp in another time zone", "timestamp as a number", "very wide junk file", "invalid UTF-8"])
+def test_validate_more_bad_input(settings, capsys, frame, tmp_path, build, fragment):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    built = build(frame.copy())
+    data = tmp_path / "bad.parquet"
+    if isinstance(built, pa.Table):
+        pq.write_table(built, data)
+    else:
+        built.to_parquet(data, index=False)
+    code, out, err = run(capsys, ["validate", "credit_default", data], [data])
+    assert code == EXIT_VALIDATION_FAILED and ": fail (" in out and fragment in out, out + err
