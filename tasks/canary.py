@@ -55,21 +55,6 @@ def canary_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> C
     return ClassifierMetrics(n=len(y), positive_rate=float(np.mean(p >= threshold)), **values)
 
 
-def paired_bootstrap_delta(
-    y: np.ndarray, p_base: np.ndarray, p_new: np.ndarray, metric, *, resamples: int, confidence: float, seed: int
-) -> tuple[float, float, float]:
-    """metric(y, p_new) - metric(y, p_base) and its percentile CI over paired resamples (same rows for both)."""
-    y, p_base, p_new = np.asarray(y), np.asarray(p_base), np.asarray(p_new)
-    rng = np.random.default_rng(seed)
-    deltas = np.empty(resamples)
-    for i in range(resamples):
-        idx = rng.integers(0, len(y), len(y))
-        deltas[i] = metric(y[idx], p_new[idx]) - metric(y[idx], p_base[idx])
-    alpha = (1 - confidence) / 2
-    lo, hi = np.nanquantile(deltas, [alpha, 1 - alpha])
-    return float(metric(y, p_new) - metric(y, p_base)), float(lo), float(hi)
-
-
 class VariantVerdict(BaseModel):
     """Whether a bf16/int8 variant of the candidate stays within the policy's accuracy budget."""
 
@@ -87,8 +72,11 @@ class VariantVerdict(BaseModel):
 
 def variant_verdict(variant: str, y: np.ndarray, p_f32: np.ndarray, p_variant: np.ndarray,
                     policy: CanaryPolicy) -> VariantVerdict:
-    delta, lo, hi = paired_bootstrap_delta(y, p_f32, p_variant, roc_auc, resamples=policy.bootstrap_resamples,
-                                           confidence=policy.confidence_level, seed=policy.seed)
+    from tasks.canary_stats import bootstrap_deltas
+
+    d = bootstrap_deltas(y, p_f32, p_variant, metrics=["auc"], threshold=policy.decision_threshold,
+                         resamples=policy.bootstrap_resamples, confidence=policy.confidence_level, seed=policy.seed)["auc"]
+    delta, lo, hi = d.delta, d.ci_low, d.ci_high
     max_diff = float(np.max(np.abs(np.asarray(p_variant, np.float64) - np.asarray(p_f32, np.float64))))
     auc_ok = lo >= -policy.variant_max_auc_drop
     diff_ok = max_diff <= policy.variant_max_abs_diff

@@ -86,28 +86,6 @@ def test_regressed_slice_fails_the_gate_and_small_slices_do_not():
     assert [c.name for c in result.failed_checks()] == ["slice:region=south:auc_delta"]
 
 
-def test_paired_bootstrap_identical_models_have_zero_delta():
-    from tasks.canary import paired_bootstrap_delta
-
-    rng = np.random.default_rng(1)
-    y = rng.integers(0, 2, 500)
-    p = rng.random(500)
-    assert paired_bootstrap_delta(y, p, p, roc_auc, resamples=50, confidence=0.95, seed=0) == (0.0, 0.0, 0.0)
-
-
-def test_paired_bootstrap_ci_excludes_zero_for_a_clearly_better_model_and_is_seeded():
-    from tasks.canary import paired_bootstrap_delta
-
-    rng = np.random.default_rng(2)
-    y = rng.integers(0, 2, 2000)
-    weak = np.clip(0.5 + 0.1 * (y - 0.5) + rng.normal(0, 0.3, 2000), 0, 1)
-    strong = np.clip(0.5 + 0.4 * (y - 0.5) + rng.normal(0, 0.3, 2000), 0, 1)
-    first = paired_bootstrap_delta(y, weak, strong, roc_auc, resamples=100, confidence=0.95, seed=3)
-    delta, lo, hi = first
-    assert lo > 0 and lo < delta < hi
-    assert paired_bootstrap_delta(y, weak, strong, roc_auc, resamples=100, confidence=0.95, seed=3) == first
-
-
 @pytest.mark.parametrize(
     "noise,accepted",
     [(0.0, True), (0.002, True), (0.3, False)],  # tiny quantization noise stays within budget, big noise does not
