@@ -9,7 +9,6 @@ run artifacts and versions are created with ``create_model_version(source=...)``
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -211,9 +210,3 @@ def _metric_key(name: str) -> str:
     # MLflow metric names allow alphanumerics, _ - . space / ; lockgate check names may hold ':'.
     return "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in name)
 
-
-def copy_into(src: Path, dst_dir: Path, name: str | None = None) -> Path:
-    dst_dir.mkdir(parents=True, exist_ok=True)
-    dst = dst_dir / (name or src.name)
-    shutil.copyfile(src, dst)
-    return dst
