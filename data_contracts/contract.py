@@ -285,11 +285,11 @@ class DriftSetting(_Lockgate):
 class DriftDefaults(_Lockgate):
     """Drift settings for feature columns without their own ``drift`` custom property."""
 
-    numeric: DriftSetting = Field(
-        DriftSetting(method="wasserstein", threshold=0.1), description="For numeric features."
+    numeric: DriftSetting | None = Field(
+        None, description="For numeric features; absent: Evidently's own choice, made on the full data."
     )
-    categorical: DriftSetting = Field(
-        DriftSetting(method="jensenshannon", threshold=0.1), description="For categorical features."
+    categorical: DriftSetting | None = Field(
+        None, description="For categorical features; absent: Evidently's own choice, made on the full data."
     )
 
 
@@ -448,8 +448,9 @@ class Contract(_Odcs):
         """Columns of a production partition: every column but the label."""
         return [c for c in self.columns if c != self.label_column]
 
-    def drift_setting(self, column: str) -> DriftSetting:
-        """Drift method and threshold of a feature column (its own ``drift`` property, else the default)."""
+    def drift_setting(self, column: str) -> DriftSetting | None:
+        """Drift method and threshold of a feature column (its own ``drift`` property, else the default;
+        None: Evidently's own choice)."""
         for cp in self.column_spec(column).customProperties or []:
             if cp.property == "drift":
                 return DriftSetting.model_validate(cp.value)

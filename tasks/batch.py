@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.datasets import read_table, write_table
 from tasks.errors import LockgateError
+from tasks.drift_models import DriftResult
 from tasks.policy import Policy
 from tasks.validation import validate_dataset
 
@@ -32,6 +33,7 @@ class PartitionOutcome(BaseModel):
     scored: int = 0
     drift: str | None = None
     drift_reasons: list[str] = []
+    drift_result: DriftResult | None = Field(None, exclude=True)  # for the per-column table artifact
     output: str | None = None
     message: str = ""
     evidence: dict[str, str] = {}
@@ -62,7 +64,7 @@ def score_partition_data(
     ``reference`` is the champion's training snapshot with its scores in SCORE_COLUMN
     (computed once per run), so prediction drift is monitored beside feature drift.
     """
-    from tasks.drift import drift_evidence, drift_result
+    from tasks.drift import drift_evidence, drift_result, specs_for
     from tasks.evidence import sha256_file
 
     name = partition_name(path)
@@ -98,14 +100,15 @@ def score_partition_data(
                               threshold=policy.canary.decision_threshold)
     write_table(frame, output)
 
-    evidence = drift_evidence(reference, valid.assign(**{SCORE_COLUMN: scores}),
-                              numeric=contract.numeric_features, categorical=contract.categorical_features,
-                              out_dir=evidence_dir / name / "drift", prediction_column=SCORE_COLUMN)
+    dp = policy.drift
+    evidence = drift_evidence(reference, valid.assign(**{SCORE_COLUMN: scores}), specs=specs_for(contract, SCORE_COLUMN),
+                              out_dir=evidence_dir / name / "drift", drift_share=dp.max_drifted_share,
+                              report_rows=dp.report_rows, sample_rows=dp.sample_rows)
     drift = drift_result(evidence, policy.drift)
     hashes = {"predictions": sha256_file(output), **{f"validation.{k}": v.sha256 for k, v in validation.evidence.items()},
               **{f"drift.{k}": v.sha256 for k, v in drift.evidence.items()}}
     return PartitionOutcome(
         partition=name, status="scored", rows=len(df), quarantined=validation.n_quarantined, scored=len(frame),
-        drift=drift.decision, drift_reasons=drift.reasons, output=str(output), evidence=hashes,
+        drift=drift.decision, drift_reasons=drift.reasons, drift_result=drift, output=str(output), evidence=hashes,
         message=f"{len(frame)} rows scored, {validation.n_quarantined} quarantined; drift {drift.decision}",
     )

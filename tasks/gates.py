@@ -8,7 +8,7 @@ Prefect markdown artifact. Task boundaries sit where failure handling changes.
 from __future__ import annotations
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -186,17 +186,24 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
 @task(name="detect-drift", cache_policy=NO_CACHE)
 def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord, current_path: str):
     from data_contracts.contract import load_contract
-    from tasks.datasets import read_table
-    from tasks.drift import drift_evidence, drift_result
+    from tasks.drift import drift_evidence, drift_result, specs_for
     from tasks.inference import load_reference
 
     contract = load_contract(record.tags["lockgate.contract"])
     reference = load_reference(registry_for(settings), record, cache_dir(settings))
-    current = read_table(current_path, what="current data")
     folder = version_evidence_dir(settings, record.name, record.version) / "drift"
-    evidence = drift_evidence(reference, current, numeric=contract.numeric_features,
-                              categorical=contract.categorical_features, out_dir=folder)
-    return publish(settings, record, drift_result(evidence, policy.drift), "drift")
+    dp = policy.drift
+    evidence = drift_evidence(reference, current_path, specs=specs_for(contract), out_dir=folder,
+                              drift_share=dp.max_drifted_share, report_rows=dp.report_rows, sample_rows=dp.sample_rows)
+    result = drift_result(evidence, dp)
+    publish_drift_table(f"drift-table-{record.name}-v{record.version}", result)
+    return publish(settings, record, result, "drift")
+
+
+def publish_drift_table(key: str, result) -> None:
+    """The per-column drift table (method, score, threshold, verdict, quality) as a Prefect table artifact."""
+    create_table_artifact(table=result.table(), key=key.lower().replace("_", "-").replace("=", "-"),
+                          description=result.summary_line()[:500])
 
 
 @task(name="decide-approval", cache_policy=NO_CACHE)
@@ -292,6 +299,8 @@ def score_partition(settings: Settings, policy: Policy, champion, path: str, for
                        f"{outcome.scored} | {outcome.drift or '-'} |", "", *[f"- {r}" for r in outcome.drift_reasons]])
     create_markdown_artifact(markdown=table, key=f"batch-{record.name}-{outcome.partition}".lower().replace("_", "-")
                              .replace("=", "-"), description=outcome.message[:500])
+    if outcome.drift_result is not None:
+        publish_drift_table(f"drift-table-{record.name}-{outcome.partition}", outcome.drift_result)
     return outcome
 
 

@@ -126,6 +126,22 @@ class DriftPolicy(_Strict):
         0.1, ge=0, le=1, description="Share of drifted columns at or above which drift is a warning."
     )
     block_on_breach: bool = Field(True, description="Whether a drift breach at canary time rejects the candidate.")
+    max_null_share_increase: float = Field(
+        0.05, ge=0, le=1, description="Quality breach when a column's null share grows by at least this much."
+    )
+    max_unseen_share: float = Field(
+        0.01, ge=0, le=1, description="Quality breach when this share of rows has categories the reference never had."
+    )
+    max_out_of_range_share: float = Field(
+        0.05, ge=0, le=1, description="Quality breach when this share of rows falls outside the reference's range."
+    )
+    report_rows: int = Field(
+        20_000, ge=100, description="Rows per side in Evidently's HTML report (a seeded sample above this; methods "
+        "pinned so the sample does not switch tests)."
+    )
+    sample_rows: int = Field(
+        1_000_000, ge=1000, description="Rows per side given to stattests without a mergeable form (ks, anderson, ...)."
+    )
 
     @model_validator(mode="after")
     def _warn_below_breach(self) -> "DriftPolicy":
