@@ -134,3 +134,28 @@ def test_a_classifier_against_the_regression_champion_is_a_recorded_rejection(re
     assert outcome.decision == "rejected" and outcome.gates[-1].startswith("canary: error")
     assert "is a classification model but champion" in outcome.reasons[0] and "regression model" in outcome.reasons[0]
     assert ledger_for(module_settings).entries()[-1].action == "candidate.rejected"
+
+
+def test_batch_inference_with_the_regression_champion_writes_predicted_values(regression_champion, module_settings,
+                                                                             tmp_path):
+    from datetime import date
+
+    import numpy as np
+    import pandas as pd
+
+    from data_contracts.synthetic_credit import generate_lgd_frame
+    from pipelines.batch_inference import batch_inference
+    from tasks.inference import load_compiled
+    from tasks.stores import cache_dir, registry_for
+
+    day = tmp_path / "date=2026-11-01"
+    day.mkdir()
+    rows = generate_lgd_frame(200, seed=21, day=date(2026, 11, 1), id_offset=50_000).drop(columns=["loss_given_default"])
+    rows.to_parquet(day / "part-0.parquet", index=False)
+    (outcome,) = batch_inference(partitions=[str(day)])
+    assert outcome.status == "scored", outcome.message
+    predictions = pd.read_parquet(outcome.output)
+    assert "predicted_default" not in predictions.columns  # no decision threshold for a regressor
+    registry = registry_for(module_settings)
+    champion = load_compiled(registry, registry.require_alias(MODEL, CHAMPION), cache_dir(module_settings), (1, 64, 1024))
+    np.testing.assert_allclose(predictions["score"], champion.score(rows), atol=1e-6)
