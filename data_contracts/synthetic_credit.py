@@ -17,6 +17,10 @@ Knobs (all off by default) model what goes wrong in production:
   risk did not change, only how it was reported) and use their own random stream, so
   an incident frame equals the clean frame except in the incident's cells.
 
+A second, continuous target serves the regression task: ``loss_given_default`` (the
+share of the loan lost if it defaulted, in [0, 1]) from a known ground-truth mean
+(:func:`loss_given_default_mean`) plus Gaussian noise, in :func:`generate_lgd_frame`.
+
 Everything is vectorised numpy; 1M rows take about a second.
 """
 
@@ -42,7 +46,9 @@ UNSEEN_REGION = "offshore"
 ID_PREFIX = "APP-"
 ID_DIGITS = 10
 LABEL_COLUMN = "defaulted"
+LGD_COLUMN = "loss_given_default"
 ID_COLUMN = "application_id"
+LGD_NOISE_SD = 0.05
 
 COLUMNS: tuple[str, ...] = (
     "application_id",
@@ -139,6 +145,45 @@ def default_logit(df: pd.DataFrame, *, concept_drift: float = 0.0) -> np.ndarray
 def default_probability(df: pd.DataFrame, *, concept_drift: float = 0.0) -> np.ndarray:
     """Ground-truth probability of default, ``sigmoid(default_logit(df))``; float64 ``(len(df),)``."""
     return 1.0 / (1.0 + np.exp(-default_logit(df, concept_drift=concept_drift)))
+
+
+# Ground truth of loss given default: logit of the expected share lost. Secured products
+# (mortgage, auto) lose less; a loan large against the income loses more.
+_LGD_PRODUCT = {"card": 0.9, "personal": 0.5, "auto": -0.4, "mortgage": -1.3}
+_LGD_REGION = {"north": 0.0, "south": 0.25, "east": -0.1, "west": 0.0, "central": 0.1}
+
+
+def loss_given_default_mean(df: pd.DataFrame) -> np.ndarray:
+    """Ground-truth expected loss given default (share of the loan lost, in (0, 1)) for each row of ``df``.
+
+    ``sigmoid(0.45 * z_lti - 0.25 * z_cs + product + region)`` with ``z_lti`` the log
+    loan-to-income ratio (per 1.0 above log 0.3) and ``z_cs`` the credit score per 70
+    points above 680; product and region effects in ``_LGD_PRODUCT``/``_LGD_REGION``
+    (unknown categories contribute 0). Returns float64 ``(len(df),)``.
+    """
+    lti = df["loan_amount"].to_numpy(np.float64) / df["annual_income"].to_numpy(np.float64)
+    z_lti = np.log(lti) - np.log(0.3)
+    z_cs = (df["credit_score"].to_numpy(np.float64) - 680.0) / 70.0
+    logit = 0.45 * z_lti - 0.25 * z_cs
+    for column, effects in (("product", _LGD_PRODUCT), ("region", _LGD_REGION)):
+        values = df[column].to_numpy(dtype=object)
+        for key, coef in effects.items():
+            logit = logit + coef * (values == key)
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def generate_lgd_frame(n_rows: int, *, seed: int, day: date, id_offset: int = 0,
+                       noise_sd: float = LGD_NOISE_SD) -> pd.DataFrame:
+    """Applications of :func:`generate_frame` (same features and ids) with the continuous label
+    ``loss_given_default`` = clip(:func:`loss_given_default_mean` + N(0, ``noise_sd``), 0, 1) instead of
+    ``defaulted``. The noise has its own random stream, so the features equal :func:`generate_frame`'s."""
+    if noise_sd < 0:
+        raise ValueError(f"noise_sd must be >= 0, got {noise_sd}")
+    df = generate_frame(n_rows, seed=seed, day=day, id_offset=id_offset).drop(columns=[LABEL_COLUMN])
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), day.toordinal(), int(id_offset), 1]))
+    noisy = loss_given_default_mean(df) + rng.normal(0.0, noise_sd, len(df))
+    df[LGD_COLUMN] = np.round(np.clip(noisy, 0.0, 1.0), 6)
+    return df
 
 
 def application_ids(start: int, n: int) -> np.ndarray:

@@ -37,10 +37,10 @@ def _variant_fn_and_spec(variant: str, config, params_spec):
     """(pure predict fn(params, x) -> f32[b], shape-only params of the variant) without materialising weights."""
     import jax
 
-    from models.export import predict_proba
+    from models.export import predict
 
     if variant == "f32":
-        return (lambda p, x: predict_proba(config, p, x)), params_spec
+        return (lambda p, x: predict(config, p, x)), params_spec
     from models.variants import variant_model
 
     holder: dict[str, Any] = {}

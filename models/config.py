@@ -16,6 +16,9 @@ from typing import Any, Callable
 # config never needs jax.
 ACTIVATIONS: tuple[str, ...] = ("relu", "gelu", "silu", "tanh", "elu")
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+# What the one output per row means: a logit (classification: the artifact returns
+# sigmoid(logit) = P(y=1)) or the predicted value itself (regression: linear head).
+TASKS: tuple[str, ...] = ("classification", "regression")
 
 
 def _positive_int(field: str, value: Any) -> int:
@@ -35,12 +38,16 @@ class MLPConfig:
       activation: hidden activation, one of ``ACTIVATIONS``.
       dtype: compute dtype, one of ``DTYPES``; params stay float32 and logits are
         returned as float32 whatever this is.
+      task: one of ``TASKS``: ``"classification"`` (the head's output is a logit,
+        trained with sigmoid BCE) or ``"regression"`` (the head's linear output is the
+        predicted value, trained with MSE). Configs saved without it are classifiers.
     """
 
     num_features: int
     hidden_sizes: tuple[int, ...] = (32, 16)
     activation: str = "relu"
     dtype: str = "float32"
+    task: str = "classification"
 
     def __post_init__(self):
         _positive_int("num_features", self.num_features)
@@ -55,6 +62,7 @@ class MLPConfig:
             raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {self.activation!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        _check_task(self.task)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``hidden_sizes`` as a list)."""
@@ -81,6 +89,11 @@ class MLPConfig:
 def _check_dtype(value: Any) -> None:
     if value not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {value!r}")
+
+
+def _check_task(value: Any) -> None:
+    if value not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}, got {value!r}")
 
 
 def _from_dict(cls: type, d: dict[str, Any]) -> Any:
@@ -115,6 +128,7 @@ class FTTransformerConfig:
         ``num_layers`` axis under ``blocks``) instead of unrolled ``block_{i}``.
         Same function and param count; smaller program, but XLA's cost_analysis
         counts a scanned body once, not ``num_layers`` times.
+      task: one of ``TASKS`` (see :class:`MLPConfig`).
     """
 
     num_features: int
@@ -124,6 +138,7 @@ class FTTransformerConfig:
     mlp_ratio: int = 2
     dtype: str = "float32"
     use_scan: bool = False
+    task: str = "classification"
 
     def __post_init__(self):
         for name in ("num_features", "d_model", "num_layers", "num_heads", "mlp_ratio"):
@@ -133,6 +148,7 @@ class FTTransformerConfig:
         _check_dtype(self.dtype)
         if not isinstance(self.use_scan, bool):
             raise ValueError(f"use_scan must be a bool, got {self.use_scan!r}")
+        _check_task(self.task)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -166,6 +182,7 @@ class MoEConfig:
       num_layers: MoE blocks.
       dtype: compute dtype, one of ``DTYPES``; params stay float32 and logits are
         returned as float32 whatever this is (the router always runs in float32).
+      task: one of ``TASKS`` (see :class:`MLPConfig`).
     """
 
     num_features: int
@@ -175,6 +192,7 @@ class MoEConfig:
     expert_hidden: int = 128
     num_layers: int = 1
     dtype: str = "float32"
+    task: str = "classification"
 
     def __post_init__(self):
         for name in ("num_features", "d_model", "num_experts", "top_k", "expert_hidden", "num_layers"):
@@ -182,6 +200,7 @@ class MoEConfig:
         if self.top_k > self.num_experts:
             raise ValueError(f"top_k must be <= num_experts, got top_k={self.top_k}, num_experts={self.num_experts}")
         _check_dtype(self.dtype)
+        _check_task(self.task)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""

@@ -1,4 +1,8 @@
-"""The deployable inference artifact: a serialized ``jax.export`` of ``predict_proba``.
+"""The deployable inference artifact: a serialized ``jax.export`` of :func:`predict`.
+
+:func:`predict` is the model's output per row for its config's task: P(y=1) for a
+classifier (what :func:`predict_proba` returns too), the predicted value for a
+regressor. Classifier artifacts are the same program as before regression existed.
 
 The artifact is StableHLO for cpu+tpu with a symbolic batch dimension and the
 params as call *arguments*, so it is a few KB, its sha256 identifies the program
@@ -26,18 +30,35 @@ DEFAULT_BUCKETS: tuple[int, ...] = (1, 64, 1024, 8192)
 _KNOWN_PLATFORMS = ("cpu", "tpu", "cuda", "rocm")
 
 
-def predict_proba(config: Any, params: Any, x: jax.Array) -> jax.Array:
-    """P(y=1) per row; pure, so it can be jitted (config static) or exported.
+def predict(config: Any, params: Any, x: jax.Array) -> jax.Array:
+    """The artifact's output per row; pure, so it can be jitted (config static) or exported.
 
     Args:
-      config: a registered model config (e.g. ``MLPConfig``); hashable.
-      params: params pytree from ``init_params`` / ``train_classifier`` / ``load_params``.
+      config: a registered model config (e.g. ``MLPConfig``); hashable. Its ``task``
+        fixes what is returned.
+      params: params pytree from ``init_params`` / ``train_model`` / ``load_params``.
       x: f32[batch, num_features].
 
     Returns:
-      f32[batch] probabilities in [0, 1].
+      f32[batch]: probabilities P(y=1) in [0, 1] for ``task="classification"``, the
+      predicted values (the linear head's output) for ``task="regression"``.
     """
-    return jax.nn.sigmoid(module_for(config).apply(params, x))
+    out = module_for(config).apply(params, x)
+    return out if config.task == "regression" else jax.nn.sigmoid(out)
+
+
+def predict_proba(config: Any, params: Any, x: jax.Array) -> jax.Array:
+    """P(y=1) per row of a classifier (``config.task == "classification"``): :func:`predict`.
+
+    Raises:
+      ValueError: ``config`` is a regressor, whose output is a value, not a probability.
+    """
+    if config.task != "classification":
+        raise ValueError(f"predict_proba needs a classifier; this config's task is {config.task!r} (use predict)")
+    return predict(config, params, x)
+
+
+_predict = predict
 
 
 @contextlib.contextmanager
@@ -57,7 +78,7 @@ def _no_source_locations():
 
 
 def export_inference(config: Any, params: Any, platforms: Sequence[str] = DEFAULT_PLATFORMS) -> bytes:
-    """Export ``predict_proba(config, params, x)`` as serialized StableHLO.
+    """Export ``predict(config, params, x)`` as serialized StableHLO.
 
     Only the *shapes/dtypes* of ``params`` are used: params stay arguments of the
     exported function, so one artifact serves every params file of this
@@ -77,8 +98,10 @@ def export_inference(config: Any, params: Any, platforms: Sequence[str] = DEFAUL
     if not platforms or unknown:
         raise ValueError(f"platforms must be a non-empty subset of {list(_KNOWN_PLATFORMS)}, got {list(platforms)}")
 
+    # The jitted function's name is part of the StableHLO (so of the sha256): it stays "predict", as before
+    # regression existed, so a classifier exports to the same bytes; it calls the module-level function.
     def predict(params, x):
-        return predict_proba(config, params, x)
+        return _predict(config, params, x)
 
     params_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)), params)
     (batch,) = jax_export.symbolic_shape("b")
@@ -144,7 +167,7 @@ def score_bucketed(
       buckets: strictly increasing batch sizes.
 
     Returns:
-      f32[n] probabilities.
+      f32[n] outputs of the artifact (probabilities for a classifier, values for a regressor).
     """
     buckets = _check_buckets(buckets)
     x = checked_rows(exported, x)

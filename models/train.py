@@ -1,5 +1,10 @@
-"""Training of the binary classifier of any registered architecture: adam on sigmoid
-BCE, one jitted scan per epoch."""
+"""Training of any registered architecture for its config's task: adam on sigmoid BCE
+(classification) or mean squared error (regression), one jitted scan per epoch.
+
+One loop serves both tasks (:func:`train_model`); only the loss and the label check
+differ. :func:`train_classifier` and :func:`train_regressor` name the task at the call
+site and refuse a config of the other task.
+"""
 
 from __future__ import annotations
 
@@ -43,10 +48,21 @@ def _check_xy(x: np.ndarray, y: np.ndarray, config: ModelConfig) -> None:
         raise ValueError(f"y must be [{x.shape[0]}], got shape {list(y.shape)}")
     if x.shape[0] == 0:
         raise ValueError("cannot train on 0 rows")
-    if not np.isin(y, (0, 1)).all():
+    if config.task == "classification" and not np.isin(y, (0, 1)).all():
         raise ValueError("y must contain only 0 and 1")
+    if config.task == "regression":
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"regression targets y must be numeric, got dtype {y.dtype}")
+        if not np.isfinite(y.astype(np.float64)).all():
+            raise ValueError("regression targets y contain NaN or inf")
     if not np.isfinite(x).all():
         raise ValueError("x contains NaN or inf; encode it with feature_matrix first")
+
+
+def _loss(task: str, outputs: jax.Array, y: jax.Array) -> jax.Array:
+    if task == "regression":
+        return optax.squared_error(outputs, y).mean()
+    return optax.sigmoid_binary_cross_entropy(outputs, y).mean()
 
 
 @functools.lru_cache(maxsize=16)
@@ -57,7 +73,7 @@ def _epoch_runner(config: ModelConfig, learning_rate: float):
     tx = optax.adam(learning_rate)
 
     def loss_fn(p, xb, yb):
-        return optax.sigmoid_binary_cross_entropy(model.apply(p, xb), yb).mean()
+        return _loss(config.task, model.apply(p, xb), yb)
 
     # One jit per epoch over a lax.scan of steps: per-step Python dispatch would
     # dominate on a small CPU model. Data goes in as arguments, not closed-over
@@ -76,7 +92,27 @@ def _epoch_runner(config: ModelConfig, learning_rate: float):
     return tx, run_epoch
 
 
-def train_classifier(
+def train_classifier(x: np.ndarray, y: np.ndarray, config: ModelConfig, **kw: Any) -> dict[str, Any]:
+    """:func:`train_model` for a ``task="classification"`` config (sigmoid BCE; y in {0, 1})."""
+    return train_model(x, y, _for_task(config, "classification"), **kw)
+
+
+def train_regressor(x: np.ndarray, y: np.ndarray, config: ModelConfig, **kw: Any) -> dict[str, Any]:
+    """:func:`train_model` for a ``task="regression"`` config (mean squared error; y finite floats).
+
+    The head is linear and the targets are not rescaled, so targets of roughly unit
+    scale (as most standardized or rate-like labels are) train in few epochs."""
+    return train_model(x, y, _for_task(config, "regression"), **kw)
+
+
+def _for_task(config: ModelConfig, task: str) -> ModelConfig:
+    if config.task != task:
+        other = "train_regressor" if config.task == "regression" else "train_classifier"
+        raise ValueError(f"config.task is {config.task!r}, not {task!r}; use {other} (or train_model)")
+    return config
+
+
+def train_model(
     x: np.ndarray,
     y: np.ndarray,
     config: ModelConfig,
@@ -86,8 +122,8 @@ def train_classifier(
     learning_rate: float = 3e-3,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Train the module of ``config`` (any registered architecture) with adam on
-    sigmoid binary cross-entropy.
+    """Train the module of ``config`` (any registered architecture) with adam on the
+    loss of ``config.task``: sigmoid binary cross-entropy or mean squared error.
 
     Each epoch shuffles the rows with a numpy RNG seeded by ``seed`` and runs
     ``n // batch_size`` full minibatches; the remainder rows are skipped for that
@@ -96,7 +132,8 @@ def train_classifier(
 
     Args:
       x: f32[n, config.num_features] encoded features (finite).
-      y: [n] labels in {0, 1} (any numeric/bool dtype).
+      y: [n] labels in {0, 1} (any numeric/bool dtype) for classification; finite
+        numeric targets for regression.
       config: model config.
       epochs: passes over the data.
       batch_size: rows per step (capped at n).

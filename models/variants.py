@@ -40,8 +40,8 @@ from models.export import (
     _KNOWN_PLATFORMS,
     DEFAULT_PLATFORMS,
     _no_source_locations,
-    predict_proba,
 )
+from models.export import predict as model_output  # the local "predict" programs below keep their exported name
 from models.config import module_for
 from models.params_io import params_from_bytes
 
@@ -49,7 +49,7 @@ VARIANTS: tuple[str, ...] = ("f32", "bf16", "int8")
 
 _DESCRIPTIONS = {
     "f32": "The model as trained: float32 params, the config's compute dtype.",
-    "bf16": "Params cast to bfloat16 and bfloat16 compute (config dtype field); float32 probabilities out.",
+    "bf16": "Params cast to bfloat16 and bfloat16 compute (config dtype field); float32 outputs.",
     "int8": (
         "Weight-only int8 PTQ with qwix: matmul weights int8 with one float32 absmax scale per output "
         "channel, dequantized in the program; biases/norms/embeddings and activations stay float."
@@ -182,7 +182,7 @@ def _int8_model(config: Any, params: Any) -> tuple[PredictFn, dict]:
                 full[path] = qwix.dequantize(q).reshape(shape)
             else:
                 full[path] = vflat[path]
-        return predict_proba(config, traverse_util.unflatten_dict(full), x)
+        return model_output(config, traverse_util.unflatten_dict(full), x)
 
     return predict, traverse_util.unflatten_dict(quantized)
 
@@ -206,7 +206,8 @@ def variant_model(variant: str, config: Any, params: Any) -> tuple[PredictFn, An
 
     Returns:
       ``(predict_fn, variant_params)``: ``predict_fn(variant_params, x)`` maps
-      f32[b, num_features] to f32[b] probabilities, is pure (params are an
+      f32[b, num_features] to f32[b] outputs (probabilities or values, by
+      ``config.task``), is pure (params are an
       argument, not closed over) and exportable with a symbolic batch.
       ``variant_params`` is a nested dict of arrays: the f32 params unchanged for
       "f32"; every floating leaf as bfloat16 for "bf16"; for "int8", each matmul
@@ -220,7 +221,7 @@ def variant_model(variant: str, config: Any, params: Any) -> tuple[PredictFn, An
     if variant == "f32":
 
         def predict(params, x):
-            return predict_proba(config, params, x)
+            return model_output(config, params, x)
 
         return predict, params
     if variant == "bf16":
@@ -229,7 +230,7 @@ def variant_model(variant: str, config: Any, params: Any) -> tuple[PredictFn, An
         cfg = config.replace(dtype="bfloat16") if hasattr(config, "dtype") else config
 
         def predict(params, x):
-            return predict_proba(cfg, params, x).astype(jnp.float32)
+            return model_output(cfg, params, x).astype(jnp.float32)
 
         return predict, _to_bfloat16(params)
     return _int8_model(config, params)

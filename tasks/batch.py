@@ -46,10 +46,15 @@ def partition_name(path: str | Path) -> str:
 
 
 def predictions_frame(valid: pd.DataFrame, scores: np.ndarray, *, id_column: str, lineage: dict[str, str],
-                      threshold: float) -> pd.DataFrame:
-    """Predictions with one lineage column per entry of ``lineage`` (model, version, artifact sha256, ...)."""
+                      threshold: float | None) -> pd.DataFrame:
+    """Predictions with one lineage column per entry of ``lineage`` (model, version, artifact sha256, ...).
+
+    ``scores``: the artifact's outputs (probabilities of a classifier, predicted values of a regressor).
+    ``threshold``: a classifier's decision threshold, giving the 0/1 decision column; None for a regressor,
+    whose score column is the prediction itself and which has no decision column."""
     out = pd.DataFrame({id_column: valid[id_column].to_numpy(), SCORE_COLUMN: scores.astype(np.float32)})
-    out[PREDICTION_COLUMN] = (out[SCORE_COLUMN] >= threshold).astype(np.int8)
+    if threshold is not None:
+        out[PREDICTION_COLUMN] = (out[SCORE_COLUMN] >= threshold).astype(np.int8)
     for key, value in lineage.items():
         out[key] = value
     return out
@@ -97,7 +102,8 @@ def score_partition_data(
         "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     frame = predictions_frame(valid, scores, id_column=contract.id_column, lineage=lineage,
-                              threshold=policy.canary.decision_threshold)
+                              threshold=policy.canary.decision_threshold if model.config.task == "classification"
+                              else None)
     write_table(frame, output)
 
     dp = policy.drift

@@ -1,4 +1,5 @@
-"""PNG evidence of the canary gate: ROC and calibration curves, latency histograms, slice deltas.
+"""PNG evidence of the canary gate: ROC and calibration curves (classifiers), predicted-vs-actual
+scatter and residual histograms (regressors), latency histograms, slice deltas.
 
 Each function draws on its own ``matplotlib.figure.Figure`` with the Agg canvas,
 created inside the function: nothing is set at import, no pyplot global state, no
@@ -84,6 +85,44 @@ def calibration_plot(y: np.ndarray, scores: dict[str, np.ndarray], path: str | P
     ax.set(xlabel="mean predicted probability", ylabel="observed positive rate", title=f"Calibration ({bins} bins)",
            xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+SCATTER_MAX_POINTS = 5_000
+
+
+def prediction_scatter_plot(y: np.ndarray, predictions: dict[str, np.ndarray], path: str | Path,
+                            max_points: int = SCATTER_MAX_POINTS) -> Path:
+    """Predicted vs actual for each regressor (f[n] each, targets y f[n]), the identity line, RMSE in the legend.
+    At most ``max_points`` rows are drawn (the same evenly spaced rows for every model)."""
+    y = np.asarray(y, dtype=np.float64)
+    rows = np.linspace(0, len(y) - 1, min(len(y), max_points)).astype(int)
+    fig = _figure()
+    ax = fig.add_subplot()
+    lo, hi = float(y.min()), float(y.max())
+    for name, p in predictions.items():
+        p = np.asarray(p, dtype=np.float64)
+        rmse = float(np.sqrt(np.mean((p - y) ** 2)))
+        ax.scatter(y[rows], p[rows], s=6, alpha=0.35, label=f"{name} (RMSE {rmse:.4g})")
+        lo, hi = min(lo, float(p.min())), max(hi, float(p.max()))
+    ax.plot([lo, hi], [lo, hi], ls="--", color="gray", lw=0.8, label="prediction = actual")
+    ax.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual")
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def residual_histogram(y: np.ndarray, predictions: dict[str, np.ndarray], path: str | Path, bins: int = 40) -> Path:
+    """Histogram of residuals (prediction - actual) per regressor on shared bins, mean and sd in the legend."""
+    y = np.asarray(y, dtype=np.float64)
+    residuals = {name: np.asarray(p, dtype=np.float64) - y for name, p in predictions.items()}
+    edges = np.histogram_bin_edges(np.concatenate(list(residuals.values())), bins=bins)
+    fig = _figure()
+    ax = fig.add_subplot()
+    for name, r in residuals.items():
+        ax.hist(r, bins=edges, alpha=0.55, label=f"{name} (mean {r.mean():+.3g}, sd {r.std():.3g})")
+    ax.axvline(0.0, color="gray", lw=0.8, ls="--")
+    ax.set(xlabel="residual (prediction - actual)", ylabel="rows", title="Residuals")
+    ax.legend(loc="upper left", fontsize="small")
     return _save(fig, path)
 
 

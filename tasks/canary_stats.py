@@ -1,5 +1,6 @@
-"""Canary statistics: input checks, a metric registry, vectorised paired bootstrap CIs,
-non-inferiority checks and per-slice deltas. Pure numpy; no orchestrator imports.
+"""Canary statistics: a metric registry (classification and regression), vectorised paired
+bootstrap CIs, non-inferiority checks and per-slice deltas. Pure numpy; no orchestrator
+imports. Input checks live in :mod:`tasks.canary_inputs` (re-exported here).
 
 The bootstrap is *paired* (each resample picks the same rows for both models) and
 *seeded*. :func:`bootstrap_deltas` draws exactly the same row indices as the
@@ -22,106 +23,15 @@ from typing import Callable, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.canary_inputs import CanaryInputError, as_1d, check_inputs, check_regression_inputs
 from tasks.evidence import Check
+
+Task = Literal["classification", "regression"]
 
 _EPS = 1e-7
 ECE_BINS = 10
 _CHUNK_BYTES = 200 * 2**20  # upper bound for the [chunk, n] float64 work arrays
 _WORK_ARRAYS = 4  # live [chunk, n]-sized float64 arrays at the peak (weights and the AUC temporaries)
-
-
-class CanaryInputError(ValueError):
-    """Golden-set labels or model scores that the canary statistics cannot use (one-line message)."""
-
-
-# ---------------------------------------------------------------------------------------------- inputs
-
-
-def _as_1d(name: str, a: object) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise CanaryInputError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    return arr
-
-
-def _numeric(name: str, arr: np.ndarray) -> np.ndarray:
-    if arr.dtype == bool:
-        return arr.astype(np.float64)
-    if arr.dtype.kind in "iuf":
-        return arr.astype(np.float64)
-    try:
-        return arr.astype(np.float64)
-    except (TypeError, ValueError):
-        raise CanaryInputError(f"{name} must be numeric, got dtype {arr.dtype}") from None
-
-
-def _check_scores(name: str, p: object, n: int, probabilities: bool) -> np.ndarray:
-    if p is None:
-        raise CanaryInputError(f"{name} scores are missing (None)")
-    arr = _numeric(f"{name} scores", _as_1d(f"{name} scores", p))
-    if len(arr) != n:
-        raise CanaryInputError(f"{name} scores have {len(arr)} rows but the labels have {n}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        n_nan = int(np.isnan(arr).sum())
-        raise CanaryInputError(
-            f"{name} scores contain {int(bad.sum())} non-finite values of {n} ({n_nan} NaN, {int(bad.sum()) - n_nan} inf)"
-        )
-    if probabilities:
-        out = (arr < 0) | (arr > 1)
-        if out.any():
-            raise CanaryInputError(
-                f"{name} scores must be probabilities in [0, 1]; {int(out.sum())} of {n} are outside "
-                f"(min {arr.min():.4g}, max {arr.max():.4g})"
-            )
-    return arr
-
-
-def check_inputs(
-    y: object, p_candidate: object, p_champion: object | None = None, *, probabilities: bool = True,
-    require_both_classes: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Validate a labeled golden set and return ``(y, p_candidate, p_champion)`` as float64[n] arrays.
-
-    y: labels in {0, 1} (bool, int or float), shape [n]; p_*: scores, shape [n] (or [n, 1]),
-    probabilities in [0, 1] unless ``probabilities=False``. Raises :class:`CanaryInputError`
-    with a one-line message naming the problem (and the model, and how many rows).
-    """
-    if y is None:
-        raise CanaryInputError("labels are missing (None)")
-    y_arr = _as_1d("labels", y)
-    n = len(y_arr)
-    if n == 0:
-        raise CanaryInputError("the golden set is empty (0 labeled rows)")
-    y_f = None
-    if y_arr.dtype.kind == "O":  # e.g. ints with None from a nullable column: None becomes a missing label
-        try:
-            y_f = y_arr.astype(np.float64)
-        except (TypeError, ValueError):
-            pass
-    elif y_arr.dtype.kind in "biuf":
-        y_f = y_arr.astype(np.float64)
-    if y_f is None:
-        # strings: refuse rather than guess which string means positive
-        sample = ", ".join(repr(v) for v in list(dict.fromkeys(y_arr.tolist()))[:3])
-        raise CanaryInputError(f"labels must be numeric 0/1, got dtype {y_arr.dtype} (e.g. {sample})")
-    n_missing = int(np.isnan(y_f).sum())
-    if n_missing:
-        raise CanaryInputError(f"labels are missing for {n_missing} of {n} rows (NaN)")
-    bad = ~np.isin(y_f, (0.0, 1.0))
-    if bad.any():
-        found = np.unique(y_f[bad])[:5]
-        raise CanaryInputError(
-            f"labels must be 0/1; {int(bad.sum())} of {n} rows have other values ({', '.join(f'{v:g}' for v in found)})"
-        )
-    n_pos = int(y_f.sum())
-    if require_both_classes and n_pos in (0, n):
-        raise CanaryInputError(f"labels have one class only (all {int(y_f[0])}, n={n}); AUC and recall are undefined")
-    pc = _check_scores("candidate", p_candidate, n, probabilities)
-    ph = None if p_champion is None else _check_scores("champion", p_champion, n, probabilities)
-    return y_f, pc, ph
 
 
 # -------------------------------------------------------------------------------------- plain metrics
@@ -169,7 +79,7 @@ def ece(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.abs(gaps).sum() / len(y))
 
 
-# Regression (for a future regression task): y, y_hat f[n]; interval bounds f[n].
+# Regression: y, y_hat f[n] (finite); interval bounds f[n].
 
 
 def rmse(y: np.ndarray, y_hat: np.ndarray) -> float:
@@ -191,6 +101,7 @@ class Metric:
     name: str
     fn: Callable[..., float]
     higher_is_better: bool
+    task: Task = "classification"
     uses_threshold: bool = False
     needs_both_classes: bool = False
 
@@ -210,19 +121,30 @@ CLASSIFICATION_METRICS: dict[str, Metric] = {
         Metric("ece", ece, False),
     )
 }
-# interval_coverage is "higher is better" only up to the nominal level; the gate should hold it to that level.
+# Point metrics of one prediction per row. interval_coverage needs two bounds per row, which no
+# model here gives (the regression head has one output), so it is not a bootstrapped metric.
 REGRESSION_METRICS: dict[str, Metric] = {
-    m.name: m for m in (Metric("rmse", rmse, False), Metric("mae", mae, False), Metric("interval_coverage",
-                                                                                       interval_coverage, True))
+    m.name: m for m in (Metric("rmse", rmse, False, task="regression"), Metric("mae", mae, False, task="regression"))
 }
+METRICS: dict[str, Metric] = {**CLASSIFICATION_METRICS, **REGRESSION_METRICS}
 
 
 def _metrics(names: tuple[str, ...] | list[str] | None) -> list[Metric]:
     names = list(CLASSIFICATION_METRICS) if names is None else list(names)
-    unknown = [m for m in names if m not in CLASSIFICATION_METRICS]
+    unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
-        raise CanaryInputError(f"unknown metric(s) {unknown}; known: {list(CLASSIFICATION_METRICS)}")
-    return [CLASSIFICATION_METRICS[m] for m in names]
+        raise CanaryInputError(f"unknown metric(s) {unknown}; known: {list(METRICS)}")
+    ms = [METRICS[m] for m in names]
+    if len({m.task for m in ms}) > 1:
+        raise CanaryInputError(f"metrics {names} mix classification and regression; compare one task at a time")
+    return ms
+
+
+def _checked(ms: list[Metric], y: object, p_cand: object, p_champ: object):
+    """Inputs checked for the metrics' task; a regression golden set may be constant here (RMSE/MAE are defined)."""
+    if ms[0].task == "regression":
+        return check_regression_inputs(y, p_cand, p_champ, require_variation=False)
+    return check_inputs(y, p_cand, p_champ)
 
 
 # ------------------------------------------------------------------------------------------ bootstrap
@@ -233,7 +155,7 @@ class DeltaCI(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    metric: str = Field(description="Metric name from CLASSIFICATION_METRICS.")
+    metric: str = Field(description="Metric name from METRICS (CLASSIFICATION_METRICS or REGRESSION_METRICS).")
     higher_is_better: bool = Field(description="Direction of the metric.")
     candidate: float = Field(description="Candidate's metric on the full sample.")
     champion: float = Field(description="Champion's metric on the full sample.")
@@ -263,8 +185,8 @@ def bootstrap_deltas_loop(
 ) -> dict[str, DeltaCI]:
     """Reference implementation: one Python iteration per resample, metrics on ``y[idx]``. Same signature as
     :func:`bootstrap_deltas` and the same resamples for a given seed."""
-    y, pc, ph = check_inputs(y, p_cand, p_champ)
     ms = _metrics(metrics)
+    y, pc, ph = _checked(ms, y, p_cand, p_champ)
     n = len(y)
     rng = np.random.default_rng(seed)
     deltas = np.empty((len(ms), resamples))
@@ -294,6 +216,10 @@ class _Prepared:
         if names & {"precision", "recall"}:
             cols["tp"] = (pred & pos).astype(np.float64)
             cols["pred"] = pred.astype(np.float64)
+        if "rmse" in names:
+            cols["squared_error"] = (p - y) ** 2
+        if "mae" in names:
+            cols["absolute_error"] = np.abs(p - y)
         self.col_index = {k: i for i, k in enumerate(cols)}
         mats = [np.stack(list(cols.values()), axis=1)] if cols else []
         self.ece_at = None
@@ -329,6 +255,10 @@ class _Prepared:
             tp, pred = S[:, ci["tp"]], S[:, ci["pred"]]
             out["precision"] = np.where(pred > 0, tp / np.where(pred > 0, pred, 1), np.nan)
             out["recall"] = np.where(wpos > 0, tp / np.where(wpos > 0, wpos, 1), np.nan)
+        if "squared_error" in ci:
+            out["rmse"] = np.sqrt(S[:, ci["squared_error"]] / wsum)
+        if "absolute_error" in ci:
+            out["mae"] = S[:, ci["absolute_error"]] / wsum
         if self.ece_at is not None:
             out["ece"] = np.abs(S[:, self.ece_at:self.ece_at + ECE_BINS]).sum(axis=1) / wsum
         if self.auc:
@@ -356,14 +286,17 @@ def bootstrap_deltas(
     """Paired percentile bootstrap of candidate - champion for each metric, vectorised over resamples.
 
     y: {0,1}[n]; p_cand, p_champ: probabilities f[n]; metrics: names from CLASSIFICATION_METRICS
-    (default all); threshold: decision threshold for accuracy/precision/recall. Resample r draws
+    (default all); threshold: decision threshold for accuracy/precision/recall. For regression
+    metrics (names from REGRESSION_METRICS, not mixed with classification ones) y is the target
+    f[n] and p_cand, p_champ the predicted values f[n]. Resample r draws
     ``rng.integers(0, n, n)`` from ``np.random.default_rng(seed)`` exactly as
     :func:`bootstrap_deltas_loop` does; its multiplicities weight every metric. Resamples are
     processed in chunks so the [chunk, n] work arrays stay under ``max_bytes``.
     Returns {metric: DeltaCI}.
     """
-    y, pc, ph = check_inputs(y, p_cand, p_champ)
-    return _bootstrap(y, pc, ph, _metrics(metrics), threshold, resamples, confidence, seed, max_bytes)
+    ms = _metrics(metrics)
+    y, pc, ph = _checked(ms, y, p_cand, p_champ)
+    return _bootstrap(y, pc, ph, ms, threshold, resamples, confidence, seed, max_bytes)
 
 
 def _bootstrap(y: np.ndarray, pc: np.ndarray, ph: np.ndarray, ms: list[Metric], threshold: float, resamples: int,
@@ -442,17 +375,18 @@ def slice_metrics(
     min_size: int = 200, margin: float = 0.02, threshold: float = 0.5, resamples: int = 200,
     confidence: float = 0.95, seed: int = 0,
 ) -> list[SliceResult]:
-    """Per-slice paired bootstrap of ``metric``; slices: {column: labels[n]} (any dtype, compared as str).
+    """Per-slice paired bootstrap of ``metric`` (of either task); slices: {column: labels[n]} (any dtype,
+    compared as str).
 
     A slice value with fewer than ``min_size`` rows is "too small" (reported, never decides);
     one with a single label class is "one class" when the metric needs both; otherwise it is
     "regressed" iff :func:`non_inferiority` with ``margin`` fails on its CI, else "ok".
     """
-    y, pc, ph = check_inputs(y, p_cand, p_champ)
     m = _metrics([metric])[0]
+    y, pc, ph = _checked([m], y, p_cand, p_champ)
     out: list[SliceResult] = []
     for column, labels in slices.items():
-        lab = _as_1d(f"slice column {column!r}", labels)
+        lab = as_1d(f"slice column {column!r}", labels)
         if len(lab) != len(y):
             raise CanaryInputError(f"slice column {column!r} has {len(lab)} rows but the labels have {len(y)}")
         lab = lab.astype(str)

@@ -105,7 +105,7 @@ def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPo
     """
     import jax
 
-    from models.export import export_inference, export_info, load_exported, predict_proba, score_bucketed
+    from models.export import export_inference, export_info, load_exported, predict, score_bucketed
 
     out_dir.mkdir(parents=True, exist_ok=True)
     local = jax.default_backend()
@@ -131,7 +131,7 @@ def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPo
         t0 = time.perf_counter()
         got = score_bucketed(exported, params, x, buckets=(batch,))
         first_call = time.perf_counter() - t0
-        want = np.asarray(predict_proba(config, params, x))
+        want = np.asarray(predict(config, params, x))
         buckets.append(BucketCompile(batch=batch, platform=local, first_call_seconds=first_call,
                                      max_abs_diff=float(np.max(np.abs(got - want)))))
 

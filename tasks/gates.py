@@ -128,12 +128,13 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
 @task(name="evaluate-canary", cache_policy=NO_CACHE)
 def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionRecord, champion: ModelVersionRecord | None,
                     golden_path: str, current_path: str | None = None):
-    """Candidate vs champion through their hash-verified artifacts: golden-set metrics with paired bootstrap CIs,
-    slices, shadow scoring on the latest partition, interleaved latency, variants; plots as evidence."""
+    """Candidate vs champion through their hash-verified artifacts: golden-set metrics of the model's task (from its
+    registered config) with paired bootstrap CIs, slices, shadow scoring on the latest partition, interleaved
+    latency, variants; plots and the HTML report as evidence."""
     from data_contracts.contract import load_contract
-    from tasks.canary import canary_metrics, canary_result, variant_verdict
-    from tasks.canary_evidence import canary_plots, latency_report, shadow_report, tpu_estimates
-    from tasks.canary_stats import CanaryInputError, bootstrap_deltas, check_inputs, slice_metrics
+    from tasks.canary import canary_result, golden_metrics, variant_verdict
+    from tasks.canary_evidence import canary_plots, latency_report, model_task, shadow_report, tpu_estimates
+    from tasks.canary_stats import CanaryInputError, bootstrap_deltas, check_inputs, check_regression_inputs, slice_metrics
     from tasks.datasets import read_table
     from tasks.errors import LockgateError
     from tasks.inference import load_compiled, variant_scores
@@ -147,31 +148,35 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
         raise LockgateError(f"golden set {golden_path} has no label column {contract.label_column!r}")
     cand = load_compiled(registry, record, cache_dir(settings), buckets)
     champ = load_compiled(registry, champion, cache_dir(settings), buckets) if champion else None
+    task = model_task(cand, champ)
+    checked_inputs = check_regression_inputs if task == "regression" else check_inputs
     try:
-        y, p_c, p_h = check_inputs(golden[contract.label_column].to_numpy(), cand.score(golden),
-                                   champ.score(golden) if champ else None)
+        y, p_c, p_h = checked_inputs(golden[contract.label_column].to_numpy(), cand.score(golden),
+                                     champ.score(golden) if champ else None)
     except CanaryInputError as e:
         raise LockgateError(f"canary on {golden_path}: {e}") from None
     stats = dict(resamples=cp.bootstrap_resamples, confidence=cp.confidence_level, seed=cp.seed,
                  threshold=cp.decision_threshold)
     deltas, slices, shadow, extra = [], [], None, []
     if champ is not None:
-        deltas = list(bootstrap_deltas(y, p_c, p_h, metrics=list(cp.margins), **stats).values())
+        deltas = list(bootstrap_deltas(y, p_c, p_h, metrics=list(cp.margins_for(task)), **stats).values())
+        slice_metric, slice_margin = cp.slice_rule(task)
         slices = slice_metrics(y, p_c, p_h, {c: golden[c].to_numpy() for c in contract.slice_columns},
-                               metric=cp.slice_metric, min_size=cp.min_slice_size, margin=cp.slice_margin, **stats)
+                               metric=slice_metric, min_size=cp.min_slice_size, margin=slice_margin, **stats)
         shadow, shadow_checks = shadow_report(cand, champ, read_table(current_path or golden_path, what="shadow data"),
-                                              contract.slice_columns, cp)
+                                              contract.slice_columns, cp, task)
         extra += shadow_checks
     latency, latency_checks = latency_report(cand, champ, golden, cp)
     extra += latency_checks
     folder = version_evidence_dir(settings, record.name, record.version) / "canary"
     result = canary_result(
-        canary_metrics(y, p_c, cp.decision_threshold), canary_metrics(y, p_h, cp.decision_threshold) if champ else None,
+        golden_metrics(task, y, p_c, cp.decision_threshold),
+        golden_metrics(task, y, p_h, cp.decision_threshold) if champ else None,
         cp, candidate_version=record.version, champion_version=champion.version if champion else None, deltas=deltas,
         slices=slices, shadow=shadow, extra_checks=extra, latency=latency,
         tpu_estimates_ms=tpu_estimates(version_evidence_dir(settings, record.name, record.version)))
     if result.passed:
-        verdicts = [variant_verdict(v, y, p_f32, p_variant, cp)
+        verdicts = [variant_verdict(v, y, p_f32, p_variant, cp, task)
                     for v, p_f32, p_variant in variant_scores(registry, record, golden, cache_dir(settings), buckets)]
         result = result.model_copy(update={
             "variants": verdicts,

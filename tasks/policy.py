@@ -83,6 +83,49 @@ class CompilationPolicy(_Strict):
         return self
 
 
+def _non_negative_margins(margins: dict[str, float]) -> dict[str, float]:
+    negative = {k: v for k, v in margins.items() if v < 0}
+    if negative:
+        raise ValueError(f"margins must be >= 0 (a margin is how much worse the candidate may be), got {negative}")
+    return margins
+
+
+class RegressionCanaryPolicy(_Strict):
+    """Canary rules for a regression model (model config ``task: regression``). Margins and limits are in the
+    label's units unless noted; the defaults suit a label of about unit scale (e.g. a rate in [0, 1])."""
+
+    min_r2: float = Field(
+        0.0, le=1, description="Absolute floor for the candidate's R² on the golden set (scale-free; 0 means no better "
+        "than predicting the golden set's mean). Held on every deployment, including the first."
+    )
+    max_rmse: float | None = Field(
+        None, gt=0, description="Optional absolute ceiling for the candidate's RMSE on the golden set (label units)."
+    )
+    margins: dict[Literal["rmse", "mae"], float] = Field(
+        default_factory=lambda: {"rmse": 0.01, "mae": 0.01}, min_length=1,
+        description="Non-inferiority margin per metric (label units; both lower-is-better): the paired-bootstrap CI "
+        "of (candidate - champion) must stay below +margin.",
+    )
+    slice_metric: Literal["rmse", "mae"] = Field("rmse", description="Metric compared per slice.")
+    slice_margin: float = Field(0.02, ge=0, description="Non-inferiority margin of the slice metric in every slice.")
+    max_mean_abs_shift: float | None = Field(
+        None, gt=0, description="Shadow: largest mean |candidate - champion| prediction on the latest partition, "
+        "overall and per slice (label units); unset: reported, not decided. PSI/JS of the predictions always decide."
+    )
+    variant_max_rmse_increase: float = Field(
+        0.005, ge=0, description="Accuracy budget of a bf16/int8 variant: the upper CI bound of its RMSE delta "
+        "against the full-precision candidate must stay below this."
+    )
+    variant_max_abs_diff: float = Field(
+        0.05, gt=0, description="Largest per-row prediction difference a variant may show against f32 (label units)."
+    )
+
+    @field_validator("margins")
+    @classmethod
+    def _margins_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        return _non_negative_margins(v)
+
+
 class CanaryPolicy(_Strict):
     min_auc: float = Field(0.6, ge=0, le=1, description="Absolute floor for the candidate's AUC-ROC on the golden set.")
     margins: dict[Literal["auc", "log_loss", "brier", "accuracy", "precision", "recall", "ece"], float] = Field(
@@ -116,6 +159,26 @@ class CanaryPolicy(_Strict):
     bootstrap_resamples: int = Field(200, ge=20, description="Paired bootstrap resamples for confidence intervals.")
     confidence_level: float = Field(0.95, gt=0.5, lt=1, description="Two-sided confidence level of the intervals.")
     seed: int = Field(0, description="Seed of the bootstrap resamples (same resamples for both models).")
+    regression: RegressionCanaryPolicy = Field(
+        default_factory=RegressionCanaryPolicy,
+        description="Rules used instead of the classification ones above when the model is a regressor; the "
+        "bootstrap, slice size, PSI/JS and latency settings above apply to both tasks.",
+    )
+
+    @field_validator("margins")
+    @classmethod
+    def _margins_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        return _non_negative_margins(v)
+
+    def margins_for(self, task: str) -> dict[str, float]:
+        """Non-inferiority margin per metric for a model of ``task`` ("classification" or "regression")."""
+        return dict(self.regression.margins if task == "regression" else self.margins)
+
+    def slice_rule(self, task: str) -> tuple[str, float]:
+        """(metric, margin) compared in every slice for a model of ``task``."""
+        if task == "regression":
+            return self.regression.slice_metric, self.regression.slice_margin
+        return self.slice_metric, self.slice_margin
 
 
 class DriftPolicy(_Strict):

@@ -108,7 +108,8 @@ class LockgateArtifactModel(mlflow.pyfunc.PythonModel):
         check_compatible(self._exported, self._params, self._spec)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        """P(default) per row: a frame with one f32 column ``score``, on ``model_input``'s index.
+        """The artifact's output per row: a frame with one f32 column ``score`` (P(y=1) of a classifier, the
+        predicted value of a regressor), on ``model_input``'s index.
 
         ``model_input`` holds the feature spec's columns (others are ignored); nulls and
         unseen categories are encoded as in training (see ``models.features``).

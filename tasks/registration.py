@@ -54,7 +54,7 @@ def register_candidate(
 
     from data_contracts.contract import ContractError, load_contract
     from models.config import build_model
-    from models.export import predict_proba
+    from models.export import predict
     from models.features import fit_feature_spec, feature_matrix
     from models.params_io import load_params
 
@@ -81,7 +81,7 @@ def register_candidate(
             f"{spec.num_features} features from the reference data; retrain or fix the config"
         )
     try:  # params must fit the config: one forward pass on a few reference rows
-        probe = predict_proba(config, params, feature_matrix(reference.head(8), spec))
+        probe = predict(config, params, feature_matrix(reference.head(8), spec))
         if not np.all(np.isfinite(np.asarray(probe))):
             raise ValueError("non-finite outputs")
     except Exception as e:

@@ -51,22 +51,29 @@ class CandidateFiles:
     golden: Path
 
 
-def write_candidate(folder: Path, *, hidden=(8,), epochs=3, seed=0, n=600) -> CandidateFiles:
-    """Train a tiny MLP on synthetic rows and write config, params, reference and a golden set."""
+def write_candidate(folder: Path, *, hidden=(8,), epochs=3, seed=0, n=600, task="classification",
+                    labels_from=None) -> CandidateFiles:
+    """Train a tiny MLP on synthetic rows and write config, params, reference and a golden set.
+
+    ``task="regression"``: a regressor of loss given default (contract loss_given_default) instead of the
+    credit-default classifier. ``labels_from``: train on ``labels_from(train_frame)`` instead of the contract's label
+    (e.g. a classifier on a thresholded regression target)."""
     from data_contracts.contract import load_contract
-    from data_contracts.synthetic_credit import generate_frame
+    from data_contracts.synthetic_credit import generate_frame, generate_lgd_frame
     from models.config import MLPConfig
     from models.features import feature_matrix, fit_feature_spec
     from models.params_io import save_params
-    from models.train import train_classifier
+    from models.train import train_model
 
-    contract = load_contract("credit_default")
-    train = generate_frame(n, seed=seed, day=date(2026, 10, 1))
-    golden = generate_frame(n // 2, seed=seed + 100, day=date(2026, 10, 2), id_offset=n)
+    regression_data = task == "regression" or labels_from is not None
+    contract = load_contract("loss_given_default" if regression_data else "credit_default")
+    generate = generate_lgd_frame if regression_data else generate_frame
+    train = generate(n, seed=seed, day=date(2026, 10, 1))
+    golden = generate(n // 2, seed=seed + 100, day=date(2026, 10, 2), id_offset=n)
     spec = fit_feature_spec(train, contract.numeric_features, contract.categorical_features)
-    config = MLPConfig(num_features=spec.num_features, hidden_sizes=hidden)
-    params = train_classifier(feature_matrix(train, spec), train[contract.label_column].to_numpy(), config,
-                              epochs=epochs, batch_size=32, seed=seed)
+    config = MLPConfig(num_features=spec.num_features, hidden_sizes=hidden, task=task)
+    labels = labels_from(train) if labels_from is not None else train[contract.label_column].to_numpy()
+    params = train_model(feature_matrix(train, spec), labels, config, epochs=epochs, batch_size=32, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     files = CandidateFiles(folder / "config.json", folder / "params.msgpack", folder / "reference.parquet",
                            folder / "golden.parquet")

@@ -87,17 +87,22 @@ def test_regressed_slice_fails_the_gate_and_small_slices_do_not():
 
 
 @pytest.mark.parametrize(
-    "noise,accepted",
-    [(0.0, True), (0.002, True), (0.3, False)],  # tiny quantization noise stays within budget, big noise does not
+    "noise,max_abs_diff,accepted",
+    # tiny quantization noise stays within budget, big noise does not; with a per-row budget too loose to
+    # decide (1.0), the AUC budget alone rejects the noisy variant
+    [(0.0, 0.5, True), (0.002, 0.5, True), (0.3, 0.5, False), (0.3, 1.0, False)],
 )
-def test_variant_verdict_budget(noise, accepted):
+def test_variant_verdict_budget(noise, max_abs_diff, accepted):
     from tasks.canary import variant_verdict
 
     rng = np.random.default_rng(4)
     y = rng.integers(0, 2, 3000)
     p = np.clip(0.5 + 0.3 * (y - 0.5) + rng.normal(0, 0.2, 3000), 0.01, 0.99)
     p_variant = np.clip(p + rng.normal(0, noise, 3000), 0, 1) if noise else p.copy()
-    verdict = variant_verdict("int8", y, p, p_variant,
-                              CanaryPolicy(variant_max_auc_drop=0.005, variant_max_abs_diff=0.5, bootstrap_resamples=50))
+    verdict = variant_verdict("int8", y, p, p_variant, CanaryPolicy(
+        variant_max_auc_drop=0.005, variant_max_abs_diff=max_abs_diff, bootstrap_resamples=50))
     assert verdict.accepted is accepted
     assert ("AUC delta vs f32" in verdict.reason) and ("95% CI" in verdict.reason)
+    assert verdict.delta == pytest.approx(roc_auc(y, p_variant) - roc_auc(y, p))  # variant - f32
+    if noise == 0.3:
+        assert verdict.ci_high < -0.005 and "< -0.005" in verdict.reason

@@ -65,3 +65,13 @@ def test_roc_points_and_calibration_bins_on_known_values():
     assert fpr.tolist() == [0, 1] and tpr.tolist() == [0, 1]
     mean_p, rate, n = calibration_bins(np.array([0, 1, 1, 1]), np.array([0.05, 0.15, 0.95, 1.0]), bins=10)
     assert mean_p == pytest.approx([0.05, 0.15, 0.975]) and rate.tolist() == [0, 1, 1] and n.tolist() == [1, 1, 2]
+
+
+def test_regression_scatter_and_residual_plots(tmp_path):
+    from tasks.canary_plots import prediction_scatter_plot, residual_histogram
+
+    rng = np.random.default_rng(2)
+    y = rng.normal(0.5, 0.1, 20_000)
+    predictions = {"candidate": y + rng.normal(0, 0.05, len(y)), "champion": y + rng.normal(0.01, 0.06, len(y))}
+    assert _is_png(prediction_scatter_plot(y, predictions, tmp_path / "scatter.png"))
+    assert _is_png(residual_histogram(y, predictions, tmp_path / "residuals.png"))

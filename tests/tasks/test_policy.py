@@ -43,3 +43,31 @@ def test_missing_policy_file(tmp_path):
 def test_policy_is_frozen():
     with pytest.raises(Exception):
         Policy().canary.min_auc = 0.1
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("canary:\n  regression:\n    margins: {rmse: -0.1}\n", "canary.regression.margins: Value error, margins must be >= 0"),
+        ("canary:\n  regression:\n    margins: {}\n", "canary.regression.margins: Dictionary should have at least 1"),
+        ("canary:\n  regression:\n    margins: {auc: 0.01}\n", "canary.regression.margins.auc.[key]"),
+        ("canary:\n  regression:\n    slice_metric: auc\n", "canary.regression.slice_metric"),
+        ("canary:\n  regression:\n    max_rmse: 0\n", "canary.regression.max_rmse"),
+        ("canary:\n  regression:\n    min_rsquared: 0.1\n", "canary.regression.min_rsquared: unknown key"),
+        ("canary:\n  margins: {brier: -0.01}\n", "canary.margins: Value error, margins must be >= 0"),
+    ],
+)
+def test_bad_regression_canary_policy_is_one_line_error_naming_the_key(tmp_path, text, fragment):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(LockgateError) as e:
+        load_policy(path)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_canary_rules_per_task(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text("canary:\n  margins: {auc: 0.02}\n  regression:\n    margins: {rmse: 0.5}\n    slice_margin: 0.7\n")
+    canary = load_policy(path).canary
+    assert canary.margins_for("classification") == {"auc": 0.02} and canary.margins_for("regression") == {"rmse": 0.5}
+    assert canary.slice_rule("classification") == ("auc", 0.05) and canary.slice_rule("regression") == ("rmse", 0.7)

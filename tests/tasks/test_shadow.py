@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tasks.shadow import PSI_EPSILON, ShadowInputError, shadow_checks, shadow_comparison
+from tasks.shadow import MISSING_SLICE, PSI_EPSILON, ShadowInputError, shadow_checks, shadow_comparison
 
 LIMITS = {"max_flip_share": 0.05, "max_psi": 0.1, "max_js": 0.1, "slice_max_flip_share": 0.1, "min_slice_size": 50}
 
@@ -86,3 +86,30 @@ def test_bad_inputs_raise_one_line_errors(cand, champ, slices, match):
     with pytest.raises(ShadowInputError, match=match) as e:
         shadow_comparison(np.array(cand), np.array(champ), threshold=0.5, slices=slices)
     assert "\n" not in str(e.value) and isinstance(e.value, ValueError)
+
+
+def test_regression_shadow_measures_prediction_shift_and_records_flips_as_not_applicable():
+    from tasks.shadow import regression_shadow_checks, regression_shadow_comparison
+
+    rng = np.random.default_rng(11)
+    champ = rng.normal(0.5, 0.1, 4000)
+    region = np.where(np.arange(4000) < 3000, "north", "south").astype(object)
+    region[:20] = None
+    cand = champ + np.where(region == "south", 0.2, 0.0)  # the south's predictions move by 0.2
+    report = regression_shadow_comparison(cand, champ, slices={"region": region})
+    assert report.mean_diff == pytest.approx(0.05) and report.max_abs_diff == pytest.approx(0.2)
+    rows = {s.value: s for s in report.slices}
+    assert rows["south"].mean_abs_diff == pytest.approx(0.2) and rows["north"].mean_abs_diff == 0.0
+    assert rows[MISSING_SLICE].n == 20 and report.psi > 0
+    same = regression_shadow_comparison(champ, champ.copy())
+    assert same.psi == 0 and same.js == 0 and same.max_abs_diff == 0
+
+    reported = {c.name: c for c in regression_shadow_checks(report, max_psi=10, max_js=1, max_mean_abs_shift=None,
+                                                            min_slice_size=100)}
+    assert reported["shadow_flip_share"].value.startswith("not applicable") and reported["shadow_flip_share"].passed
+    assert all(c.passed for c in reported.values())  # no |Δ| limit set: reported, not decided
+    limited = regression_shadow_checks(report, max_psi=10, max_js=1, max_mean_abs_shift=0.1, min_slice_size=100)
+    assert [c.name for c in limited if not c.passed] == ["shadow_mean_abs_diff:region=south"]
+    assert next(c for c in limited if c.name.endswith(MISSING_SLICE)).value.startswith("too small")
+    with pytest.raises(ShadowInputError, match="no rows"):
+        regression_shadow_comparison(np.array([]), np.array([]))
