@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary)."""
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ BENCHMARKS = {
     "scoring": "benchmarks.bench_scoring",
     "compile": "benchmarks.bench_compile",
     "canary": "benchmarks.bench_canary",
+    "drift": "benchmarks.bench_drift",
 }
 
 

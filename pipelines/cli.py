@@ -3,8 +3,8 @@ so `lockgate --help` is instant.
 
 Exit codes: 0 done; 2 bad input or configuration (one-line error), or contract lint errors;
 3 candidate rejected or awaiting approval, a required compile target does not fit, a
-breaking contract change (`contract diff`) or a failed batch (`validate`); 4 some
-partitions failed; 1 unexpected error.
+breaking contract change (`contract diff`), a failed batch (`validate`) or a drift
+breach (`drift`); 4 some partitions failed; 1 unexpected error.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_NOT_PROMOTED, EXIT_PARTITIONS_FAILED = 0, 1, 2, 3, 4
-EXIT_BREAKING = EXIT_VALIDATION_FAILED = EXIT_NOT_PROMOTED  # 3: "the data/contract is not let through"
+EXIT_BREAKING = EXIT_VALIDATION_FAILED = EXIT_DRIFT_BREACH = EXIT_NOT_PROMOTED  # 3: "not let through"
 
 
 def _positive_int(text: str) -> int:
@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Governed deployment lifecycle for JAX/Flax models: validate, compile, canary, drift, approve, "
         "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate).",
         epilog="Exit codes: 0 ok, 2 bad input (or contract lint errors), 3 candidate not promoted / required target "
-        "does not fit / breaking contract change / batch failed validation, 4 partitions failed, 1 unexpected error.",
+        "does not fit / breaking contract change / batch failed validation / drift breach, 4 partitions failed, 1 "
+        "unexpected error.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's INFO logs on the console")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -99,6 +100,20 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("contract", metavar="CONTRACT", help="contract name in data_contracts/ or a YAML path")
     val.add_argument("data", metavar="DATA", type=Path, help="parquet file or hive-partitioned folder")
     val.add_argument("--include-label", action="store_true", help="expect the label column too (training/golden data)")
+
+    dr = sub.add_parser("drift", help="compare CURRENT with REFERENCE column by column (exit 3 on a breach)",
+                        description="Measure drift per column with Evidently's stattests: method and threshold from "
+                        "the contract (else Evidently's own choice, made on the full data), exact from mergeable "
+                        "per-partition summaries or within a stated bound, at any size with flat memory. Prints the "
+                        "table (method, score, threshold, verdict, null/unseen/out-of-range shares) and the policy's "
+                        "decision; writes Evidently's HTML report and JSON snapshot and drift.json. Exit 0 on ok or "
+                        "warn, 3 on breach, 2 on unreadable input or different schemas.")
+    dr.add_argument("reference", metavar="REFERENCE", help="reference data: parquet file, hive folder or URI (s3://...)")
+    dr.add_argument("current", metavar="CURRENT", help="current data, same forms")
+    dr.add_argument("--contract", metavar="NAME", help="data contract (name or YAML path): its features and drift "
+                    "methods; default: every numeric and string column of the reference, Evidently's methods")
+    dr.add_argument("--prediction", metavar="COLUMN", help="the model's score column, measured as prediction drift")
+    dr.add_argument("--out", type=Path, help="report folder (default LOCKGATE_HOME/drift/<current name>)")
 
     st = sub.add_parser("status", help="champion, challenger, versions and the last decisions with reasons")
     st.add_argument("--limit", type=int, default=10, help="ledger entries to show")

@@ -45,6 +45,11 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return contract_diff_command(args.old, args.new)
     if args.command == "validate":
         return validate_command(settings, args.contract, args.data, include_label=args.include_label)
+    if args.command == "drift":
+        from pipelines.drift_command import drift_command
+
+        return drift_command(settings, args.reference, args.current, contract_ref=args.contract,
+                             prediction=args.prediction, out=args.out)
     raise LockgateError(f"unknown command {args.command}")
 
 

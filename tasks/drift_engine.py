@@ -270,10 +270,15 @@ def error_bound_note(columns: list[ColumnDrift]) -> str:
     """One line on how exact the scores are."""
     approx = [c for c in columns if not c.exact]
     if not approx:
-        return "every score exact (computed from complete counts or every row)"
-    worst = max((c.error_bound for c in approx if not math.isnan(c.error_bound)), default=0.0)
-    return (f"{len(approx)} score(s) approximate: " + ", ".join(f"{c.column} ({c.basis})" for c in approx)
-            + (f"; largest error bound {worst:.2g}" if worst else ""))
+        return f"all {len(columns)} scores exact (complete counts or every row)"
+    by_basis: dict[str, list[str]] = {}
+    for c in approx:
+        by_basis.setdefault(c.basis, []).append(c.column)
+    worst = max((c.error_bound for c in approx), default=0.0)
+    parts = [f"{len(cols)} by {basis} ({', '.join(cols[:4])}{', ...' if len(cols) > 4 else ''})"
+             for basis, cols in by_basis.items()]
+    bound = f"; largest error bound {worst:.2g}" if worst else ""
+    return f"{len(columns) - len(approx)} of {len(columns)} scores exact; {'; '.join(parts)}{bound}"
 
 
 __all__ = ["DriftInputError", "Measurement", "measure", "error_bound_note"]

@@ -218,7 +218,7 @@ class DriftResult(GateResult):
             verdict = "no data" if c.status == "no data" else "DRIFT" if c.drifted else "ok"
             rows.append({
                 "column": c.column, "role": c.role, "method": c.method, "score": num(c.score),
-                "drift when": f"score {c.drift_when or '?'} threshold", "threshold": num(c.threshold),
+                "drift if": f"{c.drift_when or '?'} {num(c.threshold)}", "threshold": num(c.threshold),
                 "verdict": verdict, "accuracy": "exact" if c.exact else (f"±{c.error_bound:.1g}" if c.error_bound
                                                                          else c.basis),
                 "null share": num(q.null_share_current) if q else None,

@@ -37,6 +37,7 @@ class Source:
     partitions: list[Partition]
     names: list[str]
     partition_rows: list[int]
+    partition_fields: tuple[str, ...] = ()  # hive keys (part=0001): in the schema but not in the files
 
     def type_of(self, column: str) -> pa.DataType:
         return self.schema.field(column).type
@@ -70,6 +71,8 @@ def _dataset_source(location: str, what: str) -> Source:
         # One unit of work per row group: a file fragment would be decoded whole, ahead of use.
         fragments = [rg for f in sorted(dataset.get_fragments(), key=lambda f: f.path) for rg in f.split_by_row_group()]
         counts = [sum(rg.num_rows for rg in f.row_groups) for f in fragments]
+        physical = set(fragments[0].physical_schema.names) if fragments else set(dataset.schema.names)
+        keys = tuple(n for n in dataset.schema.names if n not in physical)
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as e:
         raise DriftInputError(f"{what} data {location} is not readable parquet: {str(e).splitlines()[0]}") from None
 
@@ -82,13 +85,14 @@ def _dataset_source(location: str, what: str) -> Source:
         return batches
 
     return Source(what=what, schema=dataset.schema, rows=sum(counts), partitions=[partition(f) for f in fragments],
-                  names=[f.path for f in fragments], partition_rows=counts)
+                  names=[f.path for f in fragments], partition_rows=counts,
+                  partition_fields=keys)
 
 
 def open_source(data: pd.DataFrame | str | Path, columns: list[str], what: str) -> Source:
     """Open ``data`` (a frame, a parquet file or dataset folder, or a pyarrow filesystem URI) for ``columns``."""
     source = _frame_source(data, columns, what) if isinstance(data, pd.DataFrame) else _dataset_source(str(data), what)
-    missing = [c for c in columns if c not in source.schema.names]
+    missing = [c for c in columns if c not in source.schema.names or c in source.partition_fields]
     if missing:
         raise DriftInputError(f"{what} data is missing column(s) {missing} (has {source.schema.names})")
     if source.rows == 0:

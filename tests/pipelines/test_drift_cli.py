@@ -1,0 +1,98 @@
+"""`lockgate drift REFERENCE CURRENT`, in-process: the table, the decision, exit codes, reports, input untouched."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from data_contracts.synthetic_credit import generate_frame
+from pipelines.cli import EXIT_DRIFT_BREACH, EXIT_OK, EXIT_USAGE, main
+
+N = 3000
+
+
+def _write(df, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drift-cli")
+    day = date(2026, 1, 5)
+    reference = _write(generate_frame(N, seed=1, day=day), root / "reference.parquet")
+    same = _write(generate_frame(N, seed=2, day=day, id_offset=N), root / "same.parquet")
+    for i in range(3):  # a hive-partitioned current with a covariate shift
+        _write(generate_frame(N // 3, seed=10 + i, day=day, covariate_drift=1.0, id_offset=(i + 2) * N),
+               root / "shifted" / f"day={i}" / "part-0.parquet")
+    return root, reference, same, root / "shifted"
+
+
+def run(capsys, argv, inputs=()):
+    before = {p: p.read_bytes() for p in inputs if Path(p).is_file()}
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    for p, content in before.items():
+        assert p.read_bytes() == content, f"{p} was modified"
+    return code, out, err
+
+
+def test_no_drift_exits_zero_and_writes_reports(settings, capsys, data, tmp_path):
+    _, reference, same, _ = data
+    code, out, err = run(capsys, ["drift", reference, same, "--contract", "credit_default", "--out", tmp_path],
+                         [reference, same])
+    assert code == EXIT_OK, out + err
+    assert "decision: ok" in out and "drift per column" in out
+    assert "psi" in out and "wasserstein" in out and "jensenshannon" in out  # the contract's methods
+    for name in ("drift_report.html", "drift_snapshot.json", "drift.json"):
+        assert (tmp_path / name).is_file()
+    result = json.loads((tmp_path / "drift.json").read_text())
+    assert result["decision"] == "ok" and len(result["columns"]) == 11
+
+
+def test_shift_breaches_with_exit_three_naming_columns(settings, capsys, data, tmp_path):
+    _, reference, _, shifted = data
+    code, out, _ = run(capsys, ["drift", reference, shifted, "--contract", "credit_default", "--out", tmp_path],
+                       [reference])
+    assert code == EXIT_DRIFT_BREACH
+    assert "decision: breach" in out and "DRIFT" in out
+    result = json.loads((tmp_path / "drift.json").read_text())
+    assert result["decision"] == "breach"
+    for column in result["drifted_columns"]:
+        assert f"column {column} drifted" in out
+
+
+def test_without_contract_columns_come_from_the_schema(settings, capsys, data, tmp_path):
+    _, reference, same, _ = data
+    code, out, _ = run(capsys, ["drift", reference, same, "--out", tmp_path])
+    assert code in (EXIT_OK, EXIT_DRIFT_BREACH)
+    assert "inferred from the reference schema" in out and "not compared (type): applied_at" in out
+    names = {c["column"] for c in json.loads((tmp_path / "drift.json").read_text())["columns"]}
+    assert {"age", "region", "defaulted"} <= names and "applied_at" not in names
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("missing", "current data not found"),
+    ("junk", "is not readable parquet"),
+    ("schema", "current data is missing column(s) ['age']"),
+])
+def test_bad_input_is_one_line(settings, capsys, data, tmp_path, case, fragment):
+    root, reference, same, _ = data
+    current = {"missing": tmp_path / "nope.parquet", "junk": tmp_path / "junk.parquet",
+               "schema": tmp_path / "narrow.parquet"}[case]
+    if case == "junk":
+        current.write_bytes(b"PAR1 but not really")
+    if case == "schema":
+        _write(pq.read_table(same).drop(["age"]).to_pandas(), current)
+    code, out, err = run(capsys, ["drift", reference, current, "--contract", "credit_default", "--out", tmp_path],
+                         [reference, current])
+    assert code == EXIT_USAGE
+    err = err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err, err
