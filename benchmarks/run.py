@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift)."""
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "compile": "benchmarks.bench_compile",
     "canary": "benchmarks.bench_canary",
     "drift": "benchmarks.bench_drift",
+    "validation": "benchmarks.bench_validation",
 }
 
 

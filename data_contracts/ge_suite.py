@@ -192,23 +192,25 @@ def expectation_specs(contract: Contract, *, include_label: bool) -> list[Expect
     return specs
 
 
-def build_suite(contract: Contract, *, include_label: bool) -> ExpectationSuite:
+def build_suite(contract: Contract, *, include_label: bool, exclude: tuple[str, ...] = ()) -> ExpectationSuite:
     """Build the GE ExpectationSuite of ``contract``.
 
     The suite is named ``<name>@<version>#<fingerprint[:12]>`` (``+label`` when
     ``include_label``); each expectation's ``meta["lockgate"]`` carries its name,
-    level, column and contract path.
+    level, column and contract path. ``exclude``: GE class names left out (the
+    whole-batch checks that chunked validation computes over all chunks itself).
 
     Raises:
       ContractError: a rule that cannot be mapped (see :func:`expectation_specs`).
       SuiteBuildError: GE did not keep an expectation that was built.
     """
-    specs = expectation_specs(contract, include_label=include_label)
+    specs = [s for s in expectation_specs(contract, include_label=include_label) if s.ge_type not in exclude]
     ge_runtime()  # GE suites need an active data context, even to add an expectation
     import great_expectations as gx
 
     dtype_class = dtype_expectation_class()
-    suite_name = f"{contract.name}@{contract.version}#{contract.fingerprint[:12]}" + ("+label" if include_label else "")
+    suite_name = (f"{contract.name}@{contract.version}#{contract.fingerprint[:12]}" + ("+label" if include_label else "")
+                  + ("+chunk" if exclude else ""))
     suite = gx.ExpectationSuite(name=suite_name)
     for spec in specs:
         cls = dtype_class if spec.ge_type == DTYPE_EXPECTATION else getattr(gx.expectations, spec.ge_type, None)

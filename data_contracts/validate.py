@@ -51,6 +51,8 @@ class ExpectationOutcome(BaseModel):
     success: bool = Field(description="GE's verdict (False also for broken or skipped checks).")
     unexpected_count: int | None = Field(None, description="Failing rows (row-level and uniqueness checks).")
     unexpected_percent: float | None = Field(None, description="Failing rows in percent of non-null rows.")
+    element_count: int | None = Field(None, description="Rows GE looked at (map expectations).")
+    missing_count: int | None = Field(None, description="Null rows among them, which map expectations skip.")
     observed_value: Any = Field(None, description="Observed value of dataset-level checks (dtype name, row count).")
     skipped: str | None = Field(None, description="Why the check could not run because of another failure.")
     error: str | None = Field(None, description="Exception message of a broken check.")
@@ -113,10 +115,11 @@ class ContractValidation(BaseModel):
         return "; ".join(parts)
 
 
-_SUITES: dict[tuple[str, bool], Any] = {}
+_SUITES: dict[tuple[str, bool, tuple[str, ...]], Any] = {}
 
 
-def validate_frame(df: pd.DataFrame, contract: Contract, *, include_label: bool) -> ContractValidation:
+def validate_frame(df: pd.DataFrame, contract: Contract, *, include_label: bool,
+                   exclude: tuple[str, ...] = ()) -> ContractValidation:
     """Validate ``df`` against ``contract``.
 
     Args:
@@ -124,6 +127,7 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, include_label: bool)
       contract: a loaded contract.
       include_label: expect the label column (training/golden data); False for
         production partitions, which have no label.
+      exclude: GE expectation class names to leave out (see :func:`build_suite`).
 
     Returns:
       A :class:`ContractValidation`; it never raises for bad data.
@@ -132,10 +136,10 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, include_label: bool)
       ContractError / SuiteBuildError: the contract cannot be compiled into a suite.
     """
     runtime = ge_runtime()
-    key = (contract.fingerprint, include_label)
+    key = (contract.fingerprint, include_label, exclude)
     suite = _SUITES.get(key)
     if suite is None:
-        suite = _SUITES[key] = build_suite(contract, include_label=include_label)
+        suite = _SUITES[key] = build_suite(contract, include_label=include_label, exclude=exclude)
 
     base = {
         "contract_name": contract.name,
@@ -218,6 +222,8 @@ def _summarise(result, base: dict[str, Any], *, columns: set[str], seconds: floa
             success=bool(r.success),
             unexpected_count=res.get("unexpected_count"),
             unexpected_percent=res.get("unexpected_percent"),
+            element_count=res.get("element_count"),
+            missing_count=res.get("missing_count"),
             observed_value=_jsonable(res.get("observed_value")),
         )
         error = _exception_message(r)

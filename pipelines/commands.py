@@ -250,22 +250,26 @@ def _show(value) -> str:
 def validate_command(settings: Settings, contract_ref: str, data: Path, *, include_label: bool) -> int:
     from pipelines.cli import EXIT_OK, EXIT_VALIDATION_FAILED
     from data_contracts.contract import load_contract
-    from tasks.datasets import read_table
     from tasks.evidence import write_json
     from tasks.stores import policy_for
-    from tasks.validation import validate_dataset
+    from tasks.validation import validate_location
 
     policy = policy_for(settings).validation
     contract = load_contract(contract_ref)
-    df = read_table(data, what="data")
+    if not data.exists():
+        raise LockgateError(f"data not found: {data}")
     data_name = data.stem if data.is_file() else data.resolve().name
     out = settings.home_dir / "validation" / contract.name / data_name
     quarantine = out / "quarantine.parquet"
     if quarantine.exists() and quarantine.resolve() != data.resolve():
         quarantine.unlink()  # a stale file from an earlier run would be mistaken for this run's
-    with console.status(f"validating {data} against {contract.name} v{contract.version}"):
-        result, _ = validate_dataset(df, contract, policy, dataset=str(data), include_label=include_label,
-                                     evidence_dir=out, quarantine_path=quarantine)
+    with console.status(f"validating {data} against {contract.name} v{contract.version}") as status:
+        def progress(chunks: int, rows: int) -> None:
+            status.update(f"validating {data} against {contract.name} v{contract.version}: {rows:,} rows "
+                          f"({chunks} chunk{'s' if chunks > 1 else ''})")
+
+        result = validate_location(data, contract, policy, dataset=str(data), include_label=include_label,
+                                   evidence_dir=out, quarantine_path=quarantine, progress=progress)
     result = result.model_copy(update={"evidence": {**result.evidence,
                                                     "result": write_json(out / "validation.json", result)}})
     colour = {"pass": "green", "quarantine": "yellow"}.get(result.decision, "red")

@@ -31,18 +31,9 @@ def read_table(path: str | Path, *, what: str = "dataset") -> pd.DataFrame:
 
 
 def _to_pandas(table) -> pd.DataFrame:
-    """Arrow -> pandas, keeping integer columns with nulls as nullable Int64.
+    from data_contracts.frames import arrow_to_pandas
 
-    pandas would turn them into float64, and the contract's integer type check would then
-    fail the whole batch where the nulls should only quarantine their rows.
-    """
-    import pyarrow as pa
-
-    df = table.to_pandas()
-    for i, field in enumerate(table.schema):
-        if pa.types.is_integer(field.type) and table.column(i).null_count:
-            df[field.name] = table.column(i).to_pandas(types_mapper={field.type: pd.Int64Dtype()}.get).array
-    return df
+    return arrow_to_pandas(table)
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:

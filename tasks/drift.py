@@ -150,7 +150,7 @@ def _write_text(path: Path, text: str) -> EvidenceFile:
 
 
 def _evidently_report(columns: list[ColumnDrift], reference: pd.DataFrame, current: pd.DataFrame, out_dir: Path,
-                      drift_share: float) -> tuple[dict[str, EvidenceFile], dict[str, float], str]:
+                      drift_share: float) -> tuple[dict[str, EvidenceFile], dict[str, tuple[float, bool]], str]:
     """Evidently's DataDriftPreset with every measured column's method and threshold pinned."""
     from evidently import DataDefinition, Dataset, Report
     from evidently import __version__ as evidently_version
@@ -170,7 +170,10 @@ def _evidently_report(columns: list[ColumnDrift], reference: pd.DataFrame, curre
     # include_tests: each ValueDrift carries Evidently's drift verdict as a test status.
     snapshot = Report([preset], include_tests=True, tags=["lockgate", "drift"]).run(
         current_data=cur_ds, reference_data=ref_ds, name="lockgate drift")
-    scores = {m["config"]["column"]: float(m["value"]) for m in snapshot.dict()["metrics"]
+    d = snapshot.dict()
+    verdicts = {t["metric_config"]["metric_id"]: str(getattr(t["status"], "value", t["status"])) == "FAIL"
+                for t in d["tests"] if t["id"] == "drift"}
+    scores = {m["config"]["column"]: (float(m["value"]), verdicts.get(m["id"])) for m in d["metrics"]
               if m["config"]["type"] == "evidently:metric_v2:ValueDrift"}
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
@@ -226,7 +229,8 @@ def drift_evidence(
     m = measure(reference, current, specs, report_rows=report_rows, sample_rows=sample_rows, progress=progress)
     files, scores, engine = _evidently_report(m.columns, m.report_reference, m.report_current, Path(out_dir),
                                               drift_share)
-    columns = [c.model_copy(update={"evidently_score": scores.get(c.column)}) for c in m.columns]
+    columns = [c.model_copy(update={"evidently_score": scores[c.column][0], "evidently_drifted": scores[c.column][1]})
+               if c.column in scores else c for c in m.columns]
     count = sum(c.drifted for c in columns)
     return DriftEvidence(
         columns=columns,

@@ -10,7 +10,6 @@ by one batch per worker plus the summaries, whatever the row count.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -175,8 +174,10 @@ def measure(
         s.name for s in specs if s.kind == "numeric" and s.method in ("jensenshannon", "psi", "kl_div")
         and ref.columns[s.name].counts is not None and len(ref.columns[s.name].counts[0]) <= 20)
     ranges = {c: (ref.columns[c].lo, ref.columns[c].hi) for c in numeric if ref.columns[c].n}
+    # Current-side counts only help where the reference kept its own (exact Wasserstein, keyed bins).
+    capped = {c for c in numeric if ref.columns[c].counts is None}
     cur = _pass1(cur_src, ScanPlan(numeric, categorical, min(1.0, report_rows / cur_src.rows), {}, keyed_binned,
-                                   ranges), seed + 1, progress, workers)
+                                   ranges, capped), seed + 1, progress, workers)
 
     # Resolve methods, then see what pass 2 must read.
     resolved: dict[str, tuple[str, float]] = {}

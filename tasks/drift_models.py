@@ -106,6 +106,7 @@ class ColumnDrift(BaseModel):
     n_reference: int | None = Field(None, description="Finite reference values behind the score.")
     n_current: int | None = Field(None, description="Finite current values behind the score.")
     evidently_score: float | None = Field(None, description="Evidently's score in the HTML report's data.")
+    evidently_drifted: bool | None = Field(None, description="Evidently's verdict in the HTML report's data.")
 
     @model_validator(mode="after")
     def _verdict_matches_method(self) -> ColumnDrift:

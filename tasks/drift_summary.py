@@ -39,6 +39,14 @@ def merge_counts(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarr
     return u, np.bincount(inv, weights=np.concatenate([a[1], b[1]]), minlength=len(u)).astype(np.int64)
 
 
+def value_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, counts) of a float64 array without NaN; hashed by Arrow, not sorted whole."""
+    vc = pc.value_counts(pa.array(x))
+    values = vc.field("values").to_numpy(zero_copy_only=False)
+    order = np.argsort(values)
+    return values[order], vc.field("counts").to_numpy(zero_copy_only=False)[order].astype(np.int64)
+
+
 @dataclass
 class NumericSummary:
     """One numeric column on one side (reference or current)."""
@@ -89,7 +97,7 @@ class NumericSummary:
         if reference_range is not None:
             self.out_of_range += int(((x < reference_range[0]) | (x > reference_range[1])).sum())
         if self.counts is not None:
-            self.counts = merge_counts(self.counts, np.unique(x, return_counts=True))
+            self.counts = merge_counts(self.counts, value_counts(x))
             if not self.uncapped and len(self.counts[0]) > DISTINCT_CAP:
                 self.counts = None
 
@@ -192,6 +200,7 @@ class ScanPlan:
     sample_rates: dict[str, float]  # per column, for stattests without a mergeable form
     uncapped: frozenset[str] = frozenset()  # numeric columns whose exact counts are kept whatever their size
     reference_ranges: dict[str, tuple[float, float]] | None = None  # current side: for out-of-range shares
+    capped: set[str] = field(default_factory=set)  # shared by a side's partitions: columns found over the cap
 
 
 def numeric_values(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, bool]:
@@ -207,8 +216,9 @@ def numeric_values(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, bool]
 def summarise_batches(batches: Iterable[pa.RecordBatch], plan: ScanPlan, seed: int) -> SideSummary:
     """Pass 1 over one partition's batches (in order): summaries and seeded samples."""
     rng = np.random.default_rng(seed)
-    side = SideSummary(columns={c: NumericSummary(uncapped=c in plan.uncapped) for c in plan.numeric}
-                       | {c: CategoricalSummary() for c in plan.categorical})
+    side = SideSummary(columns={c: NumericSummary(uncapped=c in plan.uncapped,
+                                                  counts=None if c in plan.capped else (np.empty(0), np.empty(0, np.int64)))
+                                for c in plan.numeric} | {c: CategoricalSummary() for c in plan.categorical})
     ranges = plan.reference_ranges or {}
     for batch in batches:
         n = batch.num_rows
@@ -221,6 +231,8 @@ def summarise_batches(batches: Iterable[pa.RecordBatch], plan: ScanPlan, seed: i
             values, integer = numeric_values(batch.column(name))
             summary = side.columns[name]
             summary.add(values, integer=integer, reference_range=ranges.get(name))
+            if summary.counts is None:
+                plan.capped.add(name)  # other partitions stop counting distinct values of this column
             rate = plan.sample_rates.get(name, 0.0)
             if rate > 0:
                 kept = values if rate >= 1 else values[rng.random(n) < rate]

@@ -7,7 +7,7 @@ Prefect markdown artifact. Task boundaries sit where failure handling changes.
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -190,16 +190,31 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
 
 @task(name="detect-drift", cache_policy=NO_CACHE)
 def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord, current_path: str):
+    """Reference snapshot vs current data per the contract, with the candidate's scores as prediction drift."""
     from data_contracts.contract import load_contract
+    from tasks.batch import SCORE_COLUMN
+    from tasks.datasets import read_table
     from tasks.drift import drift_evidence, drift_result, specs_for
-    from tasks.inference import load_reference
+    from tasks.inference import load_compiled, load_reference
 
     contract = load_contract(record.tags["lockgate.contract"])
-    reference = load_reference(registry_for(settings), record, cache_dir(settings))
+    registry = registry_for(settings)
+    reference = load_reference(registry, record, cache_dir(settings))
+    current = read_table(current_path, what="current data")
+    model = load_compiled(registry, record, cache_dir(settings), policy.compilation.batch_buckets)
+    reference = reference.assign(**{SCORE_COLUMN: model.score(reference)})
+    current = current.assign(**{SCORE_COLUMN: model.score(current)})
     folder = version_evidence_dir(settings, record.name, record.version) / "drift"
     dp = policy.drift
-    evidence = drift_evidence(reference, current_path, specs=specs_for(contract), out_dir=folder,
-                              drift_share=dp.max_drifted_share, report_rows=dp.report_rows, sample_rows=dp.sample_rows)
+    logger = get_run_logger()
+
+    def progress(phase: str, done: int, total: int, rows: int) -> None:
+        if done == total or done % max(1, total // 10) == 0:  # about every 10% of the partitions
+            logger.info("drift %s: %d/%d partition(s), %d rows", phase, done, total, rows)
+
+    evidence = drift_evidence(reference, current, specs=specs_for(contract, SCORE_COLUMN), out_dir=folder,
+                              drift_share=dp.max_drifted_share, report_rows=dp.report_rows,
+                              sample_rows=dp.sample_rows, progress=progress)
     result = drift_result(evidence, dp)
     publish_drift_table(f"drift-table-{record.name}-v{record.version}", result)
     return publish(settings, record, result, "drift")

@@ -105,3 +105,58 @@ def validate_dataset(
         write_table(quarantine_frame(df, outcome.row_failures), quarantine_path)
         evidence["quarantine"] = evidence_file(quarantine_path)
     return result.model_copy(update={"evidence": evidence}), valid_rows(df, outcome.row_failures)
+
+
+def validate_location(
+    location: str | Path,
+    contract,
+    policy: ValidationPolicy,
+    *,
+    dataset: str,
+    include_label: bool,
+    evidence_dir: Path,
+    quarantine_path: Path,
+    chunk_rows: int = 1_000_000,
+    progress=None,
+) -> ValidationResult:
+    """Validate a parquet file or dataset of any size chunk by chunk (data_contracts.validate_chunked).
+
+    The same verdict, counts and quarantined rows as validating the whole dataset at once;
+    quarantined rows are streamed to ``quarantine_path`` (written under a temporary name,
+    renamed when complete), memory stays at about one chunk.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from data_contracts.validate_chunked import validate_chunked
+    from tasks.errors import LockgateError
+
+    quarantine_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = quarantine_path.with_name(f".{quarantine_path.name}.tmp")
+    writer: list[pq.ParquetWriter] = []
+
+    def quarantine(first_row: int, frame: pd.DataFrame, outcome) -> None:
+        if not outcome.row_failures:
+            return
+        bad = quarantine_frame(frame, outcome.row_failures)
+        if not writer:
+            table = pa.Table.from_pandas(bad, preserve_index=False)
+            writer.append(pq.ParquetWriter(tmp, table.schema))
+        else:
+            table = pa.Table.from_pandas(bad, schema=writer[0].schema, preserve_index=False)
+        writer[0].write_table(table)
+
+    try:
+        outcome = validate_chunked(location, contract, include_label=include_label, chunk_rows=chunk_rows,
+                                   on_chunk=quarantine, progress=progress)
+    except (pa.ArrowException, OSError) as e:
+        raise LockgateError(f"data {dataset} is not a readable parquet file: {str(e).splitlines()[0]}") from None
+    finally:
+        for w in writer:
+            w.close()
+    result = validation_result(outcome, policy, dataset=dataset, contract=contract)
+    evidence = {"ge_result": write_json(evidence_dir / "ge_validation_result.json", outcome.ge_result)}
+    if writer:
+        tmp.replace(quarantine_path)
+        evidence["quarantine"] = evidence_file(quarantine_path)
+    return result.model_copy(update={"evidence": evidence})

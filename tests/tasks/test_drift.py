@@ -404,3 +404,35 @@ def test_inconsistent_evidence_is_rejected():
         DriftEvidence(columns=[], drifted_count=0, drifted_share=0.0, n_reference=1, n_current=1)
     with pytest.raises(ValidationError, match="extra"):
         DriftEvidence(columns=[good], drifted_count=1, drifted_share=1.0, n_reference=1, n_current=1, typo_field=1)
+
+
+# --- the demo generator's scenarios: same decisions as Evidently, scores within the bound ---------
+
+
+@pytest.mark.parametrize("scenario", ["no drift", "covariate drift", "concept drift", "quality incident"])
+def test_demo_scenarios_match_full_data_evidently(monkeypatch, tmp_path, scenario):
+    """Every column through the large-data paths (cap lowered: grid and Sturges histograms), Evidently's preset
+    on the same rows: identical verdicts, scores within each column's stated bound."""
+    import tasks.drift_summary as drift_summary
+    from benchmarks.drift_data import CATEGORICAL, NUMERIC, frame
+    from tasks.drift import DriftSpec
+
+    monkeypatch.setattr(drift_summary, "DISTINCT_CAP", 100)
+    day = pd.Timestamp("2026-01-01").date()
+    reference = frame(4000, seed=1, day=day, scenario="no drift")
+    current = frame(4000, seed=2, day=day, scenario=scenario)
+    methods = {"credit_score": "psi", "annual_income": "psi", "region": "chisquare", "defaulted": "z"}
+    specs = ([DriftSpec(name=c, kind="numeric", method=methods.get(c)) for c in NUMERIC]
+             + [DriftSpec(name=c, kind="categorical", method=methods.get(c)) for c in CATEGORICAL])
+    evidence = drift_evidence(reference, current, specs=specs, out_dir=tmp_path)
+    assert evidence.report_rows == (4000, 4000)  # Evidently saw every row
+    assert any(c.basis == "histogram grid" for c in evidence.columns)
+    for c in evidence.columns:
+        assert c.evidently_score is not None, c.column
+        assert abs(c.score - c.evidently_score) <= c.error_bound + 1e-9, (c.column, c.score, c.evidently_score)
+    drifted = {c.column for c in evidence.columns if c.drifted}
+    assert drifted == {c.column for c in evidence.columns if c.evidently_drifted}  # Evidently's own verdicts
+    if scenario == "no drift":
+        assert not drifted
+    else:
+        assert drifted

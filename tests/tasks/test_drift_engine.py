@@ -200,3 +200,15 @@ def test_degenerate_columns_have_defined_results():
     assert ids.status == "measured" and ids.n_current == 2
     one_row = measure(ref.iloc[:1], ref.iloc[1:2], [DriftSpec(name="x", kind="numeric")]).columns[0]
     assert one_row.method == "z" and one_row.status == "measured"  # Evidently: <= 2 values, small reference
+
+
+def test_a_categorical_with_a_million_distinct_values():
+    ids = pd.Series([f"id{i:07d}" for i in range(1_000_000)])
+    ref, cur = pd.DataFrame({"id": ids}), pd.DataFrame({"id": ids.iloc[500_000:]})
+    col = measure(ref, cur, [DriftSpec(name="id", kind="categorical")]).columns[0]
+    assert (col.method, col.n_reference, col.n_current) == ("jensenshannon", 1_000_000, 500_000)
+    # Half the values are gone: a uniform over 1M values against a uniform over its second half.
+    p = np.full(1_000_000, 1e-6)
+    q = np.concatenate([np.zeros(500_000), np.full(500_000, 2e-6)])
+    from scipy.spatial import distance
+    assert col.score == pytest.approx(float(distance.jensenshannon(p, q)), abs=1e-9) and col.drifted

@@ -1,0 +1,133 @@
+"""Validation at scale: chunked GE (lockgate) vs plain GE on the whole frame, same data, same run.
+
+Data: the credit contract's 14 columns plus 6 extra numeric columns (20 columns), 1M-row
+hive partitions with distinct ids, about 0.5% of rows breaking a row-level expectation
+(range, allowed set, pattern, nulls) and 10 ids duplicated across partitions. Each side
+runs in its own child process (wall time, and peak RSS as VmHWM), reading parquet and
+validating; the notes say whether the verdicts, the per-expectation counts and the
+quarantined rows (positions and failed expectations) are identical.
+
+- ``validation_1m`` and ``validation_10m``: lockgate ``validate_location`` vs
+  ``read_table`` + ``validate_frame`` (plain GE on pandas, GE's md5 hashing off as in lockgate).
+- ``validation_100m``: lockgate only (plain GE would need ~40 GB here), time and RSS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from benchmarks.harness import Comparison
+
+ROOT = Path(os.environ.get("LOCKGATE_BENCH_DATA", "/tmp/lockgate-bench")) / "validation"
+PART_ROWS = 1_000_000
+TARGET_10M_S, TARGET_RSS_MB = 30.0, 2048
+
+
+def write_partitions(rows: int) -> Path:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from data_contracts.synthetic_credit import generate_frame
+
+    root = ROOT / f"rows_{rows}"
+    for i in range(rows // PART_ROWS):
+        path = root / f"day={i:04d}" / "part-0.parquet"
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df = generate_frame(PART_ROWS, seed=100 + i, day=date(2026, 1, 1) + timedelta(days=i), id_offset=i * PART_ROWS)
+        rng = np.random.default_rng(i)
+        bad = rng.choice(PART_ROWS, PART_ROWS // 200, replace=False)
+        q = len(bad) // 4
+        df.loc[bad[:q], "age"] = 150
+        df.loc[bad[q:2 * q], "region"] = "atlantis"
+        df.loc[bad[2 * q:3 * q], "application_id"] = "broken-id"
+        df.loc[bad[3 * q:], "loan_amount"] = np.nan
+        if i == 1:  # 10 ids of partition 0 again: uniqueness fails across partitions
+            df.loc[:9, "application_id"] = [f"APP-{k:010d}" for k in range(10)]
+        for k in range(6):
+            df[f"extra_{k}"] = rng.normal(size=PART_ROWS)
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=256_000)
+    return root
+
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _digest(row_failures: dict[int, list[str]]) -> str:
+    payload = json.dumps(sorted((int(k), v) for k, v in row_failures.items()))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _child(kind: str, rows: int) -> dict:
+    from data_contracts.contract import load_contract
+    from data_contracts.ge_suite import ge_runtime
+
+    ge_runtime()  # GE's import and context (~9 s) out of both timings
+    contract = load_contract("credit_default")
+    root = ROOT / f"rows_{rows}"
+    t0 = time.perf_counter()
+    if kind == "plain":
+        from data_contracts.validate import validate_frame
+        from tasks.datasets import read_table
+
+        outcome = validate_frame(read_table(root), contract, include_label=True)
+    else:
+        from data_contracts.validate_chunked import validate_chunked
+
+        outcome = validate_chunked(root, contract, include_label=True)
+    wall = time.perf_counter() - t0
+    counts = {e.name: [e.success, e.unexpected_count] for e in outcome.expectations}
+    return {"wall_s": wall, "rss_mb": _peak_rss_mb(), "passed": outcome.passed, "n_rows": outcome.n_rows,
+            "quarantined": len(outcome.row_failures), "rows_digest": _digest(outcome.row_failures),
+            "counts": counts, "dataset_failures": sorted(outcome.dataset_failures)}
+
+
+def _run_child(kind: str, rows: int) -> dict:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_validation", "--child", kind, str(rows)],
+                         check=True, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare_at(rows: int) -> Comparison:
+    write_partitions(rows)
+    ours, plain = _run_child("chunked", rows), _run_child("plain", rows)
+    same = all(ours[k] == plain[k] for k in ("passed", "n_rows", "quarantined", "rows_digest", "counts",
+                                             "dataset_failures"))
+    target = f"; target <= {TARGET_10M_S:.0f} s, <= {TARGET_RSS_MB} MB" if rows == 10_000_000 else ""
+    notes = (f"{rows:,} rows x 20 columns; identical verdict, counts and quarantined rows: {same} "
+             f"({ours['quarantined']:,} quarantined); peak RSS lockgate {ours['rss_mb']:.0f} MB vs plain "
+             f"{plain['rss_mb']:.0f} MB; {rows / ours['wall_s']:,.0f} rows/s{target}")
+    return Comparison(f"validation_{rows // 1_000_000}m", "lockgate validate_chunked", "plain GE on the whole frame",
+                      ours["wall_s"], plain["wall_s"], plain["wall_s"] / ours["wall_s"], 1, ours["rss_mb"], notes)
+
+
+def only_lockgate(rows: int) -> Comparison:
+    write_partitions(rows)
+    ours = _run_child("chunked", rows)
+    notes = (f"{rows:,} rows x 20 columns in {rows // PART_ROWS} partitions; {ours['quarantined']:,} quarantined; "
+             f"peak RSS {ours['rss_mb']:.0f} MB; {rows / ours['wall_s']:,.0f} rows/s; plain GE not run "
+             "(the whole frame would not fit in memory)")
+    return Comparison(f"validation_{rows // 1_000_000}m", "lockgate validate_chunked", "-", ours["wall_s"],
+                      float("nan"), float("nan"), 1, ours["rss_mb"], notes)
+
+
+def run() -> list[Comparison]:
+    return [compare_at(1_000_000), compare_at(10_000_000), only_lockgate(100_000_000)]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        print(json.dumps(_child(sys.argv[2], int(sys.argv[3]))))

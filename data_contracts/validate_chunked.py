@@ -1,0 +1,262 @@
+"""Validate a parquet dataset of any size against a contract, chunk by chunk, with the same result as one GE run.
+
+Great Expectations runs the contract's suite on chunks of ``chunk_rows`` rows (read
+in file order, so row positions are the positions plain GE would report), without the
+three whole-batch expectations, which lockgate computes over all chunks itself:
+
+- row count: the sum of the chunks;
+- column uniqueness and compound uniqueness: 64-bit hashes of the values are spilled
+  to disk in 64 buckets by their top bits, each bucket counted on its own (memory per
+  bucket, not per dataset), and every colliding hash is checked on the real values in
+  a second read of those columns, so the count is exact.
+
+Row-level failures, expectation counts and dataset-level messages are merged so the
+result equals :func:`data_contracts.validate.validate_frame` on the whole dataset
+(tests compare the two). Integer columns holding a null anywhere become nullable
+``Int64`` in every chunk, as they would in the whole frame. Memory is one chunk plus
+the merged row failures, whatever the row count.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_contracts.contract import Contract
+from data_contracts.ge_suite import expectation_specs
+from data_contracts.validate import ContractValidation, ExpectationOutcome, validate_frame
+
+WHOLE_BATCH = ("ExpectTableRowCountToBeBetween", "ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique")
+_BUCKET_BITS = 6
+
+ChunkCallback = Callable[[int, pd.DataFrame, ContractValidation], None]
+
+
+def _dataset(location: str | Path):
+    import pyarrow.dataset as ds
+
+    return ds.dataset(str(location), format="parquet", partitioning="hive")
+
+
+def _nullable_integer_columns(dataset) -> set[str]:
+    """Integer columns with a null in any file (pandas would make them float; lockgate keeps Int64)."""
+    import pyarrow as pa
+
+    ints = [f.name for f in dataset.schema if pa.types.is_integer(f.type)]
+    found: set[str] = set()
+    for fragment in dataset.get_fragments():
+        todo = [c for c in ints if c not in found]
+        if not todo:
+            break
+        table = fragment.to_table(schema=dataset.schema, columns=todo)
+        found |= {c for c in todo if table.column(c).null_count}
+    return found
+
+
+def iter_chunks(location: str | Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(first row position, frame) per chunk of about ``chunk_rows`` rows, in the order ``read_table`` reads."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from data_contracts.frames import arrow_to_pandas
+
+    dataset = _dataset(location)
+    nullable = _nullable_integer_columns(dataset)
+    pending: list[pa.Table] = []
+    rows = offset = 0
+
+    def flush():
+        table = pa.concat_tables(pending).combine_chunks()
+        return arrow_to_pandas(table, nullable_integers=nullable)
+
+    for fragment in dataset.get_fragments():
+        keys = ds.get_partition_keys(fragment.partition_expression)
+        for batch in fragment.to_batches(schema=dataset.schema, batch_size=min(chunk_rows, 1 << 18)):
+            table = pa.Table.from_batches([batch])
+            for name, value in keys.items():  # hive keys are columns of the dataset, as in read_table
+                i = dataset.schema.get_field_index(name)
+                table = table.set_column(i, dataset.schema.field(i), pa.array([value] * len(table),
+                                                                              dataset.schema.field(i).type))
+            pending.append(table)
+            rows += len(table)
+            if rows >= chunk_rows:
+                yield offset, flush()
+                offset, rows, pending = offset + rows, 0, []
+    if pending or offset == 0:
+        if not pending:
+            pending = [dataset.schema.empty_table()]
+        yield offset, flush()
+
+
+class _Spill:
+    """64-bit hashes of one uniqueness check, spilled to disk in buckets by their top bits."""
+
+    def __init__(self, folder: Path, name: str):
+        self.paths = [folder / f"{name}-{b:02d}.u64" for b in range(1 << _BUCKET_BITS)]
+        self.rows = 0  # rows that take part (non-null ones)
+
+    def add(self, hashes: np.ndarray) -> None:
+        self.rows += len(hashes)
+        bucket = (hashes >> np.uint64(64 - _BUCKET_BITS)).astype(np.int64)
+        order = np.argsort(bucket, kind="stable")
+        bounds = np.searchsorted(bucket[order], np.arange((1 << _BUCKET_BITS) + 1))
+        for b in range(1 << _BUCKET_BITS):
+            if bounds[b + 1] > bounds[b]:
+                with open(self.paths[b], "ab") as f:
+                    f.write(hashes[order[bounds[b]:bounds[b + 1]]].tobytes())
+
+    def repeated(self) -> np.ndarray:
+        """Hashes seen more than once, over all buckets."""
+        out = []
+        for path in self.paths:
+            if path.exists():
+                u, counts = np.unique(np.fromfile(path, dtype=np.uint64), return_counts=True)
+                out.append(u[counts > 1])
+        return np.concatenate(out) if out else np.empty(0, np.uint64)
+
+
+def _unique_keys(df: pd.DataFrame, columns: list[str], compound: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(row positions taking part, their 64-bit hashes) for a uniqueness check on ``columns``.
+
+    GE skips nulls for a column check, and rows whose values are all missing for a compound one.
+    """
+    part = df[columns]
+    take = part.notna().any(axis=1).to_numpy() if compound else part[columns[0]].notna().to_numpy()
+    rows = np.flatnonzero(take)
+    hashes = pd.util.hash_pandas_object(part.iloc[rows], index=False).to_numpy(np.uint64)
+    return rows, hashes
+
+
+def _exact_duplicates(location, chunk_rows, spec_columns: list[str], compound: bool, candidates: np.ndarray) -> int:
+    """Rows whose values really repeat, among rows whose hash repeats (second read of these columns only)."""
+    if len(candidates) == 0:
+        return 0
+    values = []
+    for _, df in iter_chunks(location, chunk_rows):
+        rows, hashes = _unique_keys(df, spec_columns, compound)
+        hit = np.isin(hashes, candidates)
+        if hit.any():
+            values.append(df[spec_columns].iloc[rows[hit]])
+    frame = pd.concat(values, ignore_index=True)
+    return int(frame.duplicated(keep=False).sum())
+
+
+def _merge(outcomes: list[ExpectationOutcome]) -> ExpectationOutcome:
+    first = outcomes[0]
+    counts = [o.unexpected_count for o in outcomes if o.unexpected_count is not None]
+    elements = [o.element_count for o in outcomes if o.element_count is not None]
+    missing = [o.missing_count for o in outcomes if o.missing_count is not None]
+    failing = next((o for o in outcomes if not o.success), first)
+    merged = failing.model_copy(update={
+        "success": all(o.success for o in outcomes),
+        "unexpected_count": sum(counts) if counts else None,
+        "element_count": sum(elements) if elements else None,
+        "missing_count": sum(missing) if missing else None,
+        "skipped": next((o.skipped for o in outcomes if o.skipped), None),
+        "error": next((o.error for o in outcomes if o.error), None),
+    })
+    if merged.unexpected_count is not None and merged.element_count is not None:
+        nonnull = merged.element_count - (merged.missing_count or 0)
+        merged.unexpected_percent = 100.0 * merged.unexpected_count / nonnull if nonnull else 0.0
+    return merged
+
+
+def validate_chunked(
+    location: str | Path,
+    contract: Contract,
+    *,
+    include_label: bool,
+    chunk_rows: int = 1_000_000,
+    on_chunk: ChunkCallback | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ContractValidation:
+    """Validate the parquet file or dataset at ``location`` chunk by chunk (see the module doc).
+
+    ``on_chunk(first_row, frame, chunk_outcome)`` sees every chunk (to write its
+    quarantined rows, say); ``progress(chunks_done, rows_done)`` is called after each.
+    """
+    from data_contracts.validate import _dataset_message
+
+    specs = expectation_specs(contract, include_label=include_label)
+    whole = [s for s in specs if s.ge_type in WHOLE_BATCH and s.ge_type != "ExpectTableRowCountToBeBetween"]
+    per_chunk: dict[str, list[ExpectationOutcome]] = {}
+    row_failures: dict[int, list[str]] = {}
+    dataset_failures: dict[str, str] = {}
+    errors: list[str] = []
+    ge_results: list[dict[str, Any]] = []
+    n_rows = chunks = 0
+    seconds = 0.0
+    columns_seen: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="lockgate-unique-") as tmp:
+        spills = {s.name: _Spill(Path(tmp), f"u{i}") for i, s in enumerate(whole)}
+        for offset, df in iter_chunks(location, chunk_rows):
+            out = validate_frame(df, contract, include_label=include_label, exclude=WHOLE_BATCH)
+            if out.dataset_failures and not out.expectations:  # e.g. duplicated column names: nothing else ran
+                return out.model_copy(update={"n_rows": n_rows + len(df)})
+            for o in out.expectations:
+                per_chunk.setdefault(o.name, []).append(o)
+            for position, names in out.row_failures.items():
+                row_failures[offset + position] = names
+            for message in out.dataset_failures:
+                dataset_failures.setdefault(message.split(":", 1)[0], message)
+            errors += [e for e in out.errors if e not in errors]
+            ge_results.append({"first_row": offset, "rows": len(df), "result": out.ge_result})
+            for s in whole:
+                cols = s.kwargs.get("column_list") or [s.kwargs["column"]]
+                if all(c in df.columns for c in cols):
+                    spills[s.name].add(_unique_keys(df, cols, "column_list" in s.kwargs)[1])
+            columns_seen |= set(df.columns)
+            if on_chunk:
+                on_chunk(offset, df, out)
+            n_rows += len(df)
+            chunks += 1
+            seconds += out.seconds
+            if progress:
+                progress(chunks, n_rows)
+
+        outcomes, messages = [], []
+        for s in specs:
+            meta = {"logical_type": s.logical_type}
+            if s.ge_type == "ExpectTableRowCountToBeBetween":
+                lo, hi = s.kwargs.get("min_value"), s.kwargs.get("max_value")
+                ok = (lo is None or n_rows >= lo) and (hi is None or n_rows <= hi)
+                o = ExpectationOutcome(name=s.name, type=s.expectation_type, column=None, level=s.level, success=ok,
+                                       observed_value=n_rows)
+                res = {"observed_value": n_rows}
+            elif s.name in spills:
+                cols = s.kwargs.get("column_list") or [s.kwargs["column"]]
+                compound = "column_list" in s.kwargs
+                absent = [c for c in cols if c not in columns_seen]
+                if absent:
+                    outcomes.append(ExpectationOutcome(name=s.name, type=s.expectation_type, column=s.column,
+                                                       level=s.level, success=False,
+                                                       skipped=f"column {absent[0]!r} is missing"))
+                    continue
+                count = _exact_duplicates(location, chunk_rows, cols, compound, spills[s.name].repeated())
+                taking_part = spills[s.name].rows
+                o = ExpectationOutcome(name=s.name, type=s.expectation_type, column=s.column, level=s.level,
+                                       success=count == 0, unexpected_count=count,
+                                       unexpected_percent=100.0 * count / taking_part if taking_part else 0.0)
+                res = {"unexpected_count": count}
+            else:
+                if s.name in per_chunk:
+                    outcomes.append(_merge(per_chunk[s.name]))
+                    if s.name in dataset_failures:
+                        messages.append(dataset_failures[s.name])
+                continue
+            outcomes.append(o)
+            if not o.success:
+                config = type("Config", (), {"type": s.expectation_type, "kwargs": s.kwargs})()
+                messages.append(_dataset_message(s.name, config, res, meta, n_rows))
+
+    return ContractValidation.model_construct(
+        contract_name=contract.name, contract_version=contract.version, contract_fingerprint=contract.fingerprint,
+        include_label=include_label, n_rows=n_rows, row_failures=row_failures,
+        dataset_failures=messages, expectations=outcomes, errors=errors,
+        ge_result={"chunks": ge_results, "chunk_rows": chunk_rows}, seconds=seconds,
+    )
