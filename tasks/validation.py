@@ -31,6 +31,9 @@ class ValidationResult(GateResult):
         default_factory=dict,
         description="Failed expectation name -> failing rows (None for dataset-level checks without a row count).",
     )
+    data_docs_error: str | None = Field(
+        None, description="Why the Data Docs page could not be built (evidence missing, the decision stands)."
+    )
 
 
 def validation_result(outcome, policy: ValidationPolicy, *, dataset: str, contract) -> ValidationResult:
@@ -95,13 +98,22 @@ def validate_dataset(
     evidence_dir: Path,
     quarantine_path: Path | None,
 ) -> tuple[ValidationResult, pd.DataFrame]:
-    """Validate ``df``; write the GE result (and quarantined rows); return the result and the valid rows."""
+    """Validate ``df``; write the GE result, its Data Docs page (and quarantined rows); return the result and the valid
+    rows. A Data Docs build failure is recorded in ``data_docs_error`` and the reasons, not raised."""
+    from data_contracts.data_docs import write_data_docs
     from data_contracts.validate import validate_frame
 
     outcome = validate_frame(df, contract, include_label=include_label)
     result = validation_result(outcome, policy, dataset=dataset, contract=contract)
     evidence = {"ge_result": write_json(evidence_dir / "ge_validation_result.json", outcome.ge_result)}
+    update: dict = {"evidence": evidence}
+    if outcome.ge_result:  # empty when GE never ran (duplicated column names, a crash inside GE)
+        try:
+            evidence["data_docs"] = evidence_file(write_data_docs(outcome.ge_result, evidence_dir, run_name=dataset).html)
+        except Exception as exc:  # noqa: BLE001 - docs are evidence, not the decision: record why they are missing
+            update["data_docs_error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            update["reasons"] = result.reasons + [f"Data Docs not built: {update['data_docs_error']}"]
     if outcome.row_failures and quarantine_path is not None:
         write_table(quarantine_frame(df, outcome.row_failures), quarantine_path)
         evidence["quarantine"] = evidence_file(quarantine_path)
-    return result.model_copy(update={"evidence": evidence}), valid_rows(df, outcome.row_failures)
+    return result.model_copy(update=update), valid_rows(df, outcome.row_failures)
