@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import Field
 
+from data_contracts.validate import ExpectationOutcome
 from tasks.datasets import write_table
 from tasks.evidence import Check, GateResult, evidence_file, held_to, write_json
 from tasks.policy import ValidationPolicy
@@ -31,6 +32,7 @@ class ValidationResult(GateResult):
         default_factory=dict,
         description="Failed expectation name -> failing rows (None for dataset-level checks without a row count).",
     )
+    expectations: list[ExpectationOutcome] = Field(default_factory=list, description="Every expectation, suite order.")
     data_docs_error: str | None = Field(
         None, description="Why the Data Docs page could not be built (evidence missing, the decision stands)."
     )
@@ -54,6 +56,9 @@ def validation_result(outcome, policy: ValidationPolicy, *, dataset: str, contra
     if passed:
         reasons.append(f"{outcome.n_rows} rows checked against contract {contract.name} v{contract.version}; {n_bad} quarantined")
     checks.append(Check(name="rows", value=outcome.n_rows, passed=True))
+    checks.append(Check(name="quarantined_rows", value=n_bad, passed=True))
+    checks += [Check(name=f"failing_rows:{e.name}", value=e.unexpected_count, passed=True)
+               for e in outcome.expectations if e.unexpected_count is not None]
     return ValidationResult(
         gate="validation",
         passed=passed,
@@ -69,7 +74,17 @@ def validation_result(outcome, policy: ValidationPolicy, *, dataset: str, contra
         failed_expectations={
             e.name: e.unexpected_count for e in outcome.expectations if not e.success and not e.skipped
         },
+        expectations=outcome.expectations,
     )
+
+
+def expectation_table(result: ValidationResult) -> list[dict]:
+    """One row per expectation (name, level, success, failing rows, observed value), for a Prefect table artifact."""
+    return [
+        {"expectation": e.name, "level": e.level, "success": e.success,
+         "failing_rows": e.unexpected_count, "observed_value": e.observed_value, "note": e.skipped or e.error or ""}
+        for e in result.expectations
+    ]
 
 
 def quarantine_frame(df: pd.DataFrame, row_failures: dict[int, list[str]]) -> pd.DataFrame:
