@@ -16,8 +16,13 @@ Checks that need the whole contract (referenced columns exist, min <= max, regex
 compile, the id column is unique, ...) run at load time. Whether every rule can be
 turned into a Great Expectations expectation is decided in :mod:`data_contracts.ge_suite`.
 
-ODCS v3.0.x and v3.1.0 documents are accepted (``rule`` is read as the deprecated
-spelling of ``metric``; ``team`` may be the v3.0 member list or the v3.1 object).
+Every document must first be valid ODCS as the ``open-data-contract-standard`` package
+defines it (its pydantic model and the standard's JSON schema, :mod:`data_contracts.odcs`);
+these models then add lockgate's stricter reading. ODCS v3.0.x and v3.1.0 documents are
+accepted (``rule`` is read as the deprecated spelling of ``metric``; ``team`` may be the
+v3.0 member list or the v3.1 object), but ``exclusiveMinimum``/``exclusiveMaximum`` take
+the v3.1 number form only (the bound itself, exclusive): the package's schema refuses
+v3.0's boolean form.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from open_data_contract_standard.model import OpenDataContractStandard
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from data_contracts.odcs import OdcsViolation, odcs_document
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 
@@ -132,8 +140,8 @@ class LogicalTypeOptions(_Odcs):
 
     minimum: float | str | None = Field(None, description="Smallest allowed value (numbers; dates as strings).")
     maximum: float | str | None = Field(None, description="Largest allowed value (numbers; dates as strings).")
-    exclusiveMinimum: bool | float | None = Field(None, description="true: values > minimum (v3.0 boolean form).")
-    exclusiveMaximum: bool | float | None = Field(None, description="true: values < maximum (v3.0 boolean form).")
+    exclusiveMinimum: float | str | None = Field(None, description="Values are > this (ODCS v3.1+: a number).")
+    exclusiveMaximum: float | str | None = Field(None, description="Values are < this (ODCS v3.1+: a number).")
     multipleOf: float | None = Field(None, description="Values are multiples of this number.")
     format: str | None = Field(None, description="Storage or string format, e.g. i64, f64, email, yyyy-MM-dd.")
     pattern: str | None = Field(None, description="Regex a string value must match.")
@@ -147,6 +155,20 @@ class LogicalTypeOptions(_Odcs):
     maxItems: int | None = Field(None, ge=0, description="array: maximum number of items.")
     minItems: int | None = Field(None, ge=0, description="array: minimum number of items.")
     uniqueItems: bool | None = Field(None, description="array: items are unique.")
+
+    def lower_bound(self) -> tuple[float | str, bool] | None:
+        """(value, exclusive) of the lower bound: ``exclusiveMinimum`` if set, else ``minimum``; None: unbounded."""
+        return _bound(self.minimum, self.exclusiveMinimum)
+
+    def upper_bound(self) -> tuple[float | str, bool] | None:
+        """(value, exclusive) of the upper bound: ``exclusiveMaximum`` if set, else ``maximum``; None: unbounded."""
+        return _bound(self.maximum, self.exclusiveMaximum)
+
+
+def _bound(inclusive: float | str | None, exclusive: float | str | None) -> tuple[float | str, bool] | None:
+    if exclusive is not None:
+        return exclusive, True
+    return None if inclusive is None else (inclusive, False)
 
 
 _NUMERIC_OPTIONS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "format"}
@@ -349,6 +371,7 @@ class Contract(_Odcs):
     _settings: LockgateSettings | None = PrivateAttr(None)
     _fingerprint: str | None = PrivateAttr(None)
     _source: Path | None = PrivateAttr(None)
+    _odcs: OpenDataContractStandard | None = PrivateAttr(None)
 
     # -- identity
     @property
@@ -369,6 +392,11 @@ class Contract(_Odcs):
     def source(self) -> Path | None:
         """The file the contract was loaded from."""
         return self._source
+
+    @property
+    def odcs(self) -> OpenDataContractStandard | None:
+        """The document as parsed by the ``open-data-contract-standard`` package (None if built without loading)."""
+        return self._odcs
 
     @property
     def settings(self) -> LockgateSettings:
@@ -522,10 +550,15 @@ def parse_contract(text: str, *, source: Path | None = None) -> Contract:
     if not isinstance(raw, dict):
         raise ContractError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
+        document = odcs_document(raw)
+    except OdcsViolation as exc:
+        more = f" (and {exc.more} more)" if exc.more else ""
+        raise ContractError(f"{where}: {_key_path(exc.loc, raw)}: {exc.message}{more} (not valid ODCS)") from None
+    try:
         contract = Contract.model_validate(raw)
     except ValidationError as exc:
         raise ContractError(_pydantic_message(where, exc, raw)) from None
-    contract._source = source
+    contract._source, contract._odcs = source, document
     _check_contract(contract, where)
     contract._settings = _lockgate_settings(contract, where)
     _check_roles(contract, where)
@@ -665,15 +698,16 @@ def _check_property(prop: SchemaProperty, ppath: str, problems: _Problems) -> No
                 problems.fail(f"{ppath}.logicalTypeOptions.{key}", f"not an option of logicalType {prop.logicalType}")
         opath = f"{ppath}.logicalTypeOptions"
         if prop.logicalType in ("integer", "number"):
-            for key in ("minimum", "maximum"):
+            for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
                 if isinstance(getattr(opts, key), str):
                     problems.fail(f"{opath}.{key}", f"must be a number for logicalType {prop.logicalType}")
-            for key in ("exclusiveMinimum", "exclusiveMaximum"):
-                value = getattr(opts, key)
-                if value is not None and not isinstance(value, bool):
-                    problems.fail(f"{opath}.{key}", "give a boolean (true: the bound itself is excluded)")
-            if opts.minimum is not None and opts.maximum is not None and opts.minimum > opts.maximum:
-                problems.fail(opath, f"minimum {opts.minimum:g} > maximum {opts.maximum:g}")
+            for inclusive, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+                if getattr(opts, inclusive) is not None and getattr(opts, exclusive) is not None:
+                    problems.fail(f"{opath}.{exclusive}", f"give {inclusive} or {exclusive}, not both")
+            low, high = opts.lower_bound(), opts.upper_bound()
+            if low is not None and high is not None and (low[0] > high[0] or (low[0] == high[0] and (low[1] or high[1]))):
+                names = f"{'exclusiveMinimum' if low[1] else 'minimum'} {low[0]:g}", f"{'exclusiveMaximum' if high[1] else 'maximum'} {high[0]:g}"
+                problems.fail(opath, f"{names[0]} > {names[1]}" if low[0] > high[0] else f"no value fits {names[0]}, {names[1]}")
         if opts.minLength is not None and opts.maxLength is not None and opts.minLength > opts.maxLength:
             problems.fail(opath, f"minLength {opts.minLength} > maxLength {opts.maxLength}")
         if opts.pattern is not None:

@@ -194,9 +194,8 @@ def _column_changes(
     oo, no = op.options(), np_.options()
     opath = f"{ppath}.logicalTypeOptions"
     if op.logicalType in ("integer", "number") and np_.logicalType in ("integer", "number"):
-        for kind, key, ex in (("minimum", "minimum", "exclusiveMinimum"), ("maximum", "maximum", "exclusiveMaximum")):
-            ob = _bound(getattr(oo, key), getattr(oo, ex))
-            nb = _bound(getattr(no, key), getattr(no, ex))
+        for kind, key, bound in (("minimum", "minimum", "lower_bound"), ("maximum", "maximum", "upper_bound")):
+            ob, nb = _numeric(getattr(oo, bound)()), _numeric(getattr(no, bound)())
             if ob != nb:
                 tight = _tighter(ob, nb, lower=(kind == "minimum"))
                 add(kind, _show_bound(ob), _show_bound(nb), tight, "range tightened" if tight else "range loosened",
@@ -236,6 +235,10 @@ def _column_changes(
 
 def _bound(value: Any, exclusive: Any) -> tuple[float, bool] | None:
     return None if value is None else (float(value), bool(exclusive))
+
+
+def _numeric(bound: tuple[Any, bool] | None) -> tuple[float, bool] | None:
+    return None if bound is None else (float(bound[0]), bound[1])
 
 
 def _show_bound(b: tuple[float, bool] | None) -> Any:

@@ -378,15 +378,16 @@ def _option_specs(prop: SchemaProperty, ppath: str, add, refuse) -> None:
         if getattr(opts, key) is not None:
             refuse(f"{opath}.{key}", f"{key} is not checked by lockgate; remove it or express it as a rule")
     if lt in ("integer", "number"):
-        if opts.minimum is not None or opts.maximum is not None:
+        low, high = opts.lower_bound(), opts.upper_bound()
+        if low is not None or high is not None:
             add(
                 "ExpectColumnValuesToBeBetween",
                 {
                     "column": col,
-                    "min_value": opts.minimum,
-                    "max_value": opts.maximum,
-                    "strict_min": bool(opts.exclusiveMinimum),
-                    "strict_max": bool(opts.exclusiveMaximum),
+                    "min_value": low[0] if low else None,
+                    "max_value": high[0] if high else None,
+                    "strict_min": bool(low and low[1]),
+                    "strict_max": bool(high and high[1]),
                 },
                 f"{col} in range",
                 "row",
@@ -394,8 +395,8 @@ def _option_specs(prop: SchemaProperty, ppath: str, add, refuse) -> None:
                 opath,
                 lt,
             )
-    elif opts.minimum is not None or opts.maximum is not None:
-        key = "minimum" if opts.minimum is not None else "maximum"
+    elif opts.lower_bound() is not None or opts.upper_bound() is not None:
+        key = next(k for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum") if getattr(opts, k) is not None)
         refuse(f"{opath}.{key}", f"bounds on logicalType {lt} are not supported")
     if opts.pattern is not None:
         add(

@@ -7,6 +7,8 @@ Prefect markdown artifact. Task boundaries sit where failure handling changes.
 
 from __future__ import annotations
 
+import re
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -36,6 +38,12 @@ def publish(settings: Settings, record: ModelVersionRecord, result: GateResult, 
     return result
 
 
+def _version_contract(settings: Settings, record: ModelVersionRecord):
+    from tasks.inference import load_version_contract
+
+    return load_version_contract(registry_for(settings), record, cache_dir(settings))
+
+
 def evidence_hashes(settings: Settings, record: ModelVersionRecord) -> dict[str, str]:
     """sha256 of every gate result published so far for this version, by role."""
     folder = version_evidence_dir(settings, record.name, record.version)
@@ -54,28 +62,26 @@ def mark_challenger(settings: Settings, policy: Policy, record: ModelVersionReco
 @task(name="check-contract", cache_policy=NO_CACHE)
 def check_contract(settings: Settings, policy: Policy, record: ModelVersionRecord, champion: ModelVersionRecord | None):
     """The candidate's data contract against the champion's: breaking changes need the policy's say-so."""
-    from data_contracts.contract import load_contract
     from tasks.contract_gate import contract_compatibility
 
-    candidate_contract = load_contract(record.tags["lockgate.contract"])
+    candidate_contract = _version_contract(settings, record)
     if champion is None:
         result = GateResult(gate="contract", passed=True, decision="first deployment",
                             reasons=[f"no champion: contract {candidate_contract.name} v{candidate_contract.version} "
                                      "has nothing to stay compatible with"])
     else:
-        result = contract_compatibility(load_contract(champion.tags["lockgate.contract"]), candidate_contract,
+        result = contract_compatibility(_version_contract(settings, champion), candidate_contract,
                                         allow_breaking=policy.validation.allow_breaking_contract_change)
     return publish(settings, record, result, "contract")
 
 
 @task(name="validate-data", cache_policy=NO_CACHE)
 def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord, dataset_path: str, role: str):
-    from data_contracts.contract import load_contract
     from tasks.datasets import read_table
     from tasks.inference import load_reference
-    from tasks.validation import validate_dataset
+    from tasks.validation import expectation_table, validate_dataset
 
-    contract = load_contract(record.tags["lockgate.contract"])
+    contract = _version_contract(settings, record)
     if role == "validation-reference":
         df = load_reference(registry_for(settings), record, cache_dir(settings))
     else:
@@ -83,6 +89,7 @@ def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord
     folder = version_evidence_dir(settings, record.name, record.version) / role
     result, _ = validate_dataset(df, contract, policy.validation, dataset=dataset_path, include_label=True,
                                  evidence_dir=folder, quarantine_path=folder / "quarantine.parquet")
+    publish_table(f"{role}-table-{record.name}-v{record.version}", expectation_table(result), result.summary_line())
     return publish(settings, record, result, role)
 
 
@@ -131,7 +138,6 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
     """Candidate vs champion through their hash-verified artifacts: golden-set metrics of the model's task (from its
     registered config) with paired bootstrap CIs, slices, shadow scoring on the latest partition, interleaved
     latency, variants; plots and the HTML report as evidence."""
-    from data_contracts.contract import load_contract
     from tasks.canary import canary_result, golden_metrics, variant_verdict
     from tasks.canary_evidence import canary_plots, latency_report, model_task, shadow_report, tpu_estimates
     from tasks.canary_stats import CanaryInputError, bootstrap_deltas, check_inputs, check_regression_inputs, slice_metrics
@@ -142,7 +148,7 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
     registry, buckets, cp = registry_for(settings), policy.compilation.batch_buckets, policy.canary
     # the candidate's tags changed in the compile gate (artifact sha256): read them again
     record = registry.get(record.name, record.version)
-    contract = load_contract(record.tags["lockgate.contract"])
+    contract = _version_contract(settings, record)
     golden = read_table(golden_path, what="golden set")
     if contract.label_column not in golden.columns:
         raise LockgateError(f"golden set {golden_path} has no label column {contract.label_column!r}")
@@ -191,13 +197,12 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
 @task(name="detect-drift", cache_policy=NO_CACHE)
 def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord, current_path: str):
     """Reference snapshot vs current data per the contract, with the candidate's scores as prediction drift."""
-    from data_contracts.contract import load_contract
     from tasks.batch import SCORE_COLUMN
     from tasks.datasets import read_table
     from tasks.drift import drift_evidence, drift_result, specs_for
     from tasks.inference import load_compiled, load_reference
 
-    contract = load_contract(record.tags["lockgate.contract"])
+    contract = _version_contract(settings, record)
     registry = registry_for(settings)
     reference = load_reference(registry, record, cache_dir(settings))
     current = read_table(current_path, what="current data")
@@ -216,14 +221,13 @@ def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord,
                               drift_share=dp.max_drifted_share, report_rows=dp.report_rows,
                               sample_rows=dp.sample_rows, progress=progress)
     result = drift_result(evidence, dp)
-    publish_drift_table(f"drift-table-{record.name}-v{record.version}", result)
+    publish_table(f"drift-table-{record.name}-v{record.version}", result.table(), result.summary_line())
     return publish(settings, record, result, "drift")
 
 
-def publish_drift_table(key: str, result) -> None:
-    """The per-column drift table (method, score, threshold, verdict, quality) as a Prefect table artifact."""
-    create_table_artifact(table=result.table(), key=key.lower().replace("_", "-").replace("=", "-"),
-                          description=result.summary_line()[:500])
+def publish_table(key: str, rows: list[dict], description: str) -> None:
+    """Rows as a Prefect table artifact; the key is made of lowercase letters, digits and dashes, as Prefect requires."""
+    create_table_artifact(table=rows, key=re.sub(r"[^a-z0-9-]", "-", key.lower()), description=description[:500])
 
 
 @task(name="decide-approval", cache_policy=NO_CACHE)
@@ -297,13 +301,12 @@ def load_champion(settings: Settings, policy: Policy, name: str):
 @task(name="score-partition", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
 def score_partition(settings: Settings, policy: Policy, champion, path: str, force: bool):
     """Score one partition; transient IO errors are retried, data problems are reported in the outcome."""
-    from data_contracts.contract import load_contract
     from tasks.batch import score_partition_data
     from tasks.ledger import LedgerEntry
 
     model, reference = champion
     record = model.record
-    contract = load_contract(record.tags["lockgate.contract"])
+    contract = _version_contract(settings, record)
     outcome = score_partition_data(
         path, model=model, contract=contract, policy=policy, reference=reference,
         out_dir=settings.predictions_dir / record.name, quarantine_dir=settings.quarantine_dir / record.name,
@@ -320,7 +323,8 @@ def score_partition(settings: Settings, policy: Policy, champion, path: str, for
     create_markdown_artifact(markdown=table, key=f"batch-{record.name}-{outcome.partition}".lower().replace("_", "-")
                              .replace("=", "-"), description=outcome.message[:500])
     if outcome.drift_result is not None:
-        publish_drift_table(f"drift-table-{record.name}-{outcome.partition}", outcome.drift_result)
+        publish_table(f"drift-table-{record.name}-{outcome.partition}", outcome.drift_result.table(),
+                      outcome.drift_result.summary_line())
     return outcome
 
 

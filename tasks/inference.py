@@ -16,7 +16,7 @@ import pandas as pd
 
 from tasks.errors import LockgateError
 from tasks.evidence import sha256_file
-from tasks.registration import CONFIG_FILE, FEATURES_FILE, PARAMS_FILE, REFERENCE_FILE
+from tasks.registration import CONFIG_FILE, CONTRACT_FILE, FEATURES_FILE, PARAMS_FILE, REFERENCE_FILE
 from tasks.registry import MlflowRegistry, ModelVersionRecord
 
 ARTIFACT_FILE = "inference.jaxexport"
@@ -82,6 +82,25 @@ def load_reference(registry: MlflowRegistry, record: ModelVersionRecord, cache_d
     dst = cache_dir / record.name / f"v{record.version}"
     path = verified_file(registry, record, REFERENCE_FILE, dst, record.tags.get("lockgate.reference_sha256"))
     return read_table(path, what="reference snapshot")
+
+
+def load_version_contract(registry: MlflowRegistry, record: ModelVersionRecord, cache_dir: Path):
+    """The data contract registered with the version (its YAML, hash-verified), not the file on disk today.
+
+    Versions registered before contracts were stored with them load the named contract, which
+    must still have the fingerprint recorded at registration.
+    """
+    from data_contracts.contract import load_contract
+
+    expected = record.tags.get("lockgate.contract_sha256")
+    if expected is not None:
+        dst = cache_dir / record.name / f"v{record.version}"
+        return load_contract(verified_file(registry, record, CONTRACT_FILE, dst, expected))
+    contract = load_contract(record.tags["lockgate.contract"])
+    if contract.fingerprint != record.tags.get("lockgate.contract_fingerprint"):
+        raise LockgateError(f"contract {contract.name} changed since v{record.version} was registered "
+                            "(fingerprint differs) and the version holds no copy of it")
+    return contract
 
 
 def load_compiled(

@@ -22,6 +22,7 @@ PARAMS_FILE = "params.msgpack"
 CONFIG_FILE = "model_config.json"
 FEATURES_FILE = "feature_spec.json"
 REFERENCE_FILE = "reference.parquet"
+CONTRACT_FILE = "contract.yaml"  # the contract as registered: gates read this, not the file on disk today
 
 
 def read_model_config(path: Path) -> dict:
@@ -94,7 +95,9 @@ def register_candidate(
             CONFIG_FILE: tmp / CONFIG_FILE,
             FEATURES_FILE: tmp / FEATURES_FILE,
             REFERENCE_FILE: tmp / REFERENCE_FILE,
+            CONTRACT_FILE: tmp / CONTRACT_FILE,
         }
+        files[CONTRACT_FILE].write_bytes(contract.source.read_bytes())
         files[PARAMS_FILE].write_bytes(Path(params_path).read_bytes())
         files[CONFIG_FILE].write_text(json.dumps({"arch": arch, "config": config.to_dict()}, indent=2))
         files[FEATURES_FILE].write_text(spec.model_dump_json(indent=2))
@@ -105,6 +108,7 @@ def register_candidate(
             "lockgate.contract": contract.name,
             "lockgate.contract_version": str(contract.version),
             "lockgate.contract_fingerprint": contract.fingerprint,
+            "lockgate.contract_sha256": hashes[CONTRACT_FILE],
             "lockgate.reference_sha256": hashes[REFERENCE_FILE],
             "lockgate.reference_rows": str(len(reference)),
             "lockgate.params_sha256": hashes[PARAMS_FILE],

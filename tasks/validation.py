@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import Field
 
+from data_contracts.validate import ExpectationOutcome
 from tasks.datasets import write_table
 from tasks.evidence import Check, GateResult, evidence_file, held_to, write_json
 from tasks.policy import ValidationPolicy
@@ -30,6 +31,10 @@ class ValidationResult(GateResult):
     failed_expectations: dict[str, int | None] = Field(
         default_factory=dict,
         description="Failed expectation name -> failing rows (None for dataset-level checks without a row count).",
+    )
+    expectations: list[ExpectationOutcome] = Field(default_factory=list, description="Every expectation, suite order.")
+    data_docs_error: str | None = Field(
+        None, description="Why the Data Docs page could not be built (evidence missing, the decision stands)."
     )
 
 
@@ -51,6 +56,9 @@ def validation_result(outcome, policy: ValidationPolicy, *, dataset: str, contra
     if passed:
         reasons.append(f"{outcome.n_rows} rows checked against contract {contract.name} v{contract.version}; {n_bad} quarantined")
     checks.append(Check(name="rows", value=outcome.n_rows, passed=True))
+    checks.append(Check(name="quarantined_rows", value=n_bad, passed=True))
+    checks += [Check(name=f"failing_rows:{e.name}", value=e.unexpected_count, passed=True)
+               for e in outcome.expectations if e.unexpected_count is not None]
     return ValidationResult(
         gate="validation",
         passed=passed,
@@ -66,7 +74,17 @@ def validation_result(outcome, policy: ValidationPolicy, *, dataset: str, contra
         failed_expectations={
             e.name: e.unexpected_count for e in outcome.expectations if not e.success and not e.skipped
         },
+        expectations=outcome.expectations,
     )
+
+
+def expectation_table(result: ValidationResult) -> list[dict]:
+    """One row per expectation (name, level, success, failing rows, observed value), for a Prefect table artifact."""
+    return [
+        {"expectation": e.name, "level": e.level, "success": e.success,
+         "failing_rows": e.unexpected_count, "observed_value": e.observed_value, "note": e.skipped or e.error or ""}
+        for e in result.expectations
+    ]
 
 
 def quarantine_frame(df: pd.DataFrame, row_failures: dict[int, list[str]]) -> pd.DataFrame:
@@ -85,6 +103,21 @@ def valid_rows(df: pd.DataFrame, row_failures: dict[int, list[str]]) -> pd.DataF
     return df.iloc[keep.to_numpy()]
 
 
+def _add_data_docs(ge_result: dict, folder: Path, run_name: str, key: str, result, update: dict) -> None:
+    """Build the Data Docs page of one GE result into ``update["evidence"][key]``; record a failure instead."""
+    from data_contracts.data_docs import write_data_docs
+
+    try:
+        update["evidence"][key] = evidence_file(write_data_docs(ge_result, folder, run_name=run_name).html)
+    except Exception as exc:  # noqa: BLE001 - docs are evidence, not the decision: record why they are missing
+        update["data_docs_error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        update["reasons"] = list(update.get("reasons", result.reasons)) + [
+            f"Data Docs not built: {update['data_docs_error']}"]
+
+
+DATA_DOCS_CHUNKS = 3
+
+
 def validate_dataset(
     df: pd.DataFrame,
     contract,
@@ -95,16 +128,20 @@ def validate_dataset(
     evidence_dir: Path,
     quarantine_path: Path | None,
 ) -> tuple[ValidationResult, pd.DataFrame]:
-    """Validate ``df``; write the GE result (and quarantined rows); return the result and the valid rows."""
+    """Validate ``df``; write the GE result, its Data Docs page (and quarantined rows); return the result and the valid
+    rows. A Data Docs build failure is recorded in ``data_docs_error`` and the reasons, not raised."""
     from data_contracts.validate import validate_frame
 
     outcome = validate_frame(df, contract, include_label=include_label)
     result = validation_result(outcome, policy, dataset=dataset, contract=contract)
     evidence = {"ge_result": write_json(evidence_dir / "ge_validation_result.json", outcome.ge_result)}
+    update: dict = {"evidence": evidence}
+    if outcome.ge_result:  # empty when GE never ran (duplicated column names, a crash inside GE)
+        _add_data_docs(outcome.ge_result, evidence_dir, dataset, "data_docs", result, update)
     if outcome.row_failures and quarantine_path is not None:
         write_table(quarantine_frame(df, outcome.row_failures), quarantine_path)
         evidence["quarantine"] = evidence_file(quarantine_path)
-    return result.model_copy(update={"evidence": evidence}), valid_rows(df, outcome.row_failures)
+    return result.model_copy(update=update), valid_rows(df, outcome.row_failures)
 
 
 def validate_location(
@@ -156,7 +193,14 @@ def validate_location(
             w.close()
     result = validation_result(outcome, policy, dataset=dataset, contract=contract)
     evidence = {"ge_result": write_json(evidence_dir / "ge_validation_result.json", outcome.ge_result)}
+    update: dict = {"evidence": evidence}
+    # Data Docs per chunk: the first chunks with a failure (or the first chunk), not one page per million rows.
+    chunks = [c for c in outcome.ge_result.get("chunks", []) if c["result"]]
+    shown = [c for c in chunks if not c["result"].get("success", True)][:DATA_DOCS_CHUNKS] or chunks[:1]
+    for c in shown:
+        key = "data_docs" if len(shown) == 1 else f"data_docs_rows_{c['first_row']}"
+        _add_data_docs(c["result"], evidence_dir / key, f"{dataset} rows {c['first_row']}+", key, result, update)
     if writer:
         tmp.replace(quarantine_path)
         evidence["quarantine"] = evidence_file(quarantine_path)
-    return result.model_copy(update={"evidence": evidence})
+    return result.model_copy(update=update)

@@ -35,6 +35,14 @@ def _opt(name, key, value):
     return edit
 
 
+def _exclusive(name, key):
+    """The same bound made strict, in ODCS v3.1's number form: minimum: 18 -> exclusiveMinimum: 18."""
+    def edit(raw):
+        opts = _prop(raw, name)["logicalTypeOptions"]
+        opts["exclusive" + key.capitalize()] = opts.pop(key)
+    return edit
+
+
 def _valid(name, values):
     def edit(raw):
         rule = next(r for r in _prop(raw, name)["quality"] if r.get("metric") == "invalidValues")
@@ -78,7 +86,7 @@ CASES = [
     ("min raised", _opt("age", "minimum", 21), "minimum", "age", True),
     ("min lowered", _opt("age", "minimum", 16), "minimum", "age", False),
     ("min removed", _opt("age", "minimum", None), "minimum", "age", False),
-    ("min made exclusive", _opt("age", "exclusiveMinimum", True), "minimum", "age", True),
+    ("min made exclusive", _exclusive("age", "minimum"), "minimum", "age", True),
     ("max lowered", _opt("age", "maximum", 80), "maximum", "age", True),
     ("max raised", _opt("age", "maximum", 100), "maximum", "age", False),
     ("max added", _opt("employment_years", "maximum", 50), "maximum", "employment_years", True),

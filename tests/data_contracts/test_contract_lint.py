@@ -56,14 +56,14 @@ def _set_opt(key, value, column=2):
 
 @pytest.mark.parametrize("edit,text,path,fragment", [
     (_set_opt("pattern", "^APP-[0-9"), None,
-     "schema[0](applications).properties[2](age).logicalTypeOptions.pattern", "not an option of logicalType integer"),
+     "schema[0](applications).properties[2](age).logicalTypeOptions.pattern", "unknown key (not valid ODCS)"),
     (_set_opt("pattern", "^APP-[0-9", column=0), None,
      "schema[0](applications).properties[0](application_id).logicalTypeOptions.pattern", "invalid regex"),
     (_set_opt("minimum", 95), None, "schema[0](applications).properties[2](age).logicalTypeOptions",
      "minimum 95 > maximum 90"),
     (lambda raw: raw.update(owner="me"), None, "owner", "unknown key"),
     (lambda raw: _props(raw)[2].update(logicalType="int"), None,
-     "schema[0](applications).properties[2](age).logicalType", "Input should be"),
+     "schema[0](applications).properties[2](age).logicalType", "'int' is not one of"),
     (None, "apiVersion: [unclosed\n", "<file>", "invalid YAML"),
     (None, "", "<file>", "expected a mapping"),
 ])

@@ -114,7 +114,7 @@ CASES = [
     (
         "unknown logicalType",
         lambda r: _prop(r, "age").update(logicalType="int"),
-        "properties[2](age).logicalType: Input should be",
+        "properties[2](age).logicalType: 'int' is not one of ['string', 'date',",
     ),
     (
         "min > max",
@@ -129,12 +129,12 @@ CASES = [
     (
         "option of another type",
         lambda r: _prop(r, "age")["logicalTypeOptions"].update(pattern="x"),
-        "properties[2](age).logicalTypeOptions.pattern: not an option of logicalType integer",
+        "properties[2](age).logicalTypeOptions.pattern: unknown key (not valid ODCS)",
     ),
     (
         "unknown metric",
         lambda r: _prop(r, "region")["quality"][0].update(metric="invalidValuez"),
-        "properties[10](region).quality[0].metric: unknown property-level metric 'invalidValuez'",
+        "properties[10](region).quality[0](region_in_set).metric: 'invalidValuez' is not one of ['nullValues',",
     ),
     (
         "unknown metric argument",

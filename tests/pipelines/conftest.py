@@ -24,11 +24,11 @@ def register(module_settings):
     from tasks.registration import register_candidate
     from tasks.stores import ledger_for, registry_for
 
-    def _register(files):
+    def _register(files, contract="credit_default"):
         return register_candidate(
             registry_for(module_settings), ledger_for(module_settings), name=module_settings.model_name, arch="mlp",
             config_path=files.config, params_path=files.params, reference_path=files.reference,
-            contract_name="credit_default", actor="tester")
+            contract_name=str(contract), actor="tester")
 
     return _register
 

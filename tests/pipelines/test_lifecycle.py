@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tasks.registry import CHALLENGER, CHAMPION
@@ -24,7 +27,6 @@ def test_first_candidate_becomes_champion_with_evidence(champion, module_setting
     assert record.tags["lockgate.canary.decision"] == "pass"
     # the compile gate exported bf16 and int8 variants; the canary held them to the accuracy budget
     assert {"bf16", "int8"} <= {k.split(".")[2] for k in record.tags if k.startswith("lockgate.variant.")}
-    import json
 
     canary = json.loads((module_settings.evidence_dir / name / f"v{version}" / "canary.json").read_text())
     assert [v["variant"] for v in canary["variants"]] == ["bf16", "int8"]
@@ -45,6 +47,30 @@ def test_first_candidate_becomes_champion_with_evidence(champion, module_setting
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"canary-{name}-v{version}"])))
     assert artifacts and "candidate_auc" in artifacts[0].data
+
+
+def test_validation_table_artifact_and_counts_as_mlflow_metrics(champion, module_settings):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from tasks.stores import registry_for
+
+    outcome, _ = champion
+    name, version = module_settings.model_name, outcome.version
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[f"validation-golden-table-{name}-v{version}"])))
+    assert artifact.type == "table"
+    rows = artifact.data if isinstance(artifact.data, list) else json.loads(artifact.data)
+    by_name = {r["expectation"]: r for r in rows}
+    assert by_name["age in range"] == {"expectation": "age in range", "level": "row", "success": True,
+                                       "failing_rows": 0, "observed_value": None, "note": ""}
+    assert by_name["row count in range"]["level"] == "dataset" and by_name["row count in range"]["observed_value"] == 600
+    record = registry_for(module_settings).get(name, version)
+    metrics = registry_for(module_settings).client.get_run(record.run_id).data.metrics
+    assert metrics["validation-golden.rows"] == 600 and metrics["validation-golden.quarantined_rows"] == 0
+    assert metrics["validation-golden.failing_rows_age in range"] == 0
+    assert metrics["validation-reference.rows"] == 1200
 
 
 def test_worse_candidate_is_rejected_with_values_and_thresholds(champion, module_settings, register, make_candidate,
@@ -134,3 +160,32 @@ def test_canary_bad_input_is_a_recorded_rejection(champion, module_settings, reg
     expected = "one class" if bad == "one_class_golden" else "no rows"
     assert expected in outcome.reasons[0]
     assert ledger_for(module_settings).entries()[-1].action == "candidate.rejected"
+
+
+@pytest.mark.parametrize("allow", [False, True], ids=["refused", "allowed-by-policy"])
+def test_candidate_with_a_breaking_contract_change(champion, module_settings, register, tmp_path, monkeypatch, allow):
+    """The candidate's registered contract tightens age to <= 20: the contract gate names the change; a policy that
+    allows breaking changes lets it on, and validation then applies the candidate's own contract."""
+    from data_contracts.contract import CONTRACTS_DIR
+    from pipelines.lifecycle import lifecycle
+    from tasks.stores import ledger_for
+
+    _, files = champion
+    tightened = tmp_path / "credit_default.yaml"
+    text = (CONTRACTS_DIR / "credit_default.yaml").read_text()
+    tightened.write_text(text.replace("          minimum: 18\n          maximum: 90\n", "          minimum: 18\n          maximum: 20\n"))
+    if allow:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(Path(__file__).with_name("small_policy.yaml").read_text()
+                          + "validation:\n  allow_breaking_contract_change: true\n")
+        monkeypatch.setenv("LOCKGATE_POLICY_FILE", str(policy))
+    outcome = lifecycle(version=register(files, contract=tightened).version, golden=str(files.golden))
+    assert outcome.decision == "rejected"
+    if not allow:
+        assert len(outcome.gates) == 1 and outcome.gates[0].startswith("contract: breaking")
+        assert any("maximum age: 90 -> 20 (range tightened)" in r for r in outcome.reasons)
+        assert "contract gate: breaking" in ledger_for(module_settings).entries()[-1].reason
+    else:
+        assert outcome.gates[0].startswith("contract: breaking-allowed") and "maximum age: 90 -> 20" in outcome.gates[0]
+        assert outcome.gates[1].startswith("validation: fail") and any("age in range" in r or "rows failed" in r
+                                                                       for r in outcome.reasons)

@@ -55,3 +55,24 @@ def test_quarantine_written_and_input_untouched(tmp_path):
     assert set(quarantined[CONTRACT.id_column]) == set(df.loc[bad, CONTRACT.id_column])
     assert quarantined[FAILURES_COLUMN].str.len().gt(0).all()
     assert {"ge_result", "quarantine"} <= set(result.evidence)
+
+
+def test_data_docs_page_is_evidence_with_its_sha256(tmp_path):
+    from tasks.evidence import sha256_file
+
+    df = generate_frame(120, seed=4, day=date(2026, 11, 1)).assign(age=lambda d: d["age"].where(d.index >= 4, 5))
+    result, _ = validate_dataset(df, CONTRACT, ValidationPolicy(max_quarantine_share=0.2), dataset="golden",
+                                 include_label=True, evidence_dir=tmp_path / "ev", quarantine_path=None)
+    page = result.evidence["data_docs"]
+    assert page.path == str(tmp_path / "ev" / "data_docs.html") and page.sha256 == sha256_file(page.path)
+    assert "4 unexpected values found" in (tmp_path / "ev" / "data_docs.html").read_text(encoding="utf-8")
+    assert result.data_docs_error is None and result.decision == "quarantine"
+
+
+def test_data_docs_failure_is_recorded_not_raised(tmp_path):
+    (tmp_path / "ev" / "data_docs.html").mkdir(parents=True)  # the page cannot be written
+    df = generate_frame(50, seed=4, day=date(2026, 11, 1))
+    result, _ = validate_dataset(df, CONTRACT, ValidationPolicy(), dataset="golden", include_label=True,
+                                 evidence_dir=tmp_path / "ev", quarantine_path=None)
+    assert result.decision == "pass" and "data_docs" not in result.evidence and "ge_result" in result.evidence
+    assert result.data_docs_error.startswith("IsADirectoryError") and "Data Docs not built" in result.reasons[-1]
