@@ -202,8 +202,9 @@ def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord,
     from tasks.drift import drift_evidence, drift_result, specs_for
     from tasks.inference import load_compiled, load_reference
 
-    contract = _version_contract(settings, record)
     registry = registry_for(settings)
+    record = registry.get(record.name, record.version)  # the compile gate added the artifact's sha256 tag
+    contract = _version_contract(settings, record)
     reference = load_reference(registry, record, cache_dir(settings))
     current = read_table(current_path, what="current data")
     model = load_compiled(registry, record, cache_dir(settings), policy.compilation.batch_buckets)
