@@ -58,6 +58,17 @@ _FLOAT_DTYPES = ["float16", "float32", "float64", "Float32", "Float64"] + [
 # "str": an object column whose non-null values are all Python str (pandas' default
 # for strings; also the name of pandas 3's default string dtype); "string": pandas
 # StringDtype with python or pyarrow storage.
+# Spark's simpleString() of each type, prefixed so pandas and Spark names never collide.
+SPARK_PREFIX = "spark:"
+_SPARK = {
+    "integer": ["tinyint", "smallint", "int", "bigint"],
+    "number": ["float", "double", "decimal"],  # decimal(p,s): matched on the name before "("
+    "string": ["string"],
+    "boolean": ["boolean"],
+    "date": ["date", "timestamp_ntz"],
+    "timestamp": ["timestamp_ntz"],
+    "timestamp_tz": ["timestamp"],
+}
 _STRING_DTYPES = ["str", "string", "string[pyarrow]", "large_string[pyarrow]", "string_view[pyarrow]"]
 _BOOL_DTYPES = ["bool", "boolean", "bool[pyarrow]"]
 _NAIVE_TIMESTAMP_DTYPES = [f"datetime64[{u}]" for u in _UNITS] + [f"timestamp[{u}][pyarrow]" for u in _UNITS]
@@ -301,8 +312,10 @@ def dtype_expectation_class() -> type:
     """
     from typing import ClassVar
 
-    from great_expectations.execution_engine import PandasExecutionEngine
+    from great_expectations.core.metric_domain_types import MetricDomainTypes
+    from great_expectations.execution_engine import PandasExecutionEngine, SparkDFExecutionEngine
     from great_expectations.expectations.expectation import ColumnAggregateExpectation
+    from great_expectations.expectations.metrics.metric_provider import metric_value
     from great_expectations.expectations.metrics import ColumnAggregateMetricProvider, column_aggregate_value
     from pandas.api.types import infer_dtype
 
@@ -313,6 +326,13 @@ def dtype_expectation_class() -> type:
         def _pandas(cls, column, **kwargs):
             name = str(column.dtype)
             return {"dtype": name, "inferred": infer_dtype(column, skipna=True) if name == "object" else None}
+
+        @metric_value(engine=SparkDFExecutionEngine)  # used only when pyspark is installed (`--extra spark`)
+        def _spark(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
+            df, _, accessor = execution_engine.get_compute_domain(metric_domain_kwargs,
+                                                                  domain_type=MetricDomainTypes.COLUMN)
+            column = accessor.get("column") or metric_domain_kwargs["column"]
+            return {"dtype": SPARK_PREFIX + df.schema[column].dataType.simpleString(), "inferred": None}
 
     class ExpectColumnDtypeToBeInList(ColumnAggregateExpectation):
         """Expect a column's pandas dtype name (``str(dtype)``, e.g. ``int64[pyarrow]``) to be in ``type_list``.
@@ -334,7 +354,7 @@ def dtype_expectation_class() -> type:
             if name == "object":
                 success = "str" in type_list and inferred in ("string", "empty")
             else:
-                success = name in type_list
+                success = name in type_list or name.split("(")[0] in type_list  # spark:decimal(10,2)
             return {"success": success, "result": {"observed_value": name, "details": {"inferred_type": inferred}}}
 
     # This module uses postponed annotations; pydantic v1 (GE's models) resolves them here.
@@ -345,7 +365,20 @@ def dtype_expectation_class() -> type:
 # ------------------------------------------------------------------------ helpers
 
 
+def _spark_names(kind: str) -> list[str]:
+    return [SPARK_PREFIX + n for n in _SPARK[kind]]
+
+
 def _dtype_names(prop: SchemaProperty, ppath: str, refuse) -> list[str]:
+    """The dtype names a column of this logical type may have: pandas (numpy and pyarrow backed), then Spark's."""
+    names = _pandas_dtype_names(prop, ppath, refuse)
+    kind = prop.logicalType
+    if kind == "timestamp" and prop.options().timezone:
+        kind = "timestamp_tz"
+    return names + _spark_names(kind) + (_spark_names("integer") if kind == "number" else [])
+
+
+def _pandas_dtype_names(prop: SchemaProperty, ppath: str, refuse) -> list[str]:
     lt = prop.logicalType
     if lt == "integer":
         return list(_INT_DTYPES)

@@ -75,16 +75,19 @@ class ContractValidation(BaseModel):
     expectations: list[ExpectationOutcome] = Field(default_factory=list, description="Per expectation, suite order.")
     errors: list[str] = Field(default_factory=list, description="Broken checks (pipeline errors, not data failures).")
     ge_result: dict[str, Any] = Field(default_factory=dict, description="GE validation result (to_json_dict()).")
+    failed_row_count: int | None = Field(
+        None, description="Rows with a row-level failure when row_failures is not kept (chunked validation, "
+        "whose quarantine is streamed); None: len(row_failures).")
     seconds: float = Field(0.0, description="Wall time of the GE validation.")
 
     @property
     def passed(self) -> bool:
         """No failure of any kind and no broken check."""
-        return not (self.row_failures or self.dataset_failures or self.errors)
+        return not (self.n_failed_rows or self.dataset_failures or self.errors)
 
     @property
     def n_failed_rows(self) -> int:
-        return len(self.row_failures)
+        return len(self.row_failures) if self.failed_row_count is None else self.failed_row_count
 
     def failed_rows(self) -> list[int]:
         """Positional indices of rows with at least one row-level failure, ascending."""
@@ -105,11 +108,11 @@ class ContractValidation(BaseModel):
             else "fail"
             if self.dataset_failures
             else "rows failed"
-            if self.row_failures
+            if self.n_failed_rows
             else "pass"
         )
         parts = [f"{self.contract_name}@{self.contract_version}: {verdict}", f"{self.n_rows} rows"]
-        if self.row_failures:
+        if self.n_failed_rows:
             parts.append(f"{self.n_failed_rows} rows with failures")
         parts += self.dataset_failures + [f"error: {e}" for e in self.errors]
         return "; ".join(parts)

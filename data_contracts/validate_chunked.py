@@ -174,12 +174,21 @@ def validate_chunked(
     chunk_rows: int = 1_000_000,
     on_chunk: ChunkCallback | None = None,
     progress: Callable[[int, int], None] | None = None,
+    keep_row_failures: bool = True,
+    ge_results_path: Path | None = None,
+    keep_ge_results: int = 3,
 ) -> ContractValidation:
     """Validate the parquet file or dataset at ``location`` chunk by chunk (see the module doc).
 
     ``on_chunk(first_row, frame, chunk_outcome)`` sees every chunk (to write its
     quarantined rows, say); ``progress(chunks_done, rows_done)`` is called after each.
+    For flat memory at any size: ``keep_row_failures=False`` keeps only their count
+    (``failed_row_count``; the caller streams the rows from ``on_chunk``), and with
+    ``ge_results_path`` every chunk's GE result is appended there as one JSON line while
+    ``ge_result["chunks"]`` keeps the first chunk and the first ``keep_ge_results``
+    failing ones (what Data Docs are built from).
     """
+    import json
     from data_contracts.validate import _dataset_message
 
     specs = expectation_specs(contract, include_label=include_label)
@@ -189,6 +198,10 @@ def validate_chunked(
     dataset_failures: dict[str, str] = {}
     errors: list[str] = []
     ge_results: list[dict[str, Any]] = []
+    failed_rows = 0
+    if ge_results_path is not None:
+        ge_results_path.parent.mkdir(parents=True, exist_ok=True)
+        ge_results_path.write_text("")
     n_rows = chunks = 0
     seconds = 0.0
     columns_seen: set[str] = set()
@@ -200,12 +213,21 @@ def validate_chunked(
                 return out.model_copy(update={"n_rows": n_rows + len(df)})
             for o in out.expectations:
                 per_chunk.setdefault(o.name, []).append(o)
-            for position, names in out.row_failures.items():
-                row_failures[offset + position] = names
+            failed_rows += len(out.row_failures)
+            if keep_row_failures:
+                for position, names in out.row_failures.items():
+                    row_failures[offset + position] = names
             for message in out.dataset_failures:
                 dataset_failures.setdefault(message.split(":", 1)[0], message)
             errors += [e for e in out.errors if e not in errors]
-            ge_results.append({"first_row": offset, "rows": len(df), "result": out.ge_result})
+            entry = {"first_row": offset, "rows": len(df), "result": out.ge_result}
+            if ge_results_path is not None:
+                with open(ge_results_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(entry, default=str) + "\n")
+            failing_kept = sum(1 for g in ge_results if not g["result"].get("success", True))
+            if ge_results_path is None or not ge_results or (
+                    not out.ge_result.get("success", True) and failing_kept < keep_ge_results):
+                ge_results.append(entry)
             for s in whole:
                 cols = s.kwargs.get("column_list") or [s.kwargs["column"]]
                 if all(c in df.columns for c in cols):
@@ -258,5 +280,7 @@ def validate_chunked(
         contract_name=contract.name, contract_version=contract.version, contract_fingerprint=contract.fingerprint,
         include_label=include_label, n_rows=n_rows, row_failures=row_failures,
         dataset_failures=messages, expectations=outcomes, errors=errors,
-        ge_result={"chunks": ge_results, "chunk_rows": chunk_rows}, seconds=seconds,
+        ge_result={"chunks": ge_results, "chunk_rows": chunk_rows,
+                   "all_chunks": str(ge_results_path) if ge_results_path else None},
+        seconds=seconds, failed_row_count=None if keep_row_failures else failed_rows,
     )

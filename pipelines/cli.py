@@ -98,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
                          "LOCKGATE_HOME/validation/<contract>/<data name>/. The input is never modified. Exit 0 on "
                          "pass or on quarantine within the policy's limit, 3 on fail, 2 on unreadable input.")
     val.add_argument("contract", metavar="CONTRACT", help="contract name in data_contracts/ or a YAML path")
-    val.add_argument("data", metavar="DATA", type=Path, help="parquet file or hive-partitioned folder")
+    val.add_argument("data", metavar="DATA", help="parquet file or hive-partitioned folder, local or a pyarrow "
+                     "filesystem URI (s3://..., gs://..., file:///...)")
     val.add_argument("--include-label", action="store_true", help="expect the label column too (training/golden data)")
 
     dr = sub.add_parser("drift", help="compare CURRENT with REFERENCE column by column (exit 3 on a breach)",

@@ -247,7 +247,7 @@ def _show(value) -> str:
     return "-" if value is None else str(value)
 
 
-def validate_command(settings: Settings, contract_ref: str, data: Path, *, include_label: bool) -> int:
+def validate_command(settings: Settings, contract_ref: str, data: str, *, include_label: bool) -> int:
     from pipelines.cli import EXIT_OK, EXIT_VALIDATION_FAILED
     from data_contracts.contract import load_contract
     from tasks.evidence import write_json
@@ -256,12 +256,14 @@ def validate_command(settings: Settings, contract_ref: str, data: Path, *, inclu
 
     policy = policy_for(settings).validation
     contract = load_contract(contract_ref)
-    if not data.exists():
+    uri = "://" in data  # any pyarrow filesystem: s3://, gs://, file://, ...
+    if not uri and not Path(data).exists():
         raise LockgateError(f"data not found: {data}")
-    data_name = data.stem if data.is_file() else data.resolve().name
+    data_name = data.rstrip("/").rsplit("/", 1)[-1].removesuffix(".parquet") if uri else (
+        Path(data).stem if Path(data).is_file() else Path(data).resolve().name)
     out = settings.home_dir / "validation" / contract.name / data_name
     quarantine = out / "quarantine.parquet"
-    if quarantine.exists() and quarantine.resolve() != data.resolve():
+    if quarantine.exists() and (uri or quarantine.resolve() != Path(data).resolve()):
         quarantine.unlink()  # a stale file from an earlier run would be mistaken for this run's
     with console.status(f"validating {data} against {contract.name} v{contract.version}") as status:
         def progress(chunks: int, rows: int) -> None:

@@ -40,7 +40,7 @@ class ValidationResult(GateResult):
 
 def validation_result(outcome, policy: ValidationPolicy, *, dataset: str, contract) -> ValidationResult:
     """Decide pass / quarantine / fail from a ContractValidation (see data_contracts.validate)."""
-    n_bad = len(outcome.row_failures)
+    n_bad = outcome.n_failed_rows
     share = n_bad / outcome.n_rows if outcome.n_rows else 0.0
     checks = [
         held_to("dataset_failures", len(outcome.dataset_failures), "==", 0),
@@ -185,7 +185,8 @@ def validate_location(
 
     try:
         outcome = validate_chunked(location, contract, include_label=include_label, chunk_rows=chunk_rows,
-                                   on_chunk=quarantine, progress=progress)
+                                   on_chunk=quarantine, progress=progress, keep_row_failures=False,
+                                   ge_results_path=evidence_dir / "ge_validation_results.jsonl")
     except (pa.ArrowException, OSError) as e:
         raise LockgateError(f"data {dataset} is not a readable parquet file: {str(e).splitlines()[0]}") from None
     finally:
@@ -194,6 +195,7 @@ def validate_location(
     result = validation_result(outcome, policy, dataset=dataset, contract=contract)
     evidence = {"ge_result": write_json(evidence_dir / "ge_validation_result.json", outcome.ge_result)}
     update: dict = {"evidence": evidence}
+    evidence["ge_results"] = evidence_file(evidence_dir / "ge_validation_results.jsonl")
     # Data Docs per chunk: the first chunks with a failure (or the first chunk), not one page per million rows.
     chunks = [c for c in outcome.ge_result.get("chunks", []) if c["result"]]
     shown = [c for c in chunks if not c["result"].get("success", True)][:DATA_DOCS_CHUNKS] or chunks[:1]

@@ -102,3 +102,22 @@ def test_row_count_and_missing_column_match_plain(tmp_path, contract):
     chunked = validate_chunked(folder, contract, include_label=True, chunk_rows=20)
     assert any("region" in f for f in plain.dataset_failures)
     assert _comparable(chunked) == _comparable(plain)
+
+
+def test_flat_memory_mode_keeps_counts_and_writes_every_chunk_result(tmp_path, contract):
+    import json
+
+    folder = _write_partitions(_dirty(4), tmp_path / "data")
+    plain = _plain(folder, contract)
+    lines = tmp_path / "ge.jsonl"
+    seen = []
+    lean = validate_chunked(folder, contract, include_label=True, chunk_rows=500, keep_row_failures=False,
+                            ge_results_path=lines, keep_ge_results=1,
+                            on_chunk=lambda first, frame, out: seen.extend(first + p for p in out.row_failures))
+    assert lean.row_failures == {} and lean.n_failed_rows == len(plain.row_failures) > 0
+    assert sorted(seen) == sorted(plain.row_failures)  # every failing row reached the caller once
+    assert lean.passed == plain.passed and sorted(lean.dataset_failures) == sorted(plain.dataset_failures)
+    entries = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert [e["first_row"] for e in entries] == list(np.cumsum([0] + [e["rows"] for e in entries[:-1]]))
+    assert sum(e["rows"] for e in entries) == N and len(entries) > 3
+    assert len(lean.ge_result["chunks"]) <= 2  # the first chunk and at most one failing chunk stay in memory

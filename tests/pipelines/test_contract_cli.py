@@ -153,6 +153,18 @@ def test_validate_hive_folder(settings, capsys, frame, tmp_path):
     assert (settings.home_dir / "validation" / "credit_default" / "stream" / "validation.json").is_file()
 
 
+def test_validate_reads_a_pyarrow_filesystem_uri(settings, capsys, frame, tmp_path):
+    """A URI goes to pyarrow's filesystem layer (file:// here; s3:// and gs:// take the same path)."""
+    df = frame.copy()
+    df.loc[3, "age"] = 150
+    (tmp_path / "remote").mkdir()
+    data = _write(df, tmp_path / "remote" / "batch.parquet")
+    code, out, _ = run(capsys, ["validate", "credit_default", f"file://{data}", "--include-label"], [data])
+    assert code == EXIT_OK and f": quarantine ({N} rows, 1 quarantined)" in out
+    out_dir = settings.home_dir / "validation" / "credit_default" / "batch"
+    assert len(pd.read_parquet(out_dir / "quarantine.parquet")) == 1
+
+
 def test_validate_quarantine_within_limit(settings, capsys, frame, tmp_path):
     df = frame.copy()
     df.loc[[3, 7], "age"] = 200  # out of range
