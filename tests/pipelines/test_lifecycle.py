@@ -52,14 +52,17 @@ def test_first_candidate_becomes_champion_with_evidence(champion, module_setting
 def test_validation_table_artifact_and_counts_as_mlflow_metrics(champion, module_settings):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
     from tasks.stores import registry_for
 
     outcome, _ = champion
     name, version = module_settings.model_name, outcome.version
     with get_client(sync_client=True) as client:
+        # The session's Prefect server also holds this key from other modules' homes: the newest is this module's.
         (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=[f"validation-golden-table-{name}-v{version}"])))
+            key=ArtifactFilterKey(any_=[f"validation-golden-table-{name}-v{version}"])),
+            sort=ArtifactSort.CREATED_DESC, limit=1)
     assert artifact.type == "table"
     rows = artifact.data if isinstance(artifact.data, list) else json.loads(artifact.data)
     by_name = {r["expectation"]: r for r in rows}
