@@ -75,6 +75,16 @@ def test_validation_table_artifact_and_counts_as_mlflow_metrics(champion, module
     assert metrics["validation-golden.failing_rows_age in range"] == 0
     assert metrics["validation-reference.rows"] == 1200
 
+    with get_client(sync_client=True) as client:  # drift: the per-column table, newest of its key
+        (drift_table,) = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[f"drift-table-{name}-v{version}"])), sort=ArtifactSort.CREATED_DESC, limit=1)
+    drift_rows = drift_table.data if isinstance(drift_table.data, list) else json.loads(drift_table.data)
+    by_column = {r["column"]: r for r in drift_rows}
+    assert by_column["credit_score"]["method"] == "psi" and by_column["credit_score"]["threshold"] == 0.2  # contract
+    assert by_column["score"]["role"] == "prediction" and by_column["score"]["verdict"] in ("ok", "DRIFT")
+    assert {"score", "drift if", "verdict", "accuracy", "null share"} <= set(by_column["age"])
+    assert metrics["drift.column_credit_score"] == pytest.approx(by_column["credit_score"]["score"], abs=1e-6)
+
 
 def test_worse_candidate_is_rejected_with_values_and_thresholds(champion, module_settings, register, make_candidate,
                                                                 tmp_path):
