@@ -46,7 +46,6 @@ METHODS: dict[str, Method] = {
     "wasserstein": Method("Wasserstein distance (normed)", ">=", 0.1, ("numeric",)),
     "z": Method("Z-test p_value", "<", 0.05, ("categorical",)),
 }
-BY_LABEL = {m.label: name for name, m in METHODS.items()}
 
 
 def drift_rule(method: str) -> DriftWhen | None:

@@ -19,7 +19,7 @@ Anderson-Darling, ...). Nothing here imports Evidently.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -284,5 +284,3 @@ def histogram_batches(batches: Iterable[pa.RecordBatch], bins: dict[str, Bins]) 
                 summary.grid = g if summary.grid is None else np.add(summary.grid, g, out=summary.grid)
     return out
 
-
-ProgressFn = Callable[[str, int, int], None]  # (what, units done, rows done)
