@@ -173,7 +173,7 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, include_label: bool,
             seconds=time.perf_counter() - t0,
         )
     seconds = time.perf_counter() - t0
-    return _summarise(result, base, columns=set(frame.columns), seconds=seconds)
+    return summarise_result(result, base, columns=set(frame.columns), seconds=seconds)
 
 
 def _release_batches(runtime) -> None:
@@ -195,7 +195,7 @@ def _release_batches(runtime) -> None:
         manager._active_batch_data_id = None
 
 
-def _summarise(result, base: dict[str, Any], *, columns: set[str], seconds: float) -> ContractValidation:
+def summarise_result(result, base: dict[str, Any], *, columns: set[str], seconds: float) -> ContractValidation:
     runs = []
     for r in result.results:
         config = r.expectation_config
@@ -242,7 +242,7 @@ def _summarise(result, base: dict[str, Any], *, columns: set[str], seconds: floa
             if level == "row":
                 _add_row_failures(row_failures, res.get("unexpected_index_list") or [], name)
             else:
-                dataset_failures.append(_dataset_message(name, config, res, meta, base["n_rows"]))
+                dataset_failures.append(dataset_failure_message(name, config, res, meta, base["n_rows"]))
         outcomes.append(outcome)
 
     # Every field is built and typed here; validating a million-entry row_failures dict again costs ~0.7 s.
@@ -289,7 +289,7 @@ def _ge_evidence(result) -> dict[str, Any]:
     return evidence
 
 
-def _dataset_message(name: str, config, res: dict, meta: dict, n_rows: int) -> str:
+def dataset_failure_message(name: str, config, res: dict, meta: dict, n_rows: int) -> str:
     kw = config.kwargs
     t = config.type
     if t == "expect_column_to_exist":

@@ -20,6 +20,7 @@ the merged row failures, whatever the row count.
 from __future__ import annotations
 
 import tempfile
+from types import SimpleNamespace
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import pandas as pd
 
 from data_contracts.contract import Contract
 from data_contracts.ge_suite import expectation_specs
-from data_contracts.validate import ContractValidation, ExpectationOutcome, validate_frame
+from data_contracts.validate import ContractValidation, ExpectationOutcome, dataset_failure_message, validate_frame
 
 WHOLE_BATCH = ("ExpectTableRowCountToBeBetween", "ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique")
 _BUCKET_BITS = 6
@@ -58,8 +59,12 @@ def _nullable_integer_columns(dataset) -> set[str]:
     return found
 
 
-def iter_chunks(location: str | Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    """(first row position, frame) per chunk of about ``chunk_rows`` rows, in the order ``read_table`` reads."""
+def iter_chunks(location: str | Path, chunk_rows: int,
+                columns: list[str] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(first row position, frame) per chunk of about ``chunk_rows`` rows, in the order ``read_table`` reads.
+
+    ``columns``: read only these (default: every column, hive keys included, as ``read_table`` does).
+    """
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -67,6 +72,10 @@ def iter_chunks(location: str | Path, chunk_rows: int) -> Iterator[tuple[int, pd
 
     dataset = _dataset(location)
     nullable = _nullable_integer_columns(dataset)
+    schema = dataset.schema if columns is None else pa.schema([dataset.schema.field(c) for c in columns])
+    fragments = list(dataset.get_fragments())
+    in_files = set(fragments[0].physical_schema.names) if fragments else set(schema.names)
+    read = [n for n in schema.names if n in in_files]  # the rest are hive keys, filled per fragment
     pending: list[pa.Table] = []
     rows = offset = 0
 
@@ -74,22 +83,20 @@ def iter_chunks(location: str | Path, chunk_rows: int) -> Iterator[tuple[int, pd
         table = pa.concat_tables(pending).combine_chunks()
         return arrow_to_pandas(table, nullable_integers=nullable)
 
-    for fragment in dataset.get_fragments():
+    for fragment in fragments:
         keys = ds.get_partition_keys(fragment.partition_expression)
-        for batch in fragment.to_batches(schema=dataset.schema, batch_size=min(chunk_rows, 1 << 18)):
-            table = pa.Table.from_batches([batch])
-            for name, value in keys.items():  # hive keys are columns of the dataset, as in read_table
-                i = dataset.schema.get_field_index(name)
-                table = table.set_column(i, dataset.schema.field(i), pa.array([value] * len(table),
-                                                                              dataset.schema.field(i).type))
-            pending.append(table)
-            rows += len(table)
+        for batch in fragment.to_batches(schema=dataset.schema, columns=read, batch_size=min(chunk_rows, 1 << 18)):
+            n = batch.num_rows
+            arrays = [batch.column(name) if name in in_files else pa.repeat(pa.scalar(keys.get(name), field.type), n)
+                      for name, field in zip(schema.names, schema)]
+            pending.append(pa.Table.from_arrays(arrays, schema=schema))
+            rows += n
             if rows >= chunk_rows:
                 yield offset, flush()
                 offset, rows, pending = offset + rows, 0, []
     if pending or offset == 0:
         if not pending:
-            pending = [dataset.schema.empty_table()]
+            pending = [schema.empty_table()]
         yield offset, flush()
 
 
@@ -128,8 +135,10 @@ def _unique_keys(df: pd.DataFrame, columns: list[str], compound: bool) -> tuple[
     part = df[columns]
     take = part.notna().any(axis=1).to_numpy() if compound else part[columns[0]].notna().to_numpy()
     rows = np.flatnonzero(take)
-    hashes = pd.util.hash_pandas_object(part.iloc[rows], index=False).to_numpy(np.uint64)
-    return rows, hashes
+    if compound:
+        return rows, pd.util.hash_pandas_object(part.iloc[rows], index=False).to_numpy(np.uint64)
+    # One column: hash the values as they are (ids are mostly distinct, so categorising first only costs).
+    return rows, pd.util.hash_array(part[columns[0]].to_numpy()[rows], categorize=False)
 
 
 def _exact_duplicates(location, chunk_rows, spec_columns: list[str], compound: bool, candidates: np.ndarray) -> int:
@@ -137,7 +146,7 @@ def _exact_duplicates(location, chunk_rows, spec_columns: list[str], compound: b
     if len(candidates) == 0:
         return 0
     values = []
-    for _, df in iter_chunks(location, chunk_rows):
+    for _, df in iter_chunks(location, chunk_rows, columns=spec_columns):
         rows, hashes = _unique_keys(df, spec_columns, compound)
         hit = np.isin(hashes, candidates)
         if hit.any():
@@ -189,8 +198,6 @@ def validate_chunked(
     failing ones (what Data Docs are built from).
     """
     import json
-    from data_contracts.validate import _dataset_message
-
     specs = expectation_specs(contract, include_label=include_label)
     whole = [s for s in specs if s.ge_type in WHOLE_BATCH and s.ge_type != "ExpectTableRowCountToBeBetween"]
     per_chunk: dict[str, list[ExpectationOutcome]] = {}
@@ -273,8 +280,8 @@ def validate_chunked(
                 continue
             outcomes.append(o)
             if not o.success:
-                config = type("Config", (), {"type": s.expectation_type, "kwargs": s.kwargs})()
-                messages.append(_dataset_message(s.name, config, res, meta, n_rows))
+                config = SimpleNamespace(type=s.expectation_type, kwargs=s.kwargs)
+                messages.append(dataset_failure_message(s.name, config, res, meta, n_rows))
 
     return ContractValidation.model_construct(
         contract_name=contract.name, contract_version=contract.version, contract_fingerprint=contract.fingerprint,

@@ -15,7 +15,7 @@ from typing import Any
 
 from data_contracts.contract import Contract
 from data_contracts.ge_suite import build_suite, ge_runtime
-from data_contracts.validate import ContractValidation, _summarise
+from data_contracts.validate import ContractValidation, summarise_result
 
 
 def spark_session(master: str = "local[2]"):
@@ -68,5 +68,5 @@ def validate_spark(location: str | Path, contract: Contract, *, include_label: b
                     by_id.setdefault(str(row_id), []).append(meta["name"])
         if rows:
             r.result["unexpected_index_list"] = []  # positions are a pandas notion; the ids are returned instead
-    outcome = _summarise(result, base, columns=set(frame.columns), seconds=time.perf_counter() - t0)
+    outcome = summarise_result(result, base, columns=set(frame.columns), seconds=time.perf_counter() - t0)
     return outcome, by_id

@@ -35,7 +35,6 @@ class Source:
     schema: pa.Schema
     rows: int
     partitions: list[Partition]
-    names: list[str]
     partition_rows: list[int]
     partition_fields: tuple[str, ...] = ()  # hive keys (part=0001): in the schema but not in the files
 
@@ -57,7 +56,6 @@ def _frame_source(frame: pd.DataFrame, columns: list[str], what: str) -> Source:
         return lambda cols: iter(piece.select(cols).to_batches(max_chunksize=BATCH_ROWS))
 
     return Source(what=what, schema=table.schema, rows=len(table), partitions=[partition(p) for p in slices],
-                  names=[f"rows {i * FRAME_SLICE_ROWS}+" for i in range(len(slices))],
                   partition_rows=[len(p) for p in slices])
 
 
@@ -85,7 +83,7 @@ def _dataset_source(location: str, what: str) -> Source:
         return batches
 
     return Source(what=what, schema=dataset.schema, rows=sum(counts), partitions=[partition(f) for f in fragments],
-                  names=[f.path for f in fragments], partition_rows=counts,
+                  partition_rows=counts,
                   partition_fields=keys)
 
 
