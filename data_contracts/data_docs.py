@@ -74,7 +74,8 @@ def write_data_docs(ge_result: Any, out_dir: Path, *, run_name: str) -> DataDocs
             context = gx.get_context(mode="file", project_root_dir=root)
             key = ValidationResultIdentifier(
                 expectation_suite_identifier=ExpectationSuiteIdentifier(name=result.suite_name),
-                run_id=RunIdentifier(run_name=run_name),
+                # GE's file store refuses '/' and '\\' in keys, and a run is often named after a path
+                run_id=RunIdentifier(run_name=run_name.replace("/", "_").replace("\\", "_")),
                 batch_identifier="batch",
             )
             context.validation_results_store.set(key, result)

@@ -5,16 +5,18 @@ in file order, so row positions are the positions plain GE would report), withou
 three whole-batch expectations, which lockgate computes over all chunks itself:
 
 - row count: the sum of the chunks;
-- column uniqueness and compound uniqueness: 64-bit hashes of the values are spilled
-  to disk in 64 buckets by their top bits, each bucket counted on its own (memory per
-  bucket, not per dataset), and every colliding hash is checked on the real values in
-  a second read of those columns, so the count is exact.
+- column uniqueness and compound uniqueness: 64-bit hashes of the values, with their
+  row positions, are spilled to disk in 64 buckets by their top bits, each bucket
+  counted on its own (memory per bucket, not per dataset); the rows whose hash repeats
+  are then taken by position in a second, Arrow-only read of those columns and compared
+  on their real values, so the count is exact.
 
 Row-level failures, expectation counts and dataset-level messages are merged so the
 result equals :func:`data_contracts.validate.validate_frame` on the whole dataset
 (tests compare the two). Integer columns holding a null anywhere become nullable
-``Int64`` in every chunk, as they would in the whole frame. Memory is one chunk plus
-the merged row failures, whatever the row count.
+``Int64`` in every chunk, as they would in the whole frame. Chunks are checked in
+parallel worker processes (data_contracts.chunk_check) and merged in order. Memory is
+a few chunks plus the merged row failures (or only their count), whatever the row count.
 """
 
 from __future__ import annotations
@@ -30,12 +32,12 @@ import pandas as pd
 
 from data_contracts.contract import Contract
 from data_contracts.ge_suite import expectation_specs
-from data_contracts.validate import ContractValidation, ExpectationOutcome, dataset_failure_message, validate_frame
+from data_contracts.chunk_check import WHOLE_BATCH, ChunkJob, ChunkResult, checked_chunks, default_workers
+from data_contracts.validate import ContractValidation, ExpectationOutcome, dataset_failure_message
 
-WHOLE_BATCH = ("ExpectTableRowCountToBeBetween", "ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique")
 _BUCKET_BITS = 6
 
-ChunkCallback = Callable[[int, pd.DataFrame, ContractValidation], None]
+ChunkCallback = Callable[[ChunkResult], None]
 
 
 def _dataset(location: str | Path):
@@ -59,99 +61,128 @@ def _nullable_integer_columns(dataset) -> set[str]:
     return found
 
 
+def _nullable_and_pieces(location: str | Path, chunk_rows: int, columns: list[str] | None = None):
+    """(integer columns to read as Int64, iterator of chunk pieces: see :func:`_iter_pieces`)."""
+    from data_contracts.chunk_check import release_memory
+
+    dataset = _dataset(location)
+    nullable = _nullable_integer_columns(dataset)
+    release_memory()
+    return nullable, _iter_pieces(dataset, chunk_rows, columns)
+
+
+def _iter_pieces(dataset, chunk_rows: int, columns: list[str] | None):
+    """(first row of the chunk, Arrow table piece, whether the piece ends its chunk), in ``read_table``'s row order.
+
+    A chunk is the pieces from one chunk start to the piece that ends it: about ``chunk_rows``
+    rows. Pieces stream, so a consumer can pass a chunk on without holding it whole.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    schema = dataset.schema if columns is None else pa.schema([dataset.schema.field(c) for c in columns])
+    fragments = list(dataset.get_fragments())
+    in_files = set(fragments[0].physical_schema.names) if fragments else set(schema.names)
+    read = [n for n in schema.names if n in in_files]  # the rest are hive keys, filled per fragment
+    lean = ds.ParquetFragmentScanOptions(pre_buffer=False)
+    rows = offset = 0
+    for fragment in fragments:
+        keys = ds.get_partition_keys(fragment.partition_expression)
+        # Pyarrow's defaults read far ahead (16 batches, whole files pre-buffered): hundreds of MB per chunk.
+        for batch in fragment.to_batches(schema=dataset.schema, columns=read, batch_size=min(chunk_rows, 1 << 18),
+                                         batch_readahead=1, fragment_readahead=1, use_threads=False,
+                                         fragment_scan_options=lean):
+            n = batch.num_rows
+            arrays = [batch.column(name) if name in in_files else pa.repeat(pa.scalar(keys.get(name), field.type), n)
+                      for name, field in zip(schema.names, schema)]
+            rows += n
+            batch = None
+            yield offset, pa.Table.from_arrays(arrays, schema=schema), rows >= chunk_rows
+            arrays = None
+            if rows >= chunk_rows:
+                offset, rows = offset + rows, 0
+    if rows or offset == 0:
+        yield offset, schema.empty_table(), True
+
+
+def iter_tables(pieces):
+    """(first row, Arrow table) per chunk, from :func:`_iter_pieces`."""
+    import pyarrow as pa
+
+    pending = []
+    for first_row, piece, ends in pieces:
+        pending.append(piece)
+        piece = None
+        if ends:
+            table = pa.concat_tables(pending)
+            pending.clear()
+            yield first_row, table
+
+
 def iter_chunks(location: str | Path, chunk_rows: int,
                 columns: list[str] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
     """(first row position, frame) per chunk of about ``chunk_rows`` rows, in the order ``read_table`` reads.
 
     ``columns``: read only these (default: every column, hive keys included, as ``read_table`` does).
     """
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
     from data_contracts.frames import arrow_to_pandas
 
-    dataset = _dataset(location)
-    nullable = _nullable_integer_columns(dataset)
-    schema = dataset.schema if columns is None else pa.schema([dataset.schema.field(c) for c in columns])
-    fragments = list(dataset.get_fragments())
-    in_files = set(fragments[0].physical_schema.names) if fragments else set(schema.names)
-    read = [n for n in schema.names if n in in_files]  # the rest are hive keys, filled per fragment
-    pending: list[pa.Table] = []
-    rows = offset = 0
+    nullable, pieces = _nullable_and_pieces(location, chunk_rows, columns)
+    for offset, table in iter_tables(pieces):
+        yield offset, arrow_to_pandas(table, nullable_integers=nullable)
 
-    def flush():
-        table = pa.concat_tables(pending).combine_chunks()
-        return arrow_to_pandas(table, nullable_integers=nullable)
 
-    for fragment in fragments:
-        keys = ds.get_partition_keys(fragment.partition_expression)
-        for batch in fragment.to_batches(schema=dataset.schema, columns=read, batch_size=min(chunk_rows, 1 << 18)):
-            n = batch.num_rows
-            arrays = [batch.column(name) if name in in_files else pa.repeat(pa.scalar(keys.get(name), field.type), n)
-                      for name, field in zip(schema.names, schema)]
-            pending.append(pa.Table.from_arrays(arrays, schema=schema))
-            rows += n
-            if rows >= chunk_rows:
-                yield offset, flush()
-                offset, rows, pending = offset + rows, 0, []
-    if pending or offset == 0:
-        if not pending:
-            pending = [schema.empty_table()]
-        yield offset, flush()
+_KEY = np.dtype([("hash", np.uint64), ("row", np.int64)])
 
 
 class _Spill:
-    """64-bit hashes of one uniqueness check, spilled to disk in buckets by their top bits."""
+    """(64-bit hash, row position) of the rows in one uniqueness check, spilled to disk in buckets by the hash's top
+    bits: one bucket at a time is in memory when counting."""
 
     def __init__(self, folder: Path, name: str):
-        self.paths = [folder / f"{name}-{b:02d}.u64" for b in range(1 << _BUCKET_BITS)]
+        self.paths = [folder / f"{name}-{b:02d}.keys" for b in range(1 << _BUCKET_BITS)]
         self.rows = 0  # rows that take part (non-null ones)
 
-    def add(self, hashes: np.ndarray) -> None:
+    def add(self, rows: np.ndarray, hashes: np.ndarray) -> None:
         self.rows += len(hashes)
+        keys = np.empty(len(hashes), _KEY)
+        keys["hash"], keys["row"] = hashes, rows
         bucket = (hashes >> np.uint64(64 - _BUCKET_BITS)).astype(np.int64)
         order = np.argsort(bucket, kind="stable")
+        keys = keys[order]
         bounds = np.searchsorted(bucket[order], np.arange((1 << _BUCKET_BITS) + 1))
         for b in range(1 << _BUCKET_BITS):
             if bounds[b + 1] > bounds[b]:
                 with open(self.paths[b], "ab") as f:
-                    f.write(hashes[order[bounds[b]:bounds[b + 1]]].tobytes())
+                    f.write(keys[bounds[b]:bounds[b + 1]].tobytes())
 
-    def repeated(self) -> np.ndarray:
-        """Hashes seen more than once, over all buckets."""
+    def colliding_rows(self) -> np.ndarray:
+        """Row positions whose hash some other row shares (every real duplicate is among them), sorted."""
         out = []
         for path in self.paths:
             if path.exists():
-                u, counts = np.unique(np.fromfile(path, dtype=np.uint64), return_counts=True)
-                out.append(u[counts > 1])
-        return np.concatenate(out) if out else np.empty(0, np.uint64)
+                keys = np.fromfile(path, dtype=_KEY)
+                u, inverse, counts = np.unique(keys["hash"], return_inverse=True, return_counts=True)
+                out.append(keys["row"][counts[inverse] > 1])
+        return np.sort(np.concatenate(out)) if out else np.empty(0, np.int64)
 
 
-def _unique_keys(df: pd.DataFrame, columns: list[str], compound: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(row positions taking part, their 64-bit hashes) for a uniqueness check on ``columns``.
-
-    GE skips nulls for a column check, and rows whose values are all missing for a compound one.
-    """
-    part = df[columns]
-    take = part.notna().any(axis=1).to_numpy() if compound else part[columns[0]].notna().to_numpy()
-    rows = np.flatnonzero(take)
-    if compound:
-        return rows, pd.util.hash_pandas_object(part.iloc[rows], index=False).to_numpy(np.uint64)
-    # One column: hash the values as they are (ids are mostly distinct, so categorising first only costs).
-    return rows, pd.util.hash_array(part[columns[0]].to_numpy()[rows], categorize=False)
-
-
-def _exact_duplicates(location, chunk_rows, spec_columns: list[str], compound: bool, candidates: np.ndarray) -> int:
-    """Rows whose values really repeat, among rows whose hash repeats (second read of these columns only)."""
-    if len(candidates) == 0:
+def _exact_duplicates(location, chunk_rows, columns: list[str], rows: np.ndarray, nullable: set[str]) -> int:
+    """Rows whose values really repeat, among the ``rows`` (positions) whose hash repeats: a second, Arrow-only read of
+    these columns, taking just those rows."""
+    if len(rows) == 0:
         return 0
-    values = []
-    for _, df in iter_chunks(location, chunk_rows, columns=spec_columns):
-        rows, hashes = _unique_keys(df, spec_columns, compound)
-        hit = np.isin(hashes, candidates)
-        if hit.any():
-            values.append(df[spec_columns].iloc[rows[hit]])
-    frame = pd.concat(values, ignore_index=True)
+    import pyarrow as pa
+
+    from data_contracts.frames import arrow_to_pandas
+
+    taken, start = [], 0
+    for _, piece, _ in _iter_pieces(_dataset(location), chunk_rows, columns):
+        lo, hi = np.searchsorted(rows, [start, start + piece.num_rows])
+        if hi > lo:
+            taken.append(piece.take(pa.array(rows[lo:hi] - start)))
+        start += piece.num_rows
+    frame = arrow_to_pandas(pa.concat_tables(taken), nullable_integers=nullable)
     return int(frame.duplicated(keep=False).sum())
 
 
@@ -180,17 +211,20 @@ def validate_chunked(
     contract: Contract,
     *,
     include_label: bool,
-    chunk_rows: int = 1_000_000,
+    chunk_rows: int = 500_000,
     on_chunk: ChunkCallback | None = None,
     progress: Callable[[int, int], None] | None = None,
     keep_row_failures: bool = True,
     ge_results_path: Path | None = None,
     keep_ge_results: int = 3,
+    workers: int | None = None,
 ) -> ContractValidation:
     """Validate the parquet file or dataset at ``location`` chunk by chunk (see the module doc).
 
-    ``on_chunk(first_row, frame, chunk_outcome)`` sees every chunk (to write its
-    quarantined rows, say); ``progress(chunks_done, rows_done)`` is called after each.
+    ``on_chunk(chunk)`` sees every chunk's :class:`ChunkResult` in order (its failing
+    rows, to write the quarantine, say); ``progress(chunks_done, rows_done)`` is called
+    after each. ``workers``: processes checking chunks in parallel (default: one per
+    core, up to 4, when there is more than one chunk; 1 checks them in this process).
     For flat memory at any size: ``keep_row_failures=False`` keeps only their count
     (``failed_row_count``; the caller streams the rows from ``on_chunk``), and with
     ``ge_results_path`` every chunk's GE result is appended there as one JSON line while
@@ -212,12 +246,18 @@ def validate_chunked(
     n_rows = chunks = 0
     seconds = 0.0
     columns_seen: set[str] = set()
+    unique_checks = {s.name: (s.kwargs.get("column_list") or [s.kwargs["column"]], "column_list" in s.kwargs)
+                     for s in whole}
+    nullable, pieces = _nullable_and_pieces(location, chunk_rows)
+    job = ChunkJob(contract, include_label, unique_checks, frozenset(nullable))
+    if workers is None:
+        workers = default_workers(_dataset(location).count_rows(), chunk_rows)
     with tempfile.TemporaryDirectory(prefix="lockgate-unique-") as tmp:
         spills = {s.name: _Spill(Path(tmp), f"u{i}") for i, s in enumerate(whole)}
-        for offset, df in iter_chunks(location, chunk_rows):
-            out = validate_frame(df, contract, include_label=include_label, exclude=WHOLE_BATCH)
+        for chunk in checked_chunks(pieces, job, workers):
+            offset, out = chunk.first_row, chunk.outcome
             if out.dataset_failures and not out.expectations:  # e.g. duplicated column names: nothing else ran
-                return out.model_copy(update={"n_rows": n_rows + len(df)})
+                return out.model_copy(update={"n_rows": n_rows + chunk.rows})
             for o in out.expectations:
                 per_chunk.setdefault(o.name, []).append(o)
             failed_rows += len(out.row_failures)
@@ -227,7 +267,7 @@ def validate_chunked(
             for message in out.dataset_failures:
                 dataset_failures.setdefault(message.split(":", 1)[0], message)
             errors += [e for e in out.errors if e not in errors]
-            entry = {"first_row": offset, "rows": len(df), "result": out.ge_result}
+            entry = {"first_row": offset, "rows": chunk.rows, "result": out.ge_result}
             if ge_results_path is not None:
                 with open(ge_results_path, "a", encoding="utf-8") as f:
                     f.write(json.dumps(entry, default=str) + "\n")
@@ -235,14 +275,12 @@ def validate_chunked(
             if ge_results_path is None or not ge_results or (
                     not out.ge_result.get("success", True) and failing_kept < keep_ge_results):
                 ge_results.append(entry)
-            for s in whole:
-                cols = s.kwargs.get("column_list") or [s.kwargs["column"]]
-                if all(c in df.columns for c in cols):
-                    spills[s.name].add(_unique_keys(df, cols, "column_list" in s.kwargs)[1])
-            columns_seen |= set(df.columns)
+            for name, keys in chunk.hashes.items():
+                spills[name].add(chunk.first_row + keys[0], keys[1])
+            columns_seen |= chunk.columns
             if on_chunk:
-                on_chunk(offset, df, out)
-            n_rows += len(df)
+                on_chunk(chunk)
+            n_rows += chunk.rows
             chunks += 1
             seconds += out.seconds
             if progress:
@@ -259,14 +297,13 @@ def validate_chunked(
                 res = {"observed_value": n_rows}
             elif s.name in spills:
                 cols = s.kwargs.get("column_list") or [s.kwargs["column"]]
-                compound = "column_list" in s.kwargs
                 absent = [c for c in cols if c not in columns_seen]
                 if absent:
                     outcomes.append(ExpectationOutcome(name=s.name, type=s.expectation_type, column=s.column,
                                                        level=s.level, success=False,
                                                        skipped=f"column {absent[0]!r} is missing"))
                     continue
-                count = _exact_duplicates(location, chunk_rows, cols, compound, spills[s.name].repeated())
+                count = _exact_duplicates(location, chunk_rows, cols, spills[s.name].colliding_rows(), nullable)
                 taking_part = spills[s.name].rows
                 o = ExpectationOutcome(name=s.name, type=s.expectation_type, column=s.column, level=s.level,
                                        success=count == 0, unexpected_count=count,

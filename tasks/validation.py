@@ -153,7 +153,7 @@ def validate_location(
     include_label: bool,
     evidence_dir: Path,
     quarantine_path: Path,
-    chunk_rows: int = 1_000_000,
+    chunk_rows: int = 500_000,
     progress=None,
 ) -> ValidationResult:
     """Validate a parquet file or dataset of any size chunk by chunk (data_contracts.validate_chunked).
@@ -172,10 +172,11 @@ def validate_location(
     tmp = quarantine_path.with_name(f".{quarantine_path.name}.tmp")
     writer: list[pq.ParquetWriter] = []
 
-    def quarantine(first_row: int, frame: pd.DataFrame, outcome) -> None:
-        if not outcome.row_failures:
+    def quarantine(chunk) -> None:  # a data_contracts.chunk_check.ChunkResult
+        if not chunk.outcome.row_failures:
             return
-        bad = quarantine_frame(frame, outcome.row_failures)
+        bad = chunk.failing.copy()
+        bad[FAILURES_COLUMN] = ["; ".join(chunk.outcome.row_failures[p]) for p in chunk.failing.index]
         if not writer:
             table = pa.Table.from_pandas(bad, preserve_index=False)
             writer.append(pq.ParquetWriter(tmp, table.schema))

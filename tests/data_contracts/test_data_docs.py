@@ -57,3 +57,9 @@ def test_validation_still_works_after_docs(contract, clean_frame, failing_valida
 def test_not_a_validation_result_raises(tmp_path):
     with pytest.raises(Exception):
         write_data_docs({"results": "nope"}, tmp_path, run_name="x")
+
+
+def test_run_named_after_a_path_builds(failing_validation, tmp_path):
+    """`lockgate validate /abs/path/data` names the run after the path; GE's store refuses '/' in keys."""
+    docs = write_data_docs(failing_validation.ge_result, tmp_path / "docs", run_name="/data/day=1 rows 0+")
+    assert failing_validation.ge_result["suite_name"] in docs.html.read_text(encoding="utf-8")

@@ -71,11 +71,12 @@ def _comparable(outcome):
     }
 
 
-@pytest.mark.parametrize("chunk_rows", [300, 1000, 10_000])
-def test_chunked_equals_plain_ge(tmp_path, contract, chunk_rows):
+@pytest.mark.parametrize(("chunk_rows", "workers"), [(300, 1), (300, 3), (1000, None), (10_000, None)])
+def test_chunked_equals_plain_ge(tmp_path, contract, chunk_rows, workers):
+    """Checked in this process (workers=1), in 3 worker processes, or as many as there are cores."""
     folder = _write_partitions(_dirty(1), tmp_path / "data")
     plain = _plain(folder, contract)
-    chunked = validate_chunked(folder, contract, include_label=True, chunk_rows=chunk_rows)
+    chunked = validate_chunked(folder, contract, include_label=True, chunk_rows=chunk_rows, workers=workers)
     assert not plain.passed and plain.row_failures and plain.dataset_failures  # the case exercises all kinds
     assert _comparable(chunked) == _comparable(plain)
     unique = next(e for e in chunked.expectations if e.name == "application_id unique")
@@ -88,7 +89,7 @@ def test_clean_data_passes_and_chunks_cover_every_row_once(tmp_path, contract):
     folder = _write_partitions(df, tmp_path / "data", parts=4, row_group_size=333)
     seen = []
     chunked = validate_chunked(folder, contract, include_label=True, chunk_rows=500,
-                               on_chunk=lambda first, frame, out: seen.append((first, len(frame))))
+                               on_chunk=lambda chunk: seen.append((chunk.first_row, chunk.rows)))
     assert chunked.passed and chunked.n_rows == N
     assert [first for first, _ in seen] == list(np.cumsum([0] + [n for _, n in seen[:-1]]))
     assert sum(n for _, n in seen) == N
@@ -104,20 +105,45 @@ def test_row_count_and_missing_column_match_plain(tmp_path, contract):
     assert _comparable(chunked) == _comparable(plain)
 
 
-def test_flat_memory_mode_keeps_counts_and_writes_every_chunk_result(tmp_path, contract):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_flat_memory_mode_keeps_counts_and_writes_every_chunk_result(tmp_path, contract, workers):
     import json
 
     folder = _write_partitions(_dirty(4), tmp_path / "data")
     plain = _plain(folder, contract)
     lines = tmp_path / "ge.jsonl"
-    seen = []
+    seen, failing_ids = [], []
+
+    def on_chunk(chunk):
+        seen.extend(chunk.first_row + p for p in sorted(chunk.outcome.row_failures))
+        failing_ids.extend(chunk.failing["application_id"])
+
     lean = validate_chunked(folder, contract, include_label=True, chunk_rows=500, keep_row_failures=False,
-                            ge_results_path=lines, keep_ge_results=1,
-                            on_chunk=lambda first, frame, out: seen.extend(first + p for p in out.row_failures))
+                            ge_results_path=lines, keep_ge_results=1, on_chunk=on_chunk, workers=workers)
     assert lean.row_failures == {} and lean.n_failed_rows == len(plain.row_failures) > 0
-    assert sorted(seen) == sorted(plain.row_failures)  # every failing row reached the caller once
+    assert seen == sorted(plain.row_failures)  # every failing row reached the caller once, in row order
+    whole = _dirty(4)
+    assert failing_ids == whole["application_id"].iloc[seen].tolist()  # the failing rows themselves, in order
     assert lean.passed == plain.passed and sorted(lean.dataset_failures) == sorted(plain.dataset_failures)
     entries = [json.loads(line) for line in lines.read_text().splitlines()]
     assert [e["first_row"] for e in entries] == list(np.cumsum([0] + [e["rows"] for e in entries[:-1]]))
     assert sum(e["rows"] for e in entries) == N and len(entries) > 3
     assert len(lean.ge_result["chunks"]) <= 2  # the first chunk and at most one failing chunk stay in memory
+
+
+def test_colliding_hashes_are_settled_on_the_real_values(tmp_path):
+    """Two different ids under one hash are not duplicates; two equal ids are, wherever their chunks are."""
+    from data_contracts.validate_chunked import _exact_duplicates, _Spill
+
+    ids = pd.DataFrame({"application_id": [f"APP-{i:010d}" for i in range(10)]})
+    ids.loc[7, "application_id"] = ids.loc[2, "application_id"]
+    folder = _write_partitions(ids, tmp_path / "data", parts=2, row_group_size=3)
+    spill = _Spill(tmp_path, "u0")
+    hashes = np.arange(10, dtype=np.uint64) << np.uint64(40)
+    hashes[5] = hashes[0]  # a collision of different values
+    hashes[7] = hashes[2]  # the real duplicate
+    spill.add(np.arange(5), hashes[:5])
+    spill.add(np.arange(5, 10), hashes[5:])
+    rows = spill.colliding_rows()
+    assert rows.tolist() == [0, 2, 5, 7] and spill.rows == 10
+    assert _exact_duplicates(folder, 4, ["application_id"], rows, set()) == 2
