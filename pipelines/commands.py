@@ -50,6 +50,10 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return drift_command(settings, args.reference, args.current, contract_ref=args.contract,
                              prediction=args.prediction, out=args.out)
+    if args.command in ("audit", "model-card"):
+        from pipelines.audit_command import audit_dispatch
+
+        return audit_dispatch(args, settings)
     raise LockgateError(f"unknown command {args.command}")
 
 

@@ -4,8 +4,10 @@ A ledger entry's ``evidence`` maps a role to the sha256 of a file, not to a path
 writers of those entries put the files is known (the rules in :meth:`EvidenceLocator.expected`):
 a gate's result at ``evidence/<model>/v<version>/<role>.json``, the registered files in the
 version's MLflow run, a partition's predictions, validation and drift files under its name.
-A role no rule knows (a new action's evidence) is looked up by content among the files
-under LOCKGATE_HOME's evidence, predictions and quarantine folders, so it is checked too.
+A role no rule knows (a new action's evidence), or a file not where the rule says (the
+previous champion's alias entry carries the evidence of the version that replaced it), is
+looked up by content among the version folders' gate results, then among every file under
+LOCKGATE_HOME's evidence, predictions and quarantine folders, so it is checked too.
 
 The verdict of each check: ``ok`` (the file holds the recorded bytes), ``mismatch`` (the file
 is where it should be but its bytes changed since the entry was written) or ``missing``
@@ -131,21 +133,28 @@ class EvidenceLocator:
         return self._index.get(sha256)
 
     # -- checks -------------------------------------------------------------------------
-    def check(self, role: str, sha256: str, path: Path | None) -> EvidenceCheck:
-        """Check one file against its recorded hash; with no known path, look it up by content."""
-        if path is None or not path.is_file():
-            found = self._by_content(sha256)
-            if found is not None:
-                return EvidenceCheck(role=role, sha256=sha256, status="ok", path=str(found), link=self.link(found))
-            return EvidenceCheck(role=role, sha256=sha256, status="missing", path=str(path) if path else None)
-        actual = self.sha(path)
-        if actual == sha256:
+    def check(self, role: str, sha256: str, path: Path | None, elsewhere: list[Path] = ()) -> EvidenceCheck:
+        """Check one file against its recorded hash. When the file at ``path`` is absent or differs, the recorded
+        bytes may still be kept elsewhere (``elsewhere`` first, then any evidence file): e.g. the previous
+        champion's alias entry carries the evidence of the version that replaced it."""
+        if path is not None and path.is_file() and self.sha(path) == sha256:
             return EvidenceCheck(role=role, sha256=sha256, status="ok", path=str(path), link=self.link(path))
+        found = next((p for p in elsewhere if p != path and p.is_file() and self.sha(p) == sha256), None)
+        found = found or self._by_content(sha256)
+        if found is not None:
+            return EvidenceCheck(role=role, sha256=sha256, status="ok", path=str(found), link=self.link(found))
+        if path is None or not path.is_file():
+            return EvidenceCheck(role=role, sha256=sha256, status="missing", path=str(path) if path else None)
         return EvidenceCheck(role=role, sha256=sha256, status="mismatch", path=str(path), link=self.link(path),
-                             actual_sha256=actual)
+                             actual_sha256=self.sha(path))
 
     def check_entry(self, model: str, version: int | None, evidence: dict[str, str], reason: str) -> list[EvidenceCheck]:
-        return [self.check(role, sha, self.expected(model, version, role, reason)) for role, sha in sorted(evidence.items())]
+        checks = []
+        for role, sha in sorted(evidence.items()):
+            gate_role = "." not in role and "/" not in role
+            elsewhere = sorted((self.settings.evidence_dir / model).glob(f"v*/{role}.json")) if gate_role else []
+            checks.append(self.check(role, sha, self.expected(model, version, role, reason), elsewhere))
+        return checks
 
     def check_gate_files(self, gate_json: Path) -> list[EvidenceCheck]:
         """The files a gate result names (plots, HTML reports, GE results), held to the hashes in that result."""
