@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--reference", required=True, type=Path, help="reference/training data parquet")
     reg.add_argument("--contract", required=True, help="data contract name in data_contracts/ (e.g. credit_default)")
     reg.add_argument("--description", default="", help="free text recorded with the version")
+    reg.add_argument("--intended-use", default="", help="what the model is for, shown on its model card")
+    reg.add_argument("--limitations", default="", help="known limits, ';'-separated, listed first on its model card")
 
     run = sub.add_parser("run", help="run a flow", description="Run a lockgate flow (on Prefect) now.")
     flows = run.add_subparsers(dest="flow", required=True, metavar="FLOW")

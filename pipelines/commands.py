@@ -66,6 +66,7 @@ def register(settings: Settings, args: argparse.Namespace) -> int:
             registry_for(settings), ledger_for(settings), name=settings.model_name, arch=args.arch,
             config_path=args.config, params_path=args.params, reference_path=args.reference,
             contract_name=args.contract, actor=settings.actor, description=args.description,
+            intended_use=args.intended_use, limitations=args.limitations,
         )
     console.print(f"registered [bold]{record.name} v{record.version}[/] (run {record.run_id})")
     return 0

@@ -16,6 +16,20 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
+def module_settings(tmp_path_factory):
+    """This module's LOCKGATE_HOME, with a lean policy (few compiles; a latency budget wide enough for a busy host)."""
+    from pathlib import Path
+
+    from tasks.settings import Settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOCKGATE_HOME", str(tmp_path_factory.mktemp("home")))
+        mp.setenv("LOCKGATE_POLICY_FILE", str(Path(__file__).with_name("audit_policy.yaml")))
+        mp.setenv("LOCKGATE_ACTOR", "tester")
+        yield Settings()
+
+
+@pytest.fixture(scope="module")
 def history(champion, module_settings, register, tmp_path_factory):
     """v1 champion; v2 rejected (its golden set breaks the contract); partition A scored by v1; v3 (v1's files) promoted; partition B scored
     by v3; then an operator puts v1 back."""
@@ -48,7 +62,7 @@ def history(champion, module_settings, register, tmp_path_factory):
     assert [o.status for o in batch_inference(partitions=[str(parts[1])])] == ["scored"]
     move_alias(registry_for(module_settings), ledger_for(module_settings), name=module_settings.model_name,
                alias=CHAMPION, version=first.version, actor="oncall", reason="rollback: operator put v1 back",
-               policy="test-small", evidence={}, flow_run_id=None)
+               policy="test-audit", evidence={}, flow_run_id=None)
     return {"v1": first.version, "v2": rejected.version, "v3": second.version,
             "partitions": [p.name for p in parts]}
 
@@ -254,6 +268,28 @@ def test_help(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 0 and "usage: lockgate" in capsys.readouterr().out
+
+
+def test_registered_intended_use_and_limitations_lead_the_card(history, module_settings, champion):
+    from tasks.model_card import write_model_card
+    from tasks.registration import register_candidate
+    from tasks.stores import ledger_for, registry_for
+
+    _, files = champion
+    registry, ledger = registry_for(module_settings), ledger_for(module_settings)
+    record = register_candidate(
+        registry, ledger, name=module_settings.model_name, arch="mlp", config_path=files.config,
+        params_path=files.params, reference_path=files.reference, contract_name="credit_default", actor="tester",
+        description="retrained on October", intended_use="Pre-screening of consumer loan applications.",
+        limitations="Not for business loans; not validated for applicants under 21")
+    card, paths = write_model_card(settings=module_settings, registry=registry, ledger=ledger, record=record,
+                                   log_to_mlflow=False)
+    assert card.intended_use == "Pre-screening of consumer loan applications."
+    assert card.limitations[:2] == ["Not for business loans", "not validated for applicants under 21"]
+    assert card.metrics is None and card.status == "registered" and card.description == "retrained on October"
+    assert [h.action for h in card.history] == ["version.registered"]
+    html = paths[1].read_text()
+    assert "<li>Not for business loans</li>" in html and "<h2>Intended use</h2>" in html
 
 
 def test_an_action_the_report_does_not_know_is_listed_as_recorded(history, module_settings, tmp_path):
