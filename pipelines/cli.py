@@ -4,7 +4,8 @@ so `lockgate --help` is instant.
 Exit codes: 0 done; 2 bad input or configuration (one-line error), or contract lint errors;
 3 candidate rejected or awaiting approval, a required compile target does not fit, a
 breaking contract change (`contract diff`), a failed batch (`validate`) or a drift
-breach (`drift`); 4 some partitions failed; 1 unexpected error.
+breach (`drift`), or evidence missing/changed or a broken ledger chain (`audit report`); 4 some
+partitions failed; 1 unexpected error.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Governed deployment lifecycle for JAX/Flax models: validate, compile, canary, drift, approve, "
         "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate).",
         epilog="Exit codes: 0 ok, 2 bad input (or contract lint errors), 3 candidate not promoted / required target "
-        "does not fit / breaking contract change / batch failed validation / drift breach, 4 partitions failed, 1 "
+        "does not fit / breaking contract change / batch failed validation / drift breach / audit found missing or "
+        "changed evidence, 4 partitions failed, 1 "
         "unexpected error.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's INFO logs on the console")
@@ -52,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--reference", required=True, type=Path, help="reference/training data parquet")
     reg.add_argument("--contract", required=True, help="data contract name in data_contracts/ (e.g. credit_default)")
     reg.add_argument("--description", default="", help="free text recorded with the version")
+    reg.add_argument("--intended-use", default="", help="what the model is for, shown on its model card")
+    reg.add_argument("--limitations", default="", help="known limits, ';'-separated, listed first on its model card")
 
     run = sub.add_parser("run", help="run a flow", description="Run a lockgate flow (on Prefect) now.")
     flows = run.add_subparsers(dest="flow", required=True, metavar="FLOW")
@@ -118,7 +122,35 @@ def _parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="champion, challenger, versions and the last decisions with reasons")
     st.add_argument("--limit", type=int, default=10, help="ledger entries to show")
+    _audit_parsers(sub)
     return p
+
+
+def _audit_parsers(sub) -> None:
+    """`audit report` and `model-card`: governance views over the ledger, the registry and the evidence."""
+    audit = sub.add_parser("audit", help="governance reports over the ledger, registry and evidence",
+                           description="Answer 'which model scored this batch, trained on what, approved by whom, on "
+                           "what evidence?' from the hash-chained ledger, the MLflow registry and the stored evidence.")
+    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    rep = actions.add_parser("report", help="write the audit report (HTML + JSON) for a time range",
+                             description="Every champion change with its evidence and links, approvals, rejections, "
+                             "rollbacks, contracts and their versions, which version scored which partition, and "
+                             "plots (champion timeline, canary metrics with CIs, drift and rows per partition). Each "
+                             "evidence file is re-hashed against the ledger; a missing or changed file is flagged. "
+                             "Exit 0 when the ledger chain is intact and every evidence file matches, 3 otherwise "
+                             "(the report is written either way), 2 on bad options.")
+    rep.add_argument("--since", metavar="WHEN", help="ISO date or date-time (UTC when no offset); default: the first "
+                     "ledger entry")
+    rep.add_argument("--until", metavar="WHEN", help="ISO date (inclusive) or date-time; default: now")
+    rep.add_argument("--model", metavar="NAME", help="only this registered model (default: every model in the ledger)")
+    rep.add_argument("--out", type=Path, help="report folder (default LOCKGATE_HOME/audit/<timestamp>)")
+    card = sub.add_parser("model-card", help="write a version's model card (markdown + HTML) from its evidence",
+                          description="Build the model card of MODEL[:VERSION] (or MODEL@ALIAS) from its registration "
+                          "metadata, gate evidence and ledger entries; write model_card.md/.html/.json and log them to "
+                          "the version's MLflow run under model_card/. The lifecycle writes one at the end of every run.")
+    card.add_argument("model", metavar="MODEL[:VERSION]", help="e.g. credit-default:2 or credit-default@champion "
+                      "(default version: the latest)")
+    card.add_argument("--out", type=Path, help="folder (default LOCKGATE_HOME/evidence/<model>/v<version>/model_card)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,6 +50,10 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return drift_command(settings, args.reference, args.current, contract_ref=args.contract,
                              prediction=args.prediction, out=args.out)
+    if args.command in ("audit", "model-card"):
+        from pipelines.audit_command import audit_dispatch
+
+        return audit_dispatch(args, settings)
     raise LockgateError(f"unknown command {args.command}")
 
 
@@ -62,6 +66,7 @@ def register(settings: Settings, args: argparse.Namespace) -> int:
             registry_for(settings), ledger_for(settings), name=settings.model_name, arch=args.arch,
             config_path=args.config, params_path=args.params, reference_path=args.reference,
             contract_name=args.contract, actor=settings.actor, description=args.description,
+            intended_use=args.intended_use, limitations=args.limitations,
         )
     console.print(f"registered [bold]{record.name} v{record.version}[/] (run {record.run_id})")
     return 0

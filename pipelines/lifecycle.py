@@ -67,6 +67,7 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
             break
     else:
         decision = gates.promote_model(settings, policy, candidate, results)
+    gates.publish_model_card(settings, candidate)
     return LifecycleOutcome(
         model_name=name,
         version=version,

@@ -340,3 +340,17 @@ def refuse_partitions(settings: Settings, policy: Policy, name: str, partitions:
         actor=settings.actor, action="champion.refused", model_name=name, reason=message, policy=policy.name,
         flow_run_id=_flow_run_id()))
     return [PartitionOutcome(partition=partition_name(p), status="failed", message=message) for p in partitions]
+
+
+@task(name="publish-model-card", cache_policy=NO_CACHE)
+def publish_model_card(settings: Settings, record: ModelVersionRecord) -> str | None:
+    """The version's model card from its evidence, written and logged to MLflow whatever the decision; a card that
+    cannot be written is a warning, never a change of the lifecycle's outcome."""
+    from tasks.model_card import write_model_card
+
+    try:
+        _, files = write_model_card(settings, registry_for(settings), ledger_for(settings), record)
+    except Exception as e:  # the decision is made and recorded; the card is documentation of it
+        get_run_logger().warning("model card for %s v%s not written: %s", record.name, record.version, e)
+        return None
+    return str(files[0])

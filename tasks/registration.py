@@ -49,8 +49,12 @@ def register_candidate(
     contract_name: str,
     actor: str,
     description: str = "",
+    intended_use: str = "",
+    limitations: str = "",
 ) -> ModelVersionRecord:
-    """Check the inputs, then create a model version holding everything the gates need."""
+    """Check the inputs, then create a model version holding everything the gates need.
+
+    ``intended_use`` and ``limitations`` (free text, limitations separated by ';') go to the model card."""
     import numpy as np
 
     from data_contracts.contract import ContractError, load_contract
@@ -114,6 +118,8 @@ def register_candidate(
             "lockgate.params_sha256": hashes[PARAMS_FILE],
             "lockgate.registered_by": actor,
             "lockgate.status": "registered",
+            **({"lockgate.intended_use": intended_use[:5000]} if intended_use else {}),
+            **({"lockgate.limitations": limitations[:5000]} if limitations else {}),
         }
         params_logged = {"arch": arch, **{f"config.{k}": str(v) for k, v in config.to_dict().items()}}
         record = registry.register(

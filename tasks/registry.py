@@ -175,6 +175,32 @@ class MlflowRegistry:
                 f"artifact {MODEL_DIR}/{filename} of {record.name} v{record.version} could not be read: {str(e).splitlines()[0]}"
             ) from None
 
+    def run_name(self, record: ModelVersionRecord) -> str:
+        """The version's run name: the description given at registration."""
+        return self.client.get_run(record.run_id).info.run_name or ""
+
+    def artifact_file(self, record: ModelVersionRecord, relpath: str, cache: Path) -> Path | None:
+        """A file of the version's run (e.g. ``model/params.msgpack``) as a local path, or None when it is absent.
+
+        A local artifact store is read in place (so a changed file shows as changed); a remote one is downloaded
+        into ``cache``."""
+        from urllib.parse import unquote, urlparse
+
+        uri = self.client.get_run(record.run_id).info.artifact_uri
+        parsed = urlparse(uri)
+        if parsed.scheme in ("", "file"):
+            path = Path(unquote(parsed.path)) / relpath
+            return path if path.is_file() else None
+        try:
+            return Path(self.client.download_artifacts(record.run_id, relpath, str(cache)))
+        except Exception:  # MLflow raises several types for a missing artifact
+            return None
+
+    def log_files(self, record: ModelVersionRecord, files: list[Path], artifact_path: str) -> None:
+        """Log ``files`` on the version's run under ``artifact_path`` (e.g. the model card)."""
+        for path in files:
+            self.client.log_artifact(record.run_id, str(path), artifact_path)
+
     def fetch_json(self, record: ModelVersionRecord, filename: str) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             return json.loads(self.fetch(record, filename, Path(tmp)).read_text())
