@@ -95,7 +95,7 @@ def score_partition_data(
     (computed once per worker), so prediction drift is monitored beside feature drift.
     """
     from data_contracts.frames import arrow_to_pandas
-    from tasks.evidence import sha256_file
+    from tasks.batch_io import sha256_of
     from tasks.validation import validate_dataset
 
     started = time.perf_counter()
@@ -150,14 +150,14 @@ def score_partition_data(
 
     drift, monitor = monitor_partition(valid.assign(**{SCORE_COLUMN: scores}), reference, contract, policy,
                                        io.evidence_dir / name / "drift")
-    hashes = {"predictions": sha256_file(output) if "://" not in output else "",
+    hashes = {"predictions": sha256_of(output),
               **{f"validation.{k}": v.sha256 for k, v in validation.evidence.items()},
               **({f"drift.{k}": v.sha256 for k, v in drift.evidence.items()} if drift else {})}
     drift_word = drift.decision if drift else "error"
     return PartitionOutcome(
         **common, status="scored", scored=written, drift=drift_word, drift_reasons=drift.reasons if drift else [],
         drift_result=drift, monitor=monitor.action, monitor_reasons=monitor.reasons, output=output,
-        evidence={k: v for k, v in hashes.items() if v}, seconds=round(time.perf_counter() - started, 3),
+        evidence=hashes, seconds=round(time.perf_counter() - started, 3),
         message=f"{len(df)} rows, {validation.n_quarantined} quarantined, {written} scored; drift {drift_word}; "
                 f"{monitor.line()}",
     )

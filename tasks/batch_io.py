@@ -172,6 +172,16 @@ class AtomicParquetWriter:
                 self.fs.delete_file(self.tmp)
 
 
+def sha256_of(location: str) -> str:
+    """sha256 of a file on any pyarrow filesystem, streamed."""
+    fs, path = filesystem(location)
+    digest = hashlib.sha256()
+    with fs.open_input_stream(path) as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def remove_stale_temporaries(destination: str) -> int:
     """Delete ``.name.*.tmp`` files a crashed writer left beside ``destination``; return how many."""
     fs, path = filesystem(destination)

@@ -310,11 +310,12 @@ def _load_verified(settings: Settings, policy: Policy, record: ModelVersionRecor
     registry = registry_for(settings)
     model = load_compiled(registry, record, cache_dir(settings), policy.compilation.batch_buckets)
     reference = load_reference(registry, record, cache_dir(settings))
-    return model, reference.assign(**{SCORE_COLUMN: model.score(reference)})
+    # the contract too: tasks in threads fetching it into the same cache folder at once would read half-written files
+    return model, reference.assign(**{SCORE_COLUMN: model.score(reference)}), _version_contract(settings, record)
 
 
 def champion_model(settings: Settings, policy: Policy, ref: ChampionRef):
-    """(CompiledModel, reference with scores) of ``ref``, loaded and hash-verified once per process."""
+    """(CompiledModel, reference with scores, contract) of ``ref``, loaded and hash-verified once per process."""
     key = (settings, policy.compilation.batch_buckets, ref)
     with _CHAMPIONS_LOCK:
         if key not in _CHAMPIONS:
@@ -364,9 +365,9 @@ def score_partition(settings: Settings, policy: Policy, champion: ChampionRef, t
                                    message=f"scoring blocked by monitoring: {state.block_reason}; "
                                    "`lockgate unblock --reason ...` lifts it")
     else:
-        model, reference = champion_model(settings, policy, champion)
+        model, reference, contract = champion_model(settings, policy, champion)
         outcome = score_partition_data(
-            target, model=model, contract=_version_contract(settings, model.record), policy=policy,
+            target, model=model, contract=contract, policy=policy,
             reference=reference, io=batch_io(settings, champion.name), flow_run_id=_flow_run_id(), force=force,
             log=logger.warning)
         if rescore and outcome.monitor in ("block", "rollback"):
