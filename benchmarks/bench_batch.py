@@ -73,11 +73,12 @@ def scoring_engine(n_rows: int, folder: Path) -> list[Comparison]:
     params = init_params(config, seed=0)
     exported = load_exported(export_inference(config, params, platforms=("cpu",)))
     buckets = (1, 64, 1024, 8192)
-    id_col, id_type = contract.id_column, pa.int64()
+    id_col = contract.id_column
+    id_type = pq.read_schema(src).field(id_col).type
     x_memory = feature_matrix(frame, spec)
 
     def lockgate():
-        score_to_parquet(parquet_batches(str(src), 65_536), str(out / "lockgate.parquet"),
+        score_to_parquet(parquet_batches(str(src), 65_536, columns=[id_col, *spec.columns]), str(out / "lockgate.parquet"),
                          features=lambda df: feature_matrix(df, spec),
                          score=lambda x: score_bucketed(exported, params, x, buckets=buckets),
                          id_column=id_col, id_type=id_type, lineage=LINEAGE, threshold=0.5)
@@ -166,6 +167,7 @@ def _champion(settings) -> None:
 def many_partitions(n_partitions: int, rows: int, folder: Path) -> list[Comparison]:
     from data_contracts.synthetic_credit import generate_frame
 
+    folder.mkdir(parents=True, exist_ok=True)
     policy = folder / "policy.yaml"
     policy.write_text("name: bench\ncompilation: {platforms: [cpu], targets: [cpu], required_targets: [cpu], "
                       "variants: [f32]}\ndrift: {report_rows: 1000}\n")
@@ -218,5 +220,7 @@ def run() -> list[Comparison]:
     part_rows = int(os.environ.get("LOCKGATE_BENCH_PARTITION_ROWS", 2_000))
     with tempfile.TemporaryDirectory(prefix="lockgate-bench-batch-") as tmp:
         results = scoring_engine(n_rows, Path(tmp))
+        for c in results:
+            print(c.line(), flush=True)
         results += many_partitions(n_parts, part_rows, Path(tmp) / "flow")
     return results

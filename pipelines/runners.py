@@ -28,5 +28,5 @@ def task_runner_for(settings: Settings | None):
             return DaskTaskRunner(address=settings.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": settings.dask_workers, "processes": True,
                                               "threads_per_worker": settings.dask_threads_per_worker,
-                                              "dashboard_address": None})
+                                              "dashboard_address": ":0"})
     return ThreadPoolTaskRunner(max_workers=settings.max_workers)

@@ -85,17 +85,19 @@ def frame_batches(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
 
 
 def parquet_batches(location: str, rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-    """Batches of a parquet file or folder on any pyarrow filesystem, read as they are consumed."""
+    """Batches of a parquet file or folder on any pyarrow filesystem, read as they are consumed.
+
+    ``columns``: read only these (the id and the feature columns). Strings arrive as pandas categoricals
+    (dictionary-encoded by Arrow, not one Python object per value), which the feature encoder factorizes as is."""
     import pyarrow.dataset as ds
 
-    from data_contracts.frames import arrow_to_pandas
     from tasks.batch_io import filesystem
 
     fs, path = filesystem(location)
     dataset = ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive")
     for batch in dataset.to_batches(columns=columns, batch_size=rows):
         if batch.num_rows:
-            yield arrow_to_pandas(pa.Table.from_batches([batch]))
+            yield batch.to_pandas(strings_to_categorical=True)
 
 
 def score_to_parquet(
@@ -127,7 +129,7 @@ def score_to_parquet(
       (rows written, f32[rows] scores or None).
     """
     schema = predictions_schema(id_column, id_type, classifier=threshold is not None)
-    prepared = _threaded(((pa.array(b[id_column].to_numpy(), type=id_type), features(b)) for b in batches),
+    prepared = _threaded(((pa.array(b[id_column], type=id_type, from_pandas=True), features(b)) for b in batches),
                          depth=2, name="lockgate-features")
     kept: list[np.ndarray] = []
     with AtomicParquetWriter(destination, schema) as writer:
