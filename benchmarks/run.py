@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation)."""
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "canary": "benchmarks.bench_canary",
     "drift": "benchmarks.bench_drift",
     "validation": "benchmarks.bench_validation",
+    "batch": "benchmarks.bench_batch",
 }
 
 

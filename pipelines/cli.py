@@ -5,7 +5,7 @@ Exit codes: 0 done; 2 bad input or configuration (one-line error), or contract l
 3 candidate rejected or awaiting approval, a required compile target does not fit, a
 breaking contract change (`contract diff`), a failed batch (`validate`) or a drift
 breach (`drift`), or evidence missing/changed or a broken ledger chain (`audit report`); 4 some
-partitions failed; 1 unexpected error.
+partitions failed, were missing or blocked by monitoring; 1 unexpected error.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate).",
         epilog="Exit codes: 0 ok, 2 bad input (or contract lint errors), 3 candidate not promoted / required target "
         "does not fit / breaking contract change / batch failed validation / drift breach / audit found missing or "
-        "changed evidence, 4 partitions failed, 1 "
+        "changed evidence, 4 partitions failed, missing or blocked, 1 "
         "unexpected error.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's INFO logs on the console")
@@ -66,8 +66,40 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("--current", type=Path, help="latest production data for drift (default: the golden set)")
     bi = flows.add_parser("batch-inference", help="score partitions with the champion",
                           description="Validate, quarantine, score and monitor each partition with the champion.")
-    bi.add_argument("partitions", nargs="+", type=Path, help="parquet files or hive partition folders")
+    bi.add_argument("partitions", nargs="+", help="parquet files or hive partition folders, local or pyarrow "
+                    "filesystem URIs (s3://..., gs://...)")
     bi.add_argument("--force", action="store_true", help="re-score partitions already scored by this version")
+
+    bf = sub.add_parser("backfill", help="score every date partition in a range with the champion",
+                        description="Score the partitions date=YYYY-MM-DD under the input root (LOCKGATE_INPUT_ROOT, "
+                        "default LOCKGATE_HOME/data/stream) for every date from --from to --to, both included, in one "
+                        "batch-inference run fanned out over the task runner (LOCKGATE_TASK_RUNNER=threads|dask). "
+                        "Partitions already scored by the champion's version are skipped unless --force; a missing "
+                        "date is reported as 'missing'. Exit 0 when all are scored or skipped, 4 when any failed, "
+                        "is missing or was blocked by monitoring.")
+    bf.add_argument("--from", dest="start", required=True, metavar="DATE", help="first date, YYYY-MM-DD")
+    bf.add_argument("--to", dest="end", required=True, metavar="DATE", help="last date, YYYY-MM-DD (included)")
+    bf.add_argument("--force", action="store_true", help="re-score partitions already scored by this version")
+
+    sv = sub.add_parser("serve", help="serve the batch-inference deployment on its cron schedule (Ctrl-C to stop)",
+                        description="Serve the batch-inference flow as a Prefect deployment with the cron schedule of "
+                        "prefect.yaml (flow.serve): each scheduled run scores the partition of its scheduled date "
+                        "minus LOCKGATE_SCHEDULE_OFFSET_DAYS (default 1: yesterday). Needs a Prefect server "
+                        "(PREFECT_API_URL; the temporary API has no scheduler). Prefect's own serve pauses the "
+                        "deployment's schedule when the process gets SIGTERM, so nothing runs until someone resumes "
+                        "it; lockgate serves with pause-on-shutdown off and resumes the schedule at start, so SIGTERM "
+                        "or Ctrl-C stop cleanly (in-flight runs are cancelled and can be re-run: outputs are atomic) "
+                        "and the schedule stays active. A schedule paused by another process is resumed with "
+                        "`prefect deployment resume batch-inference/NAME`.")
+    sv.add_argument("--name", default="daily", help="deployment name (default: daily)")
+    sv.add_argument("--cron", help="cron schedule (default: prefect.yaml's, 0 2 * * *)")
+    sv.add_argument("--timezone", help="timezone of the cron schedule (default: prefect.yaml's, UTC)")
+
+    ub = sub.add_parser("unblock", help="clear a monitoring block and the open alerts (recorded in the ledger)",
+                        description="A monitoring policy of 'block' stops batch inference after a breach until this "
+                        "command (or a new champion) clears it; it also clears the alert flag of `lockgate status`. "
+                        "The reason is recorded in the ledger.")
+    ub.add_argument("--reason", required=True, help="why scoring may go on (recorded)")
 
     comp = sub.add_parser("compile", help="AOT-compile a version for deployment targets and print the report",
                           description="Compile MODEL[:VERSION] (or MODEL@ALIAS) ahead of time for each target x bucket x "
@@ -120,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("--prediction", metavar="COLUMN", help="the model's score column, measured as prediction drift")
     dr.add_argument("--out", type=Path, help="report folder (default LOCKGATE_HOME/drift/<current name>)")
 
-    st = sub.add_parser("status", help="champion, challenger, versions and the last decisions with reasons")
+    st = sub.add_parser("status", help="champion, challenger, monitoring flag, versions and the last decisions")
     st.add_argument("--limit", type=int, default=10, help="ledger entries to show")
     _audit_parsers(sub)
     return p

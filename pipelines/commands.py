@@ -33,7 +33,18 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "run" and args.flow == "lifecycle":
         return run_lifecycle(settings, args.version, args.golden, args.current)
     if args.command == "run" and args.flow == "batch-inference":
-        return run_batch_inference(settings, args.partitions, force=args.force)
+        return run_batch_inference(settings, partitions=[str(p) for p in args.partitions], force=args.force)
+    if args.command == "backfill":
+        from tasks.stores import policy_for
+
+        policy_for(settings)
+        return backfill(settings, args.start, args.end, force=args.force)
+    if args.command == "serve":
+        from pipelines.serve import serve_command
+
+        return serve_command(settings, name=args.name, cron=args.cron, timezone=args.timezone)
+    if args.command == "unblock":
+        return unblock(settings, reason=args.reason)
     if args.command == "compile":
         return compile_command(settings, args.model, targets=args.target, buckets=args.bucket, variants=args.variant)
     if args.command == "status":
@@ -98,22 +109,74 @@ def run_lifecycle(settings: Settings, version: int, golden: Path, current: Path 
     return EXIT_OK if outcome.decision == "champion" else EXIT_NOT_PROMOTED
 
 
-def run_batch_inference(settings: Settings, partitions: list[Path], *, force: bool) -> int:
-    from pipelines.batch_inference import batch_inference
+def run_batch_inference(settings: Settings, *, partitions: list[str] | None = None, dates: list[str] | None = None,
+                        force: bool) -> int:
+    from pipelines.batch_inference import run_batch
     from pipelines.cli import EXIT_OK, EXIT_PARTITIONS_FAILED
-    from tasks.stores import registry_for
+    from pipelines.progress import progress_bar
     from tasks.registry import CHAMPION
+    from tasks.stores import registry_for
 
     registry_for(settings).require_alias(settings.model_name, CHAMPION)
-    with console.status(f"scoring {len(partitions)} partition(s) with the champion"):
-        outcomes = batch_inference(partitions=[str(p) for p in partitions], force=force)
+    n = len(partitions or dates or [])
+    console.print(f"scoring {n} partition(s) with the champion ({settings.task_runner} task runner; Prefect starts "
+                  "its API first)", highlight=False)
+    with progress_bar(console):
+        outcomes = run_batch(settings, partitions=partitions, dates=dates, force=force)
     table = Table(title="batch inference")
-    for col in ("partition", "status", "rows", "quarantined", "scored", "drift", "message"):
-        table.add_column(col)
+    for col in ("partition", "status", "version", "rows", "quarantined", "scored", "drift", "monitor", "message"):
+        table.add_column(col, overflow="fold")
+    colours = {"scored": "green", "skipped": "dim", "failed": "red", "missing": "red", "blocked": "red",
+               "empty": "yellow"}
     for o in outcomes:
-        table.add_row(o.partition, o.status, str(o.rows), str(o.quarantined), str(o.scored), o.drift or "-", o.message)
+        table.add_row(o.partition, f"[{colours.get(o.status, 'white')}]{o.status}[/]",
+                      f"v{o.model_version}" if o.model_version else "-", str(o.rows), str(o.quarantined),
+                      str(o.scored), o.drift or "-", o.monitor, escape(o.message))
     console.print(table)
-    return EXIT_PARTITIONS_FAILED if any(o.status == "failed" for o in outcomes) else EXIT_OK
+    if any(o.monitor != "none" for o in outcomes):
+        show_monitoring(settings)
+    bad = [o for o in outcomes if o.status in ("failed", "missing", "blocked")]
+    return EXIT_PARTITIONS_FAILED if bad else EXIT_OK
+
+
+def backfill(settings: Settings, start: str, end: str, *, force: bool) -> int:
+    """Every date from START to END (both included) under the input root, in one flow run."""
+    from datetime import date
+
+    from tasks.batch_io import dates_between
+
+    try:
+        days = dates_between(date.fromisoformat(start), date.fromisoformat(end))
+    except ValueError as e:
+        raise LockgateError(f"--from/--to must be dates YYYY-MM-DD: {e}") from None
+    console.print(f"backfill {days[0]} .. {days[-1]} ({len(days)} day(s)) from {settings.input_uri}", highlight=False)
+    return run_batch_inference(settings, dates=[d.isoformat() for d in days], force=force)
+
+
+def show_monitoring(settings: Settings) -> None:
+    from tasks.monitoring import monitoring_state
+    from tasks.stores import ledger_for
+
+    state = monitoring_state(ledger_for(settings).entries(model_name=settings.model_name))
+    colour = "red" if state.blocked else ("yellow" if state.alerts else "green")
+    console.print(f"monitoring: [bold {colour}]{escape(state.line())}[/]", highlight=False, soft_wrap=True)
+
+
+def unblock(settings: Settings, *, reason: str) -> int:
+    from tasks.ledger import LedgerEntry
+    from tasks.monitoring import CLEAR, monitoring_state
+    from tasks.stores import ledger_for
+
+    ledger = ledger_for(settings)
+    state = monitoring_state(ledger.entries(model_name=settings.model_name))
+    if not state.blocked and not state.alerts:
+        console.print("monitoring: nothing to clear (no block, no open alert)")
+        return 0
+    entry = ledger.append(LedgerEntry(actor=settings.actor, action=CLEAR, model_name=settings.model_name,
+                                      reason=f"cleared {'block and ' if state.blocked else ''}{len(state.alerts)} "
+                                      f"alert(s): {reason}"))
+    console.print(f"monitoring cleared (ledger #{entry.seq}): scoring may go on", highlight=False)
+    return 0
 
 
 def show_status(settings: Settings, *, limit: int) -> None:
@@ -127,6 +190,7 @@ def show_status(settings: Settings, *, limit: int) -> None:
         console.print("  no aliases yet (no champion)")
     for alias, version in sorted(aliases.items()):
         console.print(f"  {alias}: v{version}")
+    show_monitoring(settings)
     versions = Table(title="versions")
     for col in ("version", "status", "contract", "artifact sha256", "created by"):
         versions.add_column(col)

@@ -71,7 +71,7 @@ def train_candidate(candidate: Candidate, train_path: Path, out_dir: Path, *, se
 
 def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int:
     from data_contracts.synthetic_credit import DemoIncident, write_demo_data
-    from pipelines.batch_inference import batch_inference
+    from pipelines.batch_inference import run_batch
     from pipelines.commands import show_status
     from pipelines.lifecycle import lifecycle
     from tasks.registration import register_candidate
@@ -107,9 +107,12 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
         for line in outcome.gates:
             console.print(f"      {line}", highlight=False)
     with step(f"batch-inference flow over {len(data.partitions)} daily partitions"):
-        scored = batch_inference(partitions=[str(p.features.parent) for p in data.partitions])
+        scored = run_batch(settings, partitions=[str(p.features.parent) for p in data.partitions])
     for o in scored:
         console.print(f"    {o.partition}: {o.status}, {o.message}", highlight=False)
+    if any(o.monitor != "none" for o in scored):
+        console.print("    the last day's incident is flagged by monitoring (policy monitoring: alert), see the status",
+                      highlight=False)
 
     console.rule("summary")
     show_status(settings, limit=8)

@@ -1,120 +1,182 @@
-"""Batch inference over one partition: validate -> quarantine -> score -> write with lineage -> monitor.
+"""Batch inference over one partition: read -> validate and quarantine -> score -> write with lineage -> monitor.
 
-Predictions are written atomically; a partition already scored by the same model
-version is skipped unless forced; a failed partition is reported and never leaves
-partial output.
+Exactly once, nothing lost: a partition already scored by the same model version is
+skipped unless forced; predictions are written under a temporary name and moved into
+place, so a crash leaves no partial output; reads and writes retry transient IO errors
+with backoff (no transaction is open around them); every problem is an outcome with a
+status and a message, never an exception that stops the other partitions.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.datasets import read_table, write_table
-from tasks.errors import LockgateError
+from tasks.batch_io import PartitionTarget, exists, join, maybe_inject_read_failure, read_partition, retried
 from tasks.drift_models import DriftResult
+from tasks.errors import LockgateError
 from tasks.policy import Policy
-from tasks.validation import validate_dataset
+from tasks.scoring import SCORE_COLUMN, score_to_parquet
 
-SCORE_COLUMN, PREDICTION_COLUMN = "score", "predicted_default"
+PREDICTIONS_FILE = "predictions.parquet"
+STATUSES = ("scored", "skipped", "empty", "missing", "blocked", "failed")
 
 
 class PartitionOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     partition: str
-    status: str  # scored | skipped | failed
+    status: str = Field(description="scored | skipped (already scored by this version) | empty | missing | blocked "
+                        "(monitoring block) | failed")
+    model_version: int | None = None
     rows: int = 0
     quarantined: int = 0
     scored: int = 0
+    read_attempts: int = 0
+    seconds: float = 0.0
     drift: str | None = None
     drift_reasons: list[str] = []
     drift_result: DriftResult | None = Field(None, exclude=True)  # for the per-column table artifact
+    monitor: str = "none"  # none | alert | block | rollback (tasks.monitoring)
+    monitor_reasons: list[str] = []
     output: str | None = None
     message: str = ""
     evidence: dict[str, str] = {}
 
 
-def partition_name(path: str | Path) -> str:
-    """``.../stream/date=2026-01-01`` -> ``date=2026-01-01``; a file -> its stem."""
-    p = Path(path)
-    return p.name if p.is_dir() or "=" in p.name else p.stem
+class BatchIO(BaseModel):
+    """Where one model's batch outputs go and how IO is retried (from Settings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    predictions_root: str
+    quarantine_dir: Path
+    evidence_dir: Path
+    batch_rows: int = 65_536
+    retries: int = 3
+    retry_delay: float = 0.5
+    inject_read_failures: float = 0.0
+    inject_seed: int = 0
+    faults_dir: Path | None = None
 
 
-def predictions_frame(valid: pd.DataFrame, scores: np.ndarray, *, id_column: str, lineage: dict[str, str],
-                      threshold: float | None) -> pd.DataFrame:
-    """Predictions with one lineage column per entry of ``lineage`` (model, version, artifact sha256, ...).
+def already_scored(output: str, version: int, io: BatchIO) -> bool:
+    """Whether ``output`` holds predictions made by ``version`` (a partition is scored once per version)."""
+    if not exists(output):
+        return False
+    done, _ = retried(lambda: read_partition(output, columns=["model_version"]), what=f"read {output}",
+                      retries=io.retries, delay=io.retry_delay)
+    versions = set(done.column("model_version").to_pylist())
+    return versions <= {str(version)}
 
-    ``scores``: the artifact's outputs (probabilities of a classifier, predicted values of a regressor).
-    ``threshold``: a classifier's decision threshold, giving the 0/1 decision column; None for a regressor,
-    whose score column is the prediction itself and which has no decision column."""
-    out = pd.DataFrame({id_column: valid[id_column].to_numpy(), SCORE_COLUMN: scores.astype(np.float32)})
-    if threshold is not None:
-        out[PREDICTION_COLUMN] = (out[SCORE_COLUMN] >= threshold).astype(np.int8)
-    for key, value in lineage.items():
-        out[key] = value
-    return out
+
+def read_with_retries(target: PartitionTarget, io: BatchIO, log: Callable[[str], None] | None):
+    def attempt():
+        if io.faults_dir is not None:
+            maybe_inject_read_failure(target.uri, share=io.inject_read_failures, seed=io.inject_seed,
+                                      state_dir=io.faults_dir)
+        return read_partition(target.uri)
+
+    return retried(attempt, what=f"read partition {target.name}", retries=io.retries, delay=io.retry_delay, log=log)
 
 
 def score_partition_data(
-    path: str, *, model, contract, policy: Policy, reference: pd.DataFrame, out_dir: Path, quarantine_dir: Path,
-    evidence_dir: Path, flow_run_id: str | None, force: bool,
+    target: PartitionTarget, *, model, contract, policy: Policy, reference: pd.DataFrame, io: BatchIO,
+    flow_run_id: str | None, force: bool, log: Callable[[str], None] | None = None,
 ) -> PartitionOutcome:
     """Score one partition with the champion ``model`` (a tasks.inference.CompiledModel).
 
     ``reference`` is the champion's training snapshot with its scores in SCORE_COLUMN
-    (computed once per run), so prediction drift is monitored beside feature drift.
+    (computed once per worker), so prediction drift is monitored beside feature drift.
     """
-    from tasks.drift import drift_evidence, drift_result, specs_for
-    from tasks.evidence import sha256_file
+    from data_contracts.frames import arrow_to_pandas
+    from tasks.batch_io import sha256_of
+    from tasks.validation import validate_dataset
 
-    name = partition_name(path)
-    output = out_dir / name / "predictions.parquet"
-    version = str(model.record.version)
-    if output.exists() and not force:
-        done = pd.read_parquet(output, columns=["model_version"])
-        if len(done) == 0 or (done["model_version"] == version).all():
-            return PartitionOutcome(partition=name, status="skipped", output=str(output),
-                                    message=f"already scored by v{version}; use --force to re-score")
+    started = time.perf_counter()
+    version, name = model.record.version, target.name
+    output = join(io.predictions_root, name, PREDICTIONS_FILE)
+    common = dict(partition=name, model_version=version)
+    if not force and already_scored(output, version, io):
+        return PartitionOutcome(**common, status="skipped", output=output,
+                                message=f"already scored by v{version}; use --force to score it again")
+    if not exists(target.uri):
+        return PartitionOutcome(**common, status="missing", message=f"partition {name} not found at {target.uri}")
     try:
-        df = read_table(path, what=f"partition {name}")
+        table, attempts = read_with_retries(target, io, log)
     except LockgateError as e:
-        return PartitionOutcome(partition=name, status="failed", message=str(e))
+        return PartitionOutcome(**common, status="failed", message=str(e))
+    common["read_attempts"] = attempts
+    if table.num_rows == 0:
+        return PartitionOutcome(**common, status="empty", message=f"partition {name} has no rows; nothing scored")
 
+    df = arrow_to_pandas(table)
     validation, valid = validate_dataset(
-        df, contract, policy.validation, dataset=str(path), include_label=False,
-        evidence_dir=evidence_dir / name, quarantine_path=quarantine_dir / name / "quarantine.parquet",
+        df, contract, policy.validation, dataset=target.uri, include_label=False,
+        evidence_dir=io.evidence_dir / name, quarantine_path=io.quarantine_dir / name / "quarantine.parquet",
     )
-    if not validation.passed:
-        return PartitionOutcome(partition=name, status="failed", rows=len(df), quarantined=validation.n_quarantined,
-                                message="; ".join(validation.reasons))
-    scores = model.score(valid)
+    common.update(rows=len(df), quarantined=validation.n_quarantined)
+    if not validation.passed or len(valid) == 0:
+        reasons = "; ".join(validation.reasons) if not validation.passed else "no valid rows"
+        return PartitionOutcome(**common, status="failed", message=f"validation failed: {reasons}")
+
     lineage = {
-        "model_name": model.record.name,
-        "model_version": version,
-        "artifact_sha256": model.artifact_sha256,
-        "contract_version": f"{contract.name}@{contract.version}",
-        "flow_run_id": flow_run_id or "",
+        "model_name": model.record.name, "model_version": str(version), "artifact_sha256": model.artifact_sha256,
+        "contract_version": f"{contract.name}@{contract.version}", "flow_run_id": flow_run_id or "",
         "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    frame = predictions_frame(valid, scores, id_column=contract.id_column, lineage=lineage,
-                              threshold=policy.canary.decision_threshold if model.config.task == "classification"
-                              else None)
-    write_table(frame, output)
+    threshold = policy.canary.decision_threshold if model.config.task == "classification" else None
+    id_type = table.schema.field(contract.id_column).type
+
+    def write():
+        from tasks.batch_io import remove_stale_temporaries
+        from tasks.scoring import frame_batches
+
+        remove_stale_temporaries(output)  # left by a crashed earlier attempt
+        return score_to_parquet(frame_batches(valid, io.batch_rows), output, features=model.features,
+                                score=model.score_features, id_column=contract.id_column, id_type=id_type,
+                                lineage=lineage, threshold=threshold, keep_scores=True)
+
+    try:
+        (written, scores), _ = retried(write, what=f"write predictions of {name}", retries=io.retries,
+                                       delay=io.retry_delay, log=log)
+    except LockgateError as e:
+        return PartitionOutcome(**common, status="failed", message=str(e))
+
+    drift, monitor = monitor_partition(valid.assign(**{SCORE_COLUMN: scores}), reference, contract, policy,
+                                       io.evidence_dir / name / "drift")
+    hashes = {"predictions": sha256_of(output),
+              **{f"validation.{k}": v.sha256 for k, v in validation.evidence.items()},
+              **({f"drift.{k}": v.sha256 for k, v in drift.evidence.items()} if drift else {})}
+    drift_word = drift.decision if drift else "error"
+    return PartitionOutcome(
+        **common, status="scored", scored=written, drift=drift_word, drift_reasons=drift.reasons if drift else [],
+        drift_result=drift, monitor=monitor.action, monitor_reasons=monitor.reasons, output=output,
+        evidence=hashes, seconds=round(time.perf_counter() - started, 3),
+        message=f"{len(df)} rows, {validation.n_quarantined} quarantined, {written} scored; drift {drift_word}; "
+                f"{monitor.line()}",
+    )
+
+
+def monitor_partition(current: pd.DataFrame, reference: pd.DataFrame, contract, policy: Policy, out_dir: Path):
+    """(drift result or None, monitor decision): drift of the scored rows against the reference, held to the policy.
+
+    Monitoring that cannot run (e.g. a column with another type than the reference's) is an alert."""
+    from tasks.drift import drift_evidence, drift_result, specs_for
+    from tasks.monitoring import MonitorDecision, monitor_decision
 
     dp = policy.drift
-    evidence = drift_evidence(reference, valid.assign(**{SCORE_COLUMN: scores}), specs=specs_for(contract, SCORE_COLUMN),
-                              out_dir=evidence_dir / name / "drift", drift_share=dp.max_drifted_share,
-                              report_rows=dp.report_rows, sample_rows=dp.sample_rows)
-    drift = drift_result(evidence, policy.drift)
-    hashes = {"predictions": sha256_file(output), **{f"validation.{k}": v.sha256 for k, v in validation.evidence.items()},
-              **{f"drift.{k}": v.sha256 for k, v in drift.evidence.items()}}
-    return PartitionOutcome(
-        partition=name, status="scored", rows=len(df), quarantined=validation.n_quarantined, scored=len(frame),
-        drift=drift.decision, drift_reasons=drift.reasons, drift_result=drift, output=str(output), evidence=hashes,
-        message=f"{len(frame)} rows scored, {validation.n_quarantined} quarantined; drift {drift.decision}",
-    )
+    try:
+        evidence = drift_evidence(reference, current, specs=specs_for(contract, SCORE_COLUMN), out_dir=out_dir,
+                                  drift_share=dp.max_drifted_share, report_rows=dp.report_rows,
+                                  sample_rows=dp.sample_rows)
+    except LockgateError as e:
+        return None, MonitorDecision(action="alert", triggers=["monitoring error"],
+                                     reasons=[f"drift could not be measured: {e}"])
+    drift = drift_result(evidence, dp)
+    return drift, monitor_decision(drift, policy.monitoring)

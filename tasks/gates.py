@@ -8,12 +8,15 @@ Prefect markdown artifact. Task boundaries sit where failure handling changes.
 from __future__ import annotations
 
 import re
+import threading
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from pydantic import BaseModel, ConfigDict
 
+from tasks.errors import LockgateError
 from tasks.evidence import GateResult, sha256_file, write_json
 from tasks.policy import Policy
 from tasks.registry import CHALLENGER, CHAMPION, ModelVersionRecord
@@ -285,61 +288,173 @@ def reject_candidate(settings: Settings, policy: Policy, record: ModelVersionRec
     return "rejected"
 
 
+# -- batch inference -----------------------------------------------------------------------------------------------
+class ChampionRef(BaseModel):
+    """The champion a batch run scores with, by value: tasks on other processes (Dask) load it from the registry."""
 
-@task(name="load-champion", cache_policy=NO_CACHE)
-def load_champion(settings: Settings, policy: Policy, name: str):
-    """The champion's compiled artifact (hash-verified) and its reference snapshot with scores."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: int
+    artifact_sha256: str
+
+
+_CHAMPIONS: dict[tuple, tuple] = {}
+_CHAMPIONS_LOCK = threading.Lock()
+
+
+def _load_verified(settings: Settings, policy: Policy, record: ModelVersionRecord):
     from tasks.batch import SCORE_COLUMN
     from tasks.inference import load_compiled, load_reference
 
     registry = registry_for(settings)
-    record = registry.require_alias(name, CHAMPION)
     model = load_compiled(registry, record, cache_dir(settings), policy.compilation.batch_buckets)
     reference = load_reference(registry, record, cache_dir(settings))
-    return model, reference.assign(**{SCORE_COLUMN: model.score(reference)})
+    # the contract too: tasks in threads fetching it into the same cache folder at once would read half-written files
+    return model, reference.assign(**{SCORE_COLUMN: model.score(reference)}), _version_contract(settings, record)
 
 
-@task(name="score-partition", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
-def score_partition(settings: Settings, policy: Policy, champion, path: str, force: bool):
-    """Score one partition; transient IO errors are retried, data problems are reported in the outcome."""
-    from tasks.batch import score_partition_data
-    from tasks.ledger import LedgerEntry
+def champion_model(settings: Settings, policy: Policy, ref: ChampionRef):
+    """(CompiledModel, reference with scores, contract) of ``ref``, loaded and hash-verified once per process."""
+    key = (settings, policy.compilation.batch_buckets, ref)
+    with _CHAMPIONS_LOCK:
+        if key not in _CHAMPIONS:
+            record = registry_for(settings).get(ref.name, ref.version)
+            loaded = _load_verified(settings, policy, record)
+            if loaded[0].artifact_sha256 != ref.artifact_sha256:
+                raise LockgateError(f"{ref.name} v{ref.version}'s artifact sha256 changed during the run")
+            _CHAMPIONS[key] = loaded
+        return _CHAMPIONS[key]
 
-    model, reference = champion
-    record = model.record
-    contract = _version_contract(settings, record)
-    outcome = score_partition_data(
-        path, model=model, contract=contract, policy=policy, reference=reference,
-        out_dir=settings.predictions_dir / record.name, quarantine_dir=settings.quarantine_dir / record.name,
-        evidence_dir=settings.evidence_dir / record.name / "batches", flow_run_id=_flow_run_id(), force=force,
-    )
-    if outcome.status != "skipped":
-        ledger_for(settings).append(LedgerEntry(
-            actor=settings.actor, action=f"partition.{outcome.status}", model_name=record.name, version=record.version,
-            reason=f"v{record.version} {outcome.status} partition {outcome.partition}: {outcome.message}",
-            policy=policy.name, flow_run_id=_flow_run_id(), evidence=outcome.evidence))
-    table = "\n".join(["| partition | status | rows | quarantined | scored | drift |", "|---|---|---|---|---|---|",
-                       f"| {outcome.partition} | {outcome.status} | {outcome.rows} | {outcome.quarantined} | "
-                       f"{outcome.scored} | {outcome.drift or '-'} |", "", *[f"- {r}" for r in outcome.drift_reasons]])
-    create_markdown_artifact(markdown=table, key=f"batch-{record.name}-{outcome.partition}".lower().replace("_", "-")
-                             .replace("=", "-"), description=outcome.message[:500])
-    if outcome.drift_result is not None:
-        publish_table(f"drift-table-{record.name}-{outcome.partition}", outcome.drift_result.table(),
-                      outcome.drift_result.summary_line())
+
+@task(name="load-champion", cache_policy=NO_CACHE)
+def load_champion(settings: Settings, policy: Policy, name: str) -> ChampionRef:
+    """Resolve the champion alias and verify its artifact and params hashes (again on every run)."""
+    record = registry_for(settings).require_alias(name, CHAMPION)
+    loaded = _load_verified(settings, policy, record)
+    ref = ChampionRef(name=name, version=record.version, artifact_sha256=loaded[0].artifact_sha256)
+    with _CHAMPIONS_LOCK:
+        _CHAMPIONS[(settings, policy.compilation.batch_buckets, ref)] = loaded
+    return ref
+
+
+def batch_io(settings: Settings, name: str):
+    from tasks.batch import BatchIO
+    from tasks.batch_io import join
+
+    return BatchIO(predictions_root=join(settings.predictions_root, name), quarantine_dir=settings.quarantine_dir / name,
+                   evidence_dir=settings.evidence_dir / name / "batches", batch_rows=settings.score_batch_rows,
+                   retries=settings.io_retries, retry_delay=settings.io_retry_delay_seconds,
+                   inject_read_failures=settings.inject_read_failures, inject_seed=settings.inject_seed,
+                   faults_dir=settings.home_dir / "faults" if settings.inject_read_failures > 0 else None)
+
+
+@task(name="score-partition", cache_policy=NO_CACHE)
+def score_partition(settings: Settings, policy: Policy, champion: ChampionRef, target, force: bool,
+                    rescore: bool = False):
+    """Score one partition; transient IO errors are retried inside, every problem is an outcome and a ledger row.
+
+    ``rescore``: a re-score after an automatic rollback; its monitor step may alert but never rolls back or blocks."""
+    from tasks.batch import PartitionOutcome, score_partition_data
+    from tasks.monitoring import monitoring_state
+
+    logger = get_run_logger()
+    state = monitoring_state(ledger_for(settings).entries(model_name=champion.name))
+    if state.blocked and not rescore:
+        outcome = PartitionOutcome(partition=target.name, status="blocked", model_version=champion.version,
+                                   message=f"scoring blocked by monitoring: {state.block_reason}; "
+                                   "`lockgate unblock --reason ...` lifts it")
+    else:
+        model, reference, contract = champion_model(settings, policy, champion)
+        outcome = score_partition_data(
+            target, model=model, contract=contract, policy=policy,
+            reference=reference, io=batch_io(settings, champion.name), flow_run_id=_flow_run_id(), force=force,
+            log=logger.warning)
+        if rescore and outcome.monitor in ("block", "rollback"):
+            outcome = outcome.model_copy(update={"monitor": "alert"})
+    record_partition(settings, policy, champion, outcome)
     return outcome
 
 
+def record_partition(settings: Settings, policy: Policy, champion: ChampionRef, outcome) -> None:
+    """The outcome's ledger row (none for a skip), its Prefect artifacts, and an alert or block it raised."""
+    from tasks.ledger import LedgerEntry
+    from tasks.monitoring import ALERT, BLOCK
+
+    ledger, logger = ledger_for(settings), get_run_logger()
+    common = dict(actor=settings.actor, model_name=champion.name, version=champion.version, policy=policy.name,
+                  flow_run_id=_flow_run_id())
+    if outcome.status != "skipped":
+        verb = {"scored": "scored"}.get(outcome.status, f"did not score ({outcome.status})")
+        ledger.append(LedgerEntry(action=f"partition.{outcome.status}", evidence=outcome.evidence, **common,
+                                  reason=f"version {champion.version} {verb} partition {outcome.partition}: "
+                                  f"{outcome.message}"))
+    logger.info("partition %s: %s: %s", outcome.partition, outcome.status, outcome.message)
+    if outcome.monitor in ("alert", "block"):
+        action = BLOCK if outcome.monitor == "block" else ALERT
+        reason = f"partition {outcome.partition} (v{champion.version}): {'; '.join(outcome.monitor_reasons)}"
+        ledger.append(LedgerEntry(action=action, reason=reason, evidence=outcome.evidence, **common))
+        logger.warning("MONITOR %s: %s", outcome.monitor.upper(), reason)
+        create_markdown_artifact(markdown=f"# Monitoring {outcome.monitor}\n\n{reason}\n",
+                                 key=f"monitor-{champion.name}".lower().replace("_", "-"), description=reason[:500])
+    table = "\n".join(["| partition | status | rows | quarantined | scored | drift | monitor |",
+                       "|---|---|---|---|---|---|---|",
+                       f"| {outcome.partition} | {outcome.status} | {outcome.rows} | {outcome.quarantined} | "
+                       f"{outcome.scored} | {outcome.drift or '-'} | {outcome.monitor} |", "",
+                       *[f"- {r}" for r in outcome.drift_reasons + outcome.monitor_reasons]])
+    create_markdown_artifact(markdown=table, key=re.sub(r"[^a-z0-9-]", "-", f"batch-{champion.name}-{outcome.partition}"
+                                                        .lower()), description=outcome.message[:500])
+    if outcome.drift_result is not None:
+        publish_table(f"drift-table-{champion.name}-{outcome.partition}", outcome.drift_result.table(),
+                      outcome.drift_result.summary_line())
+
+
 @task(name="refuse-partitions", cache_policy=NO_CACHE)
-def refuse_partitions(settings: Settings, policy: Policy, name: str, partitions: list[str], error: Exception):
+def refuse_partitions(settings: Settings, policy: Policy, name: str, targets: list, error: Exception):
     """The champion could not be loaded and verified: every partition fails with the reason, in the ledger too."""
-    from tasks.batch import PartitionOutcome, partition_name
+    from tasks.batch import PartitionOutcome
     from tasks.ledger import LedgerEntry
 
     message = f"champion not loaded: {' '.join(str(error).split())[:800]}"
     ledger_for(settings).append(LedgerEntry(
         actor=settings.actor, action="champion.refused", model_name=name, reason=message, policy=policy.name,
         flow_run_id=_flow_run_id()))
-    return [PartitionOutcome(partition=partition_name(p), status="failed", message=message) for p in partitions]
+    return [PartitionOutcome(partition=t.name, status="failed", message=message) for t in targets]
+
+
+@task(name="rollback-model", cache_policy=NO_CACHE)
+def rollback_model(settings: Settings, policy: Policy, champion: ChampionRef, breached: list) -> ChampionRef | None:
+    """Automatic rollback asked by the monitoring policy: the governance rollback path, then an alert row.
+
+    Only when ``champion`` is still the champion (nobody moved it during the run). When there is nothing to roll
+    back to, scoring is blocked instead and the ledger says why. Returns the restored champion, or None."""
+    from tasks.ledger import LedgerEntry
+    from tasks.monitoring import ALERT, BLOCK
+    from tasks.promotion import rollback
+
+    registry, ledger = registry_for(settings), ledger_for(settings)
+    why = "; ".join(f"partition {o.partition}: {'; '.join(o.monitor_reasons)}" for o in breached)
+    common = dict(actor=settings.actor, model_name=champion.name, policy=policy.name, flow_run_id=_flow_run_id())
+    current = registry.aliases(champion.name).get(CHAMPION)
+    if current != champion.version:
+        ledger.append(LedgerEntry(action=ALERT, version=champion.version, **common,
+                                  reason=f"rollback of v{champion.version} skipped: champion is now v{current}; {why}"))
+        return None
+    evidence = {f"{o.partition}.{k}": v for o in breached for k, v in o.evidence.items()}
+    try:
+        result = rollback(registry, ledger, name=champion.name, actor=settings.actor, policy=policy.name,
+                          reason=f"automatic, monitoring breach: {why}", flow_run_id=_flow_run_id(), evidence=evidence)
+    except LockgateError as e:
+        ledger.append(LedgerEntry(action=BLOCK, version=champion.version, **common,
+                                  reason=f"rollback asked by monitoring but not possible ({e}); scoring blocked: {why}"))
+        get_run_logger().error("MONITOR: rollback not possible (%s); scoring blocked", e)
+        return None
+    reason = f"v{result.from_version} rolled back to v{result.to_version} after: {why}"
+    ledger.append(LedgerEntry(action=ALERT, version=result.to_version, **common, reason=reason))
+    get_run_logger().warning("MONITOR ROLLBACK: %s", reason)
+    create_markdown_artifact(markdown=f"# Monitoring rollback\n\n{reason}\n", description=reason[:500],
+                             key=f"monitor-{champion.name}".lower().replace("_", "-"))
+    return load_champion.fn(settings, policy, champion.name)
 
 
 @task(name="publish-model-card", cache_policy=NO_CACHE)

@@ -37,12 +37,20 @@ class CompiledModel:
 
     def score(self, df: pd.DataFrame) -> np.ndarray:
         """Probabilities f32[len(df)] for the rows of ``df`` through the exported artifact."""
+        return self.score_features(self.features(df))
+
+    def features(self, df: pd.DataFrame) -> np.ndarray:
+        """The model input f32[len(df), num_features] of the rows of ``df`` (the version's feature spec)."""
+        from models.features import feature_matrix
+
+        return feature_matrix(df, self.feature_spec)
+
+    def score_features(self, x: np.ndarray) -> np.ndarray:
+        """The artifact's outputs f32[n] for f32[n, num_features] ``x``: bucketed, sharded over the local devices."""
         import jax
 
         from models.export import score_bucketed
-        from models.features import feature_matrix
 
-        x = feature_matrix(df, self.feature_spec)
         if jax.device_count() > 1:  # data-parallel over the local devices (TPU chips, or forced CPU devices)
             from models.sharded import score_sharded
 

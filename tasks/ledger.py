@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, event, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from tasks.errors import LockgateError
@@ -79,7 +79,10 @@ class Ledger:
     def __init__(self, url: str):
         self.url = url
         try:
-            self.engine = create_engine(url)
+            sqlite = url.startswith("sqlite")
+            self.engine = create_engine(url, **({"connect_args": {"timeout": 60}} if sqlite else {}))
+            if sqlite:
+                _serialize_sqlite_transactions(self.engine)
             metadata.create_all(self.engine)
         except SQLAlchemyError as e:
             raise LockgateError(f"ledger at {url} cannot be opened: {str(e).splitlines()[0]}") from None
@@ -87,6 +90,8 @@ class Ledger:
     def append(self, entry: LedgerEntry) -> LedgerEntry:
         """Append one entry, chaining it to the last one, in a single transaction."""
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":  # appenders from many processes queue here, not fork the chain
+                conn.exec_driver_sql("LOCK TABLE ledger IN SHARE ROW EXCLUSIVE MODE")
             last = conn.execute(select(ledger_table.c.entry_hash).order_by(ledger_table.c.seq.desc()).limit(1)).scalar()
             entry = entry.model_copy(update={"prev_hash": last or GENESIS})
             entry = entry.model_copy(update={"entry_hash": entry.content_hash()})
@@ -116,3 +121,16 @@ class Ledger:
                 return LedgerVerification(ok=False, entries=len(entries), first_bad_seq=e.seq, problem="entry content does not match its hash")
             prev = e.entry_hash
         return LedgerVerification(ok=True, entries=len(entries))
+
+
+def _serialize_sqlite_transactions(engine) -> None:
+    """Every SQLite transaction starts with BEGIN IMMEDIATE (SQLAlchemy's pysqlite recipe), so two appenders (threads
+    or processes, e.g. Dask workers) never read the same last hash: the second waits for the first's commit."""
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -215,6 +215,25 @@ class DriftPolicy(_Strict):
         return self
 
 
+MonitorAction = Literal["alert", "block", "rollback"]
+
+
+class MonitoringPolicy(_Strict):
+    """What a drift or data-quality breach found while scoring a partition does (batch-inference's monitor step)."""
+
+    on_drift_breach: MonitorAction = Field(
+        "alert", description="Drifted share of columns >= drift.max_drifted_share: 'alert' (Prefect artifact, log, "
+        "ledger row, flag in `lockgate status`), 'block' (alert, and no partition is scored until `lockgate unblock` "
+        "or a new champion), or 'rollback' (alert, and the champion goes back to previous-champion).")
+    on_quality_breach: MonitorAction = Field(
+        "alert", description="A data-quality limit of the drift policy broken (null share increase, unseen "
+        "categories, out-of-range share): the same choices.")
+    alert_on_warn: bool = Field(False, description="Also raise an alert on a drift warning (no block, no rollback).")
+    rescore_after_rollback: bool = Field(
+        True, description="After an automatic rollback, score the breached partitions again with the restored "
+        "champion (their predictions are replaced; the re-score can alert but never rolls back again).")
+
+
 class ApprovalPolicy(_Strict):
     required: bool = Field(False, description="Whether promotion to champion needs a human approval.")
     approvers: tuple[str, ...] = Field((), description="Users allowed to approve when approval is required.")
@@ -228,6 +247,7 @@ class Policy(_Strict):
     compilation: CompilationPolicy = CompilationPolicy()
     canary: CanaryPolicy = CanaryPolicy()
     drift: DriftPolicy = DriftPolicy()
+    monitoring: MonitoringPolicy = MonitoringPolicy()
     approval: ApprovalPolicy = ApprovalPolicy()
 
 

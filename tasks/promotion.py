@@ -95,3 +95,44 @@ def reject(
                    reason=f"v{version} rejected: {reason}", **common)
     registry.set_version_tags(name, version, {"lockgate.status": "rejected", "lockgate.rejected_reason": reason[:5000]})
     return ledger.append(LedgerEntry(action="candidate.rejected", model_name=name, version=version, reason=reason, **common))
+
+
+class RollbackResult(BaseModel):
+    """A rollback of the champion: which version it left and which it restored, and the alias moves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_version: int
+    to_version: int
+    moves: list[AliasMove]
+
+
+# MINIMAL VERSION, REPLACED ON MERGE by the governance branch's atomic rollback (same signature, a typed
+# result with from_version/to_version). Kept to the one path batch inference needs.
+def rollback(
+    registry: MlflowRegistry, ledger: Ledger, *, name: str, actor: str, reason: str, to_version: int | None = None,
+    policy: str | None = None, flow_run_id: str | None = None, evidence: dict[str, str] | None = None,
+) -> RollbackResult:
+    """Put ``to_version`` (default: the ``previous-champion`` alias) back as champion; every move a ledger entry.
+
+    The version rolled back from is tagged ``rolled_back``; ``previous-champion`` is removed, so a second
+    automatic rollback cannot flip back to the version just left."""
+    from tasks.errors import LockgateError
+
+    aliases = registry.aliases(name)
+    current, target = aliases.get(CHAMPION), to_version if to_version is not None else aliases.get(PREVIOUS_CHAMPION)
+    if current is None:
+        raise LockgateError(f"model {name} has no champion to roll back")
+    if target is None:
+        raise LockgateError(f"model {name} has no '{PREVIOUS_CHAMPION}' alias: nothing to roll back to")
+    if target == current:
+        raise LockgateError(f"v{target} is already champion of {name}")
+    common = dict(actor=actor, policy=policy, evidence=evidence or {}, flow_run_id=flow_run_id)
+    moves = [move_alias(registry, ledger, name=name, alias=CHAMPION, version=target,
+                        reason=f"rollback v{current} -> v{target}: {reason}", **common)]
+    if aliases.get(PREVIOUS_CHAMPION) is not None:
+        moves.append(move_alias(registry, ledger, name=name, alias=PREVIOUS_CHAMPION, version=None,
+                                reason=f"v{target} restored as champion", **common))
+    registry.set_version_tags(name, current, {"lockgate.status": "rolled_back", "lockgate.rolled_back_reason": reason[:5000]})
+    registry.set_version_tags(name, target, {"lockgate.status": "champion"})
+    return RollbackResult(from_version=current, to_version=target, moves=moves)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,35 @@ class Settings(BaseSettings):
         description="Who is acting, recorded in the ledger (defaults to the login name).",
     )
 
+    # -- batch inference --------------------------------------------------------------
+    input_root: str | None = Field(
+        None, description="Root of the partitioned input stream (date=YYYY-MM-DD folders of parquet): a local folder "
+        "or a pyarrow filesystem URI (s3://bucket/stream, gs://..., file:///...); default: home/data/stream.")
+    output_root: str | None = Field(
+        None, description="Root the predictions are written under (<model>/<partition>/predictions.parquet): a local "
+        "folder or a pyarrow filesystem URI; default: home/predictions.")
+    schedule_offset_days: int = Field(
+        1, ge=0, description="A scheduled batch-inference run scores the partition of its scheduled date minus this "
+        "many days (1: the run at 02:00 scores yesterday's complete partition).")
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="How partitions fan out: 'threads' (one process) or 'dask' (prefect-dask: a local "
+        "multi-process cluster, or the cluster at dask_address).")
+    max_workers: int = Field(4, ge=1, description="Partitions scored at once by the threads runner.")
+    dask_address: str | None = Field(
+        None, description="Scheduler address of an existing Dask cluster (tcp://host:8786); default: start a local one.")
+    dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster.")
+    dask_threads_per_worker: int = Field(1, ge=1, description="Threads per worker process of the local Dask cluster.")
+    score_batch_rows: int = Field(
+        65_536, ge=1, description="Rows per scoring batch (features of the next batch are built while the artifact "
+        "scores this one, and the previous one is written).")
+    io_retries: int = Field(3, ge=0, description="Retries of a transient read or write error (OSError) per partition.")
+    io_retry_delay_seconds: float = Field(
+        0.5, ge=0, description="Backoff before the first IO retry; doubled for each further retry.")
+    inject_read_failures: float = Field(
+        0.0, ge=0, le=1, description="Testing hook: this share of partitions (chosen by inject_seed) fails its first "
+        "read with a transient OSError; the first attempt is remembered under home/faults, across processes.")
+    inject_seed: int = Field(0, description="Seed choosing the partitions of inject_read_failures.")
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
@@ -67,6 +97,14 @@ class Settings(BaseSettings):
     @property
     def predictions_dir(self) -> Path:
         return self.home_dir / "predictions"
+
+    @property
+    def input_uri(self) -> str:
+        return (self.input_root or str(self.data_dir / "stream")).rstrip("/")
+
+    @property
+    def predictions_root(self) -> str:
+        return (self.output_root or str(self.predictions_dir)).rstrip("/")
 
     @property
     def quarantine_dir(self) -> Path:

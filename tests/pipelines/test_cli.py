@@ -24,7 +24,8 @@ def test_help_imports_nothing_heavy():
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["run", "lifecycle", "--help"],
                                   ["run", "batch-inference", "--help"], ["register", "--help"], ["status", "--help"],
-                                  ["demo", "--help"], ["compile", "--help"]])
+                                  ["demo", "--help"], ["compile", "--help"], ["backfill", "--help"],
+                                  ["serve", "--help"], ["unblock", "--help"]])
 def test_help_everywhere(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -85,3 +86,21 @@ def test_policy_path_is_a_folder(tmp_path, monkeypatch, capsys):
 def test_compile_bad_input(settings, capsys, argv, fragment):
     assert main(argv) == EXIT_USAGE
     assert fragment in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["backfill", "--from", "2026-01-05", "--to", "2026-01-01"], "is before --from"),
+    (["backfill", "--from", "2026-13-01", "--to", "2026-01-01"], "must be dates YYYY-MM-DD"),
+    (["serve"], "lockgate serve needs a Prefect server"),
+])
+def test_backfill_and_serve_bad_input(settings, capsys, monkeypatch, argv, fragment):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert main(argv) == EXIT_USAGE
+    assert fragment in _one_line_error(capsys)
+
+
+def test_serve_help_says_what_sigterm_does(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "pauses the deployment's schedule" in out and "prefect deployment resume" in out

@@ -39,3 +39,21 @@ def test_models_and_contracts_do_not_import_tasks():
         if "from tasks" in p.read_text() or "import tasks" in p.read_text()
     ]
     assert offenders == []
+
+
+def test_prefect_yaml_deployment_loads_its_flow_and_schedule():
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.schedules import Cron
+
+    from pipelines.serve import PREFECT_YAML, deployment_schedule
+
+    doc = yaml.safe_load(PREFECT_YAML.read_text())
+    (deployment,) = doc["deployments"]
+    flow = load_flow_from_entrypoint(str(PREFECT_YAML.parent / deployment["entrypoint"]))
+    assert flow.name == "batch-inference"
+    spec = deployment_schedule()
+    assert (spec.deployment, spec.work_pool) == (deployment["name"], "lockgate-process")
+    assert Cron(spec.cron, timezone=spec.timezone).cron == "0 2 * * *"
+    # the scheduled run needs no parameter: every flow parameter has a default
+    assert flow.parameters.required == []

@@ -1,0 +1,195 @@
+"""Partition IO on any pyarrow filesystem: discovery, reads with retries, atomic parquet writes.
+
+A location is a local path or a URI pyarrow understands (``s3://``, ``gs://``,
+``file://``). Transient IO errors (an ``OSError`` that is not "not found" or "not
+allowed") are retried with exponential backoff; nothing here runs inside a
+transaction, so a retry never rolls anything back. Outputs are written under a
+hidden temporary name (``.name.<random>.tmp``, which dataset readers skip) in the
+destination folder and moved into place when complete: a crash leaves no partial
+output under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+from pydantic import BaseModel, ConfigDict
+
+from tasks.errors import LockgateError
+
+T = TypeVar("T")
+_NOT_TRANSIENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+class PartitionTarget(BaseModel):
+    """One partition to score: its name (``date=2026-11-01`` or a file stem) and location."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    uri: str
+
+
+class InjectedReadFailure(OSError):
+    """A transient read failure injected by the ``inject_read_failures`` testing hook."""
+
+
+def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path inside it) of a local path or a pyarrow filesystem URI."""
+    if "://" in location:
+        try:
+            return pafs.FileSystem.from_uri(location)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:
+            raise LockgateError(f"cannot open {location}: {str(e).splitlines()[0]}") from None
+    return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+
+
+def join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def partition_name(location: str) -> str:
+    """``.../stream/date=2026-01-01`` -> ``date=2026-01-01``; ``.../day.parquet`` -> ``day``."""
+    last = location.rstrip("/").rsplit("/", 1)[-1]
+    return last.removesuffix(".parquet") if "=" not in last else last
+
+
+def dated_partition(root: str, day: date) -> PartitionTarget:
+    name = f"date={day.isoformat()}"
+    return PartitionTarget(name=name, uri=join(root, name))
+
+
+def dates_between(start: date, end: date) -> list[date]:
+    """Every date from ``start`` to ``end``, both included."""
+    if end < start:
+        raise LockgateError(f"--to {end} is before --from {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def scheduled_day(scheduled: date, offset_days: int) -> date:
+    """The partition a run scheduled on ``scheduled`` scores: ``offset_days`` earlier (1 = yesterday)."""
+    return scheduled - timedelta(days=offset_days)
+
+
+def exists(location: str) -> bool:
+    fs, path = filesystem(location)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def retried(fn: Callable[[], T], *, what: str, retries: int, delay: float, log=None) -> tuple[T, int]:
+    """``fn()`` with up to ``retries`` retries of transient OSErrors, sleeping delay, 2*delay, ...;
+    returns (result, attempts). The last error is raised as a one-line LockgateError naming the attempts."""
+    for attempt in range(retries + 1):
+        try:
+            return fn(), attempt + 1
+        except _NOT_TRANSIENT:
+            raise
+        except OSError as e:
+            if attempt == retries:
+                raise LockgateError(f"{what} failed after {attempt + 1} attempt(s): {' '.join(str(e).split())[:300]}"
+                                    ) from None
+            if log is not None:
+                log(f"{what}: transient error ({' '.join(str(e).split())[:200]}); retry {attempt + 1}/{retries} "
+                    f"in {delay * 2 ** attempt:.2g} s")
+            time.sleep(delay * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def maybe_inject_read_failure(location: str, *, share: float, seed: int, state_dir: Path) -> None:
+    """Testing hook: fail the first read of a seeded ``share`` of partitions with a transient OSError.
+
+    The choice hashes (seed, partition name), so it is the same in every process; the first
+    attempt is claimed by creating a marker file exclusively, so a retry in another worker
+    process still succeeds."""
+    if share <= 0:
+        return
+    key = hashlib.sha256(f"{seed}:{partition_name(location)}".encode()).hexdigest()
+    if int(key[:8], 16) / 0xFFFFFFFF >= share:
+        return
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(state_dir / key[:16], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    raise InjectedReadFailure(f"injected transient read failure of {location}")
+
+
+def read_partition(location: str, columns: list[str] | None = None) -> pa.Table:
+    """The whole partition (a parquet file or a hive folder) as one Arrow table.
+
+    Raises LockgateError for data that is not readable parquet; OSError (retryable) for IO."""
+    import pyarrow.dataset as ds
+
+    fs, path = filesystem(location)
+    try:
+        return ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive").to_table(columns=columns)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+        raise LockgateError(f"partition {location} is not a readable parquet file: {str(e).splitlines()[0]}") from None
+
+
+class AtomicParquetWriter:
+    """Write one parquet file batch by batch under a temporary name; move it into place on success.
+
+    ``with AtomicParquetWriter(dest, schema) as w: w.write(table)``: on an exception the
+    temporary file is removed and ``dest`` is untouched (the previous file, if any, stays)."""
+
+    def __init__(self, destination: str, schema: pa.Schema):
+        self.fs, self.path = filesystem(destination)
+        folder, name = self.path.rsplit("/", 1)
+        self.tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+        self.schema = schema
+        self.rows = 0
+        self._writer = None
+        self._folder = folder
+
+    def __enter__(self) -> "AtomicParquetWriter":
+        import pyarrow.parquet as pq
+
+        self.fs.create_dir(self._folder, recursive=True)
+        self._writer = pq.ParquetWriter(self.tmp, self.schema, filesystem=self.fs)
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._writer.close()
+            if exc_type is None:
+                self.fs.move(self.tmp, self.path)  # a rename on local and HDFS; copy+delete on object stores
+        finally:
+            if self.fs.get_file_info(self.tmp).type != pafs.FileType.NotFound:
+                self.fs.delete_file(self.tmp)
+
+
+def sha256_of(location: str) -> str:
+    """sha256 of a file on any pyarrow filesystem, streamed."""
+    fs, path = filesystem(location)
+    digest = hashlib.sha256()
+    with fs.open_input_stream(path) as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def remove_stale_temporaries(destination: str) -> int:
+    """Delete ``.name.*.tmp`` files a crashed writer left beside ``destination``; return how many."""
+    fs, path = filesystem(destination)
+    folder, name = path.rsplit("/", 1)
+    if fs.get_file_info(folder).type != pafs.FileType.Directory:
+        return 0
+    stale = [f.path for f in fs.get_file_info(pafs.FileSelector(folder))
+             if f.base_name.startswith(f".{name}.") and f.base_name.endswith(".tmp")]
+    for p in stale:
+        fs.delete_file(p)
+    return len(stale)

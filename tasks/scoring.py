@@ -1,0 +1,144 @@
+"""The batch scoring engine: features -> exported artifact -> predictions parquet, three stages overlapped.
+
+A producer thread reads (or slices) the next batch and builds its feature matrix while
+the calling thread scores the current one through the artifact (bucketed, sharded over
+the local devices when there are several) and a writer thread appends the previous
+one's predictions to the output. numpy, Arrow IO and XLA release the GIL, so on a
+multi-core host the three overlap; bounded queues keep at most a few batches in memory.
+The output is written atomically (tasks.batch_io.AtomicParquetWriter).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from tasks.batch_io import AtomicParquetWriter
+
+SCORE_COLUMN, PREDICTION_COLUMN = "score", "predicted_default"
+LINEAGE_COLUMNS = ("model_name", "model_version", "artifact_sha256", "contract_version", "flow_run_id", "scored_at")
+_DONE = object()
+
+
+def predictions_schema(id_column: str, id_type: pa.DataType, *, classifier: bool) -> pa.Schema:
+    """id, score (f32), the 0/1 decision of a classifier (int8), then the lineage columns (strings)."""
+    fields = [pa.field(id_column, id_type), pa.field(SCORE_COLUMN, pa.float32())]
+    if classifier:
+        fields.append(pa.field(PREDICTION_COLUMN, pa.int8()))
+    return pa.schema(fields + [pa.field(c, pa.string()) for c in LINEAGE_COLUMNS])
+
+
+def predictions_table(ids: pa.Array, scores: np.ndarray, *, schema: pa.Schema, lineage: dict[str, str],
+                      threshold: float | None) -> pa.Table:
+    """One batch of predictions: ``scores`` f32[n] for ``ids``; lineage values repeated per row."""
+    n = len(ids)
+    columns = [ids, pa.array(scores.astype(np.float32, copy=False))]
+    if threshold is not None:
+        columns.append(pa.array((scores >= threshold).astype(np.int8)))
+    columns += [pa.repeat(pa.scalar(lineage[c], pa.string()), n) for c in LINEAGE_COLUMNS]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _threaded(source: Iterator, depth: int, name: str) -> Iterator:
+    """Run ``source`` in a background thread, at most ``depth`` items ahead; re-raise its error here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put(e)
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def frame_batches(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(df), rows):
+        yield df.iloc[start : start + rows]
+
+
+def parquet_batches(location: str, rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Batches of a parquet file or folder on any pyarrow filesystem, read as they are consumed.
+
+    ``columns``: read only these (the id and the feature columns). Strings arrive as pandas categoricals
+    (dictionary-encoded by Arrow, not one Python object per value), which the feature encoder factorizes as is."""
+    import pyarrow.dataset as ds
+
+    from tasks.batch_io import filesystem
+
+    fs, path = filesystem(location)
+    dataset = ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive")
+    for batch in dataset.to_batches(columns=columns, batch_size=rows):
+        if batch.num_rows:
+            yield batch.to_pandas(strings_to_categorical=True)
+
+
+def score_to_parquet(
+    batches: Iterable[pd.DataFrame],
+    destination: str,
+    *,
+    features: Callable[[pd.DataFrame], np.ndarray],
+    score: Callable[[np.ndarray], np.ndarray],
+    id_column: str,
+    id_type: pa.DataType,
+    lineage: dict[str, str],
+    threshold: float | None,
+    keep_scores: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, np.ndarray | None]:
+    """Score every batch and write the predictions to ``destination`` atomically.
+
+    Args:
+      batches: frames with the feature columns and ``id_column`` (consumed in a producer thread).
+      features: frame -> f32[n, d] model input (models.features.feature_matrix with the version's spec).
+      score: f32[n, d] -> f32[n] through the exported artifact.
+      id_type: Arrow type of the id column in the output.
+      lineage: value per LINEAGE_COLUMNS name.
+      threshold: a classifier's decision threshold (adds PREDICTION_COLUMN); None for a regressor.
+      keep_scores: also return every score, in row order (for prediction drift).
+      progress: called with the rows of each batch once it is written.
+
+    Returns:
+      (rows written, f32[rows] scores or None).
+    """
+    schema = predictions_schema(id_column, id_type, classifier=threshold is not None)
+    prepared = _threaded(((pa.array(b[id_column], type=id_type, from_pandas=True), features(b)) for b in batches),
+                         depth=2, name="lockgate-features")
+    kept: list[np.ndarray] = []
+    with AtomicParquetWriter(destination, schema) as writer:
+        scored = _threaded(((ids, score(x)) for ids, x in prepared), depth=2, name="lockgate-score")
+        for ids, s in scored:  # this thread writes while the score thread scores and the feature thread reads
+            writer.write(predictions_table(ids, s, schema=schema, lineage=lineage, threshold=threshold))
+            if keep_scores:
+                kept.append(s)
+            if progress is not None:
+                progress(len(ids))
+        rows = writer.rows
+    return rows, (np.concatenate(kept) if kept else np.zeros(0, np.float32)) if keep_scores else None

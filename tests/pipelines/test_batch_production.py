@@ -1,0 +1,279 @@
+"""Batch inference as the production job: dated partitions and the schedule, bad input, transient reads, a crash
+mid-partition, monitoring (block, rollback and re-score), the Dask runner, and `lockgate serve`.
+
+The champions here are made fast (register -> the real compile gate, CPU only -> promote) instead of by the whole
+lifecycle, which tests/pipelines/test_lifecycle.py covers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.flow
+POLICY = Path(__file__).with_name("batch_policy.yaml")
+
+
+@pytest.fixture(scope="module")
+def home(prefect_harness, tmp_path_factory, make_candidate):
+    """LOCKGATE_HOME with v1 then v2 promoted (v2 champion, v1 previous-champion); yields the module's env."""
+    from tasks import gates
+    from tasks.promotion import promote
+    from tasks.registration import register_candidate
+    from tasks.settings import Settings
+    from tasks.stores import ledger_for, policy_for, registry_for
+
+    root = tmp_path_factory.mktemp("batch-home")
+    env = {"LOCKGATE_HOME": str(root), "LOCKGATE_POLICY_FILE": str(POLICY), "LOCKGATE_ACTOR": "tester",
+           "LOCKGATE_IO_RETRY_DELAY_SECONDS": "0.01"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        settings = Settings()
+        policy, registry, ledger = policy_for(settings), registry_for(settings), ledger_for(settings)
+        for seed in (1, 2):  # the same architecture and config: the second compile report comes from the cache
+            hidden = (8,)
+            files = make_candidate(root / f"candidate-{seed}", hidden=hidden, epochs=3, seed=seed, n=800)
+            record = register_candidate(registry, ledger, name=settings.model_name, arch="mlp", config_path=files.config,
+                                        params_path=files.params, reference_path=files.reference,
+                                        contract_name="credit_default", actor="tester")
+            assert gates.compile_model.fn(settings, policy, record, str(files.golden)).passed
+            promote(registry, ledger, name=settings.model_name, version=record.version, actor="tester",
+                    reason="test champion", policy=policy.name, evidence={}, flow_run_id=None)
+        assert registry.aliases(settings.model_name) == {"champion": 2, "previous-champion": 1}
+        yield env
+
+
+@pytest.fixture
+def stream(home, tmp_path, monkeypatch):
+    """A fresh input root and output root for one test; returns (settings factory, input root, output root)."""
+    from tasks.settings import Settings
+
+    inputs, outputs = tmp_path / "stream", tmp_path / "out"
+    monkeypatch.setenv("LOCKGATE_INPUT_ROOT", str(inputs))
+    monkeypatch.setenv("LOCKGATE_OUTPUT_ROOT", outputs.as_uri())  # through pyarrow's filesystem layer (file://)
+    return Settings, inputs, outputs
+
+
+def write_day(root: Path, day: date, n: int = 300, seed: int = 0, **knobs) -> Path:
+    from data_contracts.synthetic_credit import generate_frame
+
+    folder = root / f"date={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = generate_frame(n, seed=seed, day=day, id_offset=day.toordinal() * 10_000, **knobs).drop(columns=["defaulted"])
+    frame.to_parquet(folder / "part-0.parquet", index=False)
+    return folder
+
+
+def predictions(outputs: Path, day: date, model="credit-default") -> Path:
+    return outputs / model / f"date={day.isoformat()}" / "predictions.parquet"
+
+
+def ledger_rows(settings, action=None, partition=None):
+    from tasks.stores import ledger_for
+
+    return [e for e in ledger_for(settings).entries(model_name=settings.model_name)
+            if (action is None or e.action == action) and (partition is None or partition in e.reason)]
+
+
+def use_policy(monkeypatch, tmp_path, **monitoring) -> None:
+    doc = yaml.safe_load(POLICY.read_text())
+    doc["monitoring"].update(monitoring)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("LOCKGATE_POLICY_FILE", str(path))
+
+
+def test_dates_with_bad_input_and_transient_reads(stream, monkeypatch):
+    from pipelines.batch_inference import run_batch
+
+    make_settings, inputs, outputs = stream
+    monkeypatch.setenv("LOCKGATE_INJECT_READ_FAILURES", "1.0")  # every partition's first read fails, transiently
+    days = [date(2026, 12, d) for d in (1, 2, 3, 4)]
+    write_day(inputs, days[0])
+    write_day(inputs, days[1], n=0)
+    drifted_schema = write_day(inputs, days[2])
+    frame = pd.read_parquet(drifted_schema / "part-0.parquet")
+    frame.assign(annual_income=frame["annual_income"].astype(str)).to_parquet(drifted_schema / "part-0.parquet")
+    # days[3]: never written (missing)
+    settings = make_settings()
+    outcomes = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days])}
+    clean, empty, schema, missing = (outcomes[f"date={d}"] for d in days)
+
+    assert clean.status == "scored" and clean.scored + clean.quarantined == 300 and clean.read_attempts == 2
+    assert clean.model_version == 2 and clean.monitor == "none"
+    assert empty.status == "empty" and empty.read_attempts == 2
+    assert schema.status == "failed" and "validation failed" in schema.message and "annual_income" in schema.message
+    assert missing.status == "missing" and "not found" in missing.message
+    preds = pd.read_parquet(predictions(outputs, days[0]))
+    assert preds["model_version"].unique().tolist() == ["2"] and len(preds) == clean.scored
+    assert set(preds.columns) >= {"application_id", "score", "model_name", "artifact_sha256", "contract_version",
+                                  "flow_run_id", "scored_at"}
+    for d in days[1:]:
+        assert not predictions(outputs, d).parent.exists()
+    (scored,) = ledger_rows(settings, "partition.scored", f"date={days[0]}")
+    assert scored.reason.startswith(f"version 2 scored partition date={days[0]}: 300 rows, {clean.quarantined} "
+                                    "quarantined") and scored.evidence["predictions"]
+    assert [len(ledger_rows(settings, f"partition.{s}", f"date={d}")) for s, d in
+            (("empty", days[1]), ("failed", days[2]), ("missing", days[3]))] == [1, 1, 1]
+
+    before = predictions(outputs, days[0]).read_bytes()
+    again = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days])}
+    assert again[f"date={days[0]}"].status == "skipped" and predictions(outputs, days[0]).read_bytes() == before
+    assert len(ledger_rows(settings, "partition.scored", f"date={days[0]}")) == 1  # scored exactly once
+    assert [again[f"date={d}"].status for d in days[1:]] == ["empty", "failed", "missing"]
+
+
+def test_scheduled_run_and_backfill(stream):
+    from pipelines.batch_inference import run_batch
+    from pipelines.commands import backfill
+
+    make_settings, inputs, outputs = stream
+    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    write_day(inputs, yesterday, seed=5)
+    (outcome,) = run_batch(make_settings())  # no partitions, no dates: the scheduled date minus one day
+    assert outcome.partition == f"date={yesterday}" and outcome.status == "scored"
+    write_day(inputs, yesterday - timedelta(days=2), seed=6)
+    # backfill over three days: one new, one missing, one already scored
+    assert backfill(make_settings(), str(yesterday - timedelta(days=2)), str(yesterday), force=False) == 4
+    assert predictions(outputs, yesterday - timedelta(days=2)).exists()
+    assert ledger_rows(make_settings(), "partition.missing", f"date={yesterday - timedelta(days=1)}")
+
+
+def test_crash_mid_partition_leaves_no_output_and_the_next_run_scores_it(stream, home):
+    from prefect.settings import PREFECT_API_URL
+
+    from pipelines.batch_inference import run_batch
+
+    make_settings, inputs, outputs = stream
+    day = date(2026, 12, 10)
+    part = write_day(inputs, day, n=20_000, seed=7)
+    final = predictions(outputs, day)
+    env = {**os.environ, **home, "LOCKGATE_INPUT_ROOT": str(inputs), "LOCKGATE_OUTPUT_ROOT": outputs.as_uri(),
+           "LOCKGATE_SCORE_BATCH_ROWS": "16", "PREFECT_API_URL": PREFECT_API_URL.value()}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "batch-inference", str(part)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(final.parent.glob(".predictions.parquet.*.tmp")):  # writing has started
+            assert proc.poll() is None and time.monotonic() < deadline, "scoring never started writing"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)  # a crash mid-partition, not a clean shutdown
+        proc.wait(30)
+    finally:
+        proc.kill()
+    assert not final.exists()  # no partial output under the final name
+    assert not ledger_rows(make_settings(), "partition.scored", f"date={day}")
+    (outcome,) = run_batch(make_settings(), partitions=[str(part)])
+    assert outcome.status == "scored" and outcome.scored + outcome.quarantined == 20_000
+    assert len(pd.read_parquet(final)) == outcome.scored
+    assert [p.name for p in final.parent.iterdir()] == ["predictions.parquet"]  # the crashed temporary is gone
+
+
+def test_quality_breach_blocks_scoring_until_unblocked(stream, monkeypatch, tmp_path, capsys):
+    from pipelines.batch_inference import run_batch
+    from pipelines.commands import show_status, unblock
+
+    make_settings, inputs, outputs = stream
+    use_policy(monkeypatch, tmp_path, on_drift_breach="block", on_quality_breach="block")
+    bad, good = date(2026, 12, 20), date(2026, 12, 21)
+    write_day(inputs, bad, n=600, seed=8, covariate_drift=1.0)
+    write_day(inputs, good, seed=9)
+    settings = make_settings()
+    (breached,) = run_batch(settings, dates=[bad.isoformat()])
+    assert breached.status == "scored" and breached.monitor == "block"  # this partition's predictions stand
+    assert predictions(outputs, bad).exists() and ledger_rows(settings, "monitor.block", f"date={bad}")
+    (refused,) = run_batch(settings, dates=[good.isoformat()])
+    assert refused.status == "blocked" and not predictions(outputs, good).exists()
+    assert ledger_rows(settings, "partition.blocked", f"date={good}")
+    show_status(settings, limit=3)
+    assert "monitoring: BLOCKED" in capsys.readouterr().out
+    assert unblock(settings, reason="looked at the incident") == 0
+    (scored,) = run_batch(settings, dates=[good.isoformat()])
+    assert scored.status == "scored"
+
+
+def test_dask_runner_scores_every_partition_exactly_once(stream, monkeypatch):
+    from pipelines.batch_inference import run_batch
+
+    make_settings, inputs, outputs = stream
+    monkeypatch.setenv("LOCKGATE_TASK_RUNNER", "dask")  # a local cluster: 2 worker processes, 1 thread each
+    monkeypatch.setenv("LOCKGATE_INJECT_READ_FAILURES", "0.5")
+    monkeypatch.setenv("LOCKGATE_INJECT_SEED", "0")  # seed 0 fails the first read of the second partition only
+    days = [date(2026, 12, 24) + timedelta(days=i) for i in range(2)]
+    for i, d in enumerate(days):
+        write_day(inputs, d, seed=20 + i)
+    settings = make_settings()
+    outcomes = run_batch(settings, dates=[d.isoformat() for d in days])
+    assert [o.status for o in outcomes] == ["scored"] * 2
+    assert [o.read_attempts for o in outcomes] == [1, 2]  # the injected failure was retried
+    runs = {e.flow_run_id for d in days for e in ledger_rows(settings, "partition.scored", f"date={d}")}
+    assert len(runs) == 1 and all(len(ledger_rows(settings, "partition.scored", f"date={d}")) == 1 for d in days)
+    assert [o.status for o in run_batch(settings, dates=[d.isoformat() for d in days])] == ["skipped"] * 2
+
+
+def test_serve_runs_the_deployment_and_sigterm_keeps_the_schedule(stream, home):
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+
+    make_settings, inputs, outputs = stream
+    day = date(2026, 12, 30)  # not written: the served run records it missing (scoring itself is tested above)
+    env = {**os.environ, **home, "LOCKGATE_INPUT_ROOT": str(inputs), "LOCKGATE_OUTPUT_ROOT": outputs.as_uri(),
+           "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--name", "test-serve"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with get_client(sync_client=True) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    client.read_deployment_by_name("batch-inference/test-serve")
+                    break
+                except Exception:
+                    assert proc.poll() is None and time.monotonic() < deadline, "serve did not register the deployment"
+                    time.sleep(0.5)
+            run = run_deployment("batch-inference/test-serve", parameters={"dates": [day.isoformat()]}, timeout=240)
+            assert run.state.is_completed(), run.state
+            (missing,) = ledger_rows(make_settings(), "partition.missing", f"date={day}")
+            assert missing.flow_run_id == str(run.id) and missing.version == 2
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+            deployment = client.read_deployment_by_name("batch-inference/test-serve")
+            assert not deployment.paused and all(s.active for s in deployment.schedules)
+            assert [s.schedule.cron for s in deployment.schedules] == ["0 2 * * *"]
+    finally:
+        proc.kill()
+
+
+def test_breach_rolls_back_to_the_previous_champion_and_rescores(stream, monkeypatch, tmp_path):
+    from pipelines.batch_inference import run_batch
+    from tasks.monitoring import monitoring_state
+    from tasks.stores import ledger_for, registry_for
+
+    make_settings, inputs, outputs = stream
+    use_policy(monkeypatch, tmp_path, on_drift_breach="rollback", on_quality_breach="rollback")
+    day = date(2027, 1, 5)
+    write_day(inputs, day, n=600, seed=40, covariate_drift=1.0)
+    settings = make_settings()
+    (outcome,) = run_batch(settings, dates=[day.isoformat()])
+    registry = registry_for(settings)
+    assert registry.aliases(settings.model_name) == {"champion": 1}
+    assert registry.get(settings.model_name, 2).tags["lockgate.status"] == "rolled_back"
+    # re-scored by the restored champion; its own breach is only an alert (no second rollback)
+    assert outcome.status == "scored" and outcome.model_version == 1 and outcome.monitor == "alert"
+    assert pd.read_parquet(predictions(outputs, day))["model_version"].unique().tolist() == ["1"]
+    moves = [e for e in ledger_rows(settings, "alias.set") if e.reason.startswith("rollback v2 -> v1")]
+    assert len(moves) == 1 and "monitoring breach" in moves[0].reason and moves[0].evidence
+    assert [e.version for e in ledger_rows(settings, "partition.scored", f"date={day}")] == [2, 1]
+    state = monitoring_state(ledger_for(settings).entries(model_name=settings.model_name))
+    assert not state.blocked and any("rolled back to v1" in a for a in state.alerts)
