@@ -303,13 +303,14 @@ def _batch(settings: Settings, entry: AuditEntry) -> BatchScore:
     import re
 
     partition = partition_of(entry.reason)
-    counts = re.search(r"(\d+) rows scored, (\d+) quarantined", entry.reason)
+    # tasks/batch.py's message: "<rows> rows, <quarantined> quarantined, <scored> scored; drift <decision>; ..."
+    counts = re.search(r"(\d+) rows, (\d+) quarantined, (\d+) scored", entry.reason)
     drift = re.search(r"drift (ok|warn|breach)\b", entry.reason)
     return BatchScore(seq=entry.seq, at=entry.recorded_at, model_name=entry.model_name, version=entry.version,
                       partition=partition, status=entry.action.split(".", 1)[1], reason=entry.reason,
                       drift_decision=drift.group(1) if drift else None,
                       drifted_share=partition_drift(settings, entry.model_name, partition),
-                      rows_scored=int(counts.group(1)) if counts else None,
+                      rows_scored=int(counts.group(3)) if counts else None,
                       rows_quarantined=int(counts.group(2)) if counts else None, evidence_ok=entry.evidence_ok)
 
 
