@@ -1,10 +1,12 @@
 """The `lockgate` command. Heavy libraries (Prefect, MLflow, JAX, GE, Evidently) load only inside commands,
 so `lockgate --help` is instant.
 
-Exit codes: 0 done; 2 bad input or configuration (one-line error), or contract lint errors;
-3 candidate rejected or awaiting approval, a required compile target does not fit, a
-breaking contract change (`contract diff`), a failed batch (`validate`) or a drift
-breach (`drift`); 4 some partitions failed; 1 unexpected error.
+Exit codes: 0 done; 2 bad input or configuration (one-line error, also: nothing to roll back
+to), or contract lint errors; 3 candidate rejected or awaiting approval, a required compile
+target does not fit, a breaking contract change (`contract diff`), a failed batch
+(`validate`), a drift breach (`drift`), a rollback whose target failed its smoke test
+(`rollback`, aliases unchanged) or a ledger that does not verify (`audit verify`);
+4 some partitions failed; 1 unexpected error.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_NOT_PROMOTED, EXIT_PARTITIONS_FAILED = 0, 1, 2, 3, 4
 EXIT_BREAKING = EXIT_VALIDATION_FAILED = EXIT_DRIFT_BREACH = EXIT_NOT_PROMOTED  # 3: "not let through"
+EXIT_ROLLBACK_FAILED = EXIT_AUDIT_FAILED = EXIT_NOT_PROMOTED
 
 
 def _positive_int(text: str) -> int:
@@ -31,8 +34,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Governed deployment lifecycle for JAX/Flax models: validate, compile, canary, drift, approve, "
         "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate).",
         epilog="Exit codes: 0 ok, 2 bad input (or contract lint errors), 3 candidate not promoted / required target "
-        "does not fit / breaking contract change / batch failed validation / drift breach, 4 partitions failed, 1 "
-        "unexpected error.",
+        "does not fit / breaking contract change / batch failed validation / drift breach / rollback reverted / "
+        "ledger does not verify, 4 partitions failed, 1 unexpected error.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's INFO logs on the console")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -116,9 +119,36 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("--prediction", metavar="COLUMN", help="the model's score column, measured as prediction drift")
     dr.add_argument("--out", type=Path, help="report folder (default LOCKGATE_HOME/drift/<current name>)")
 
-    st = sub.add_parser("status", help="champion, challenger, versions and the last decisions with reasons")
+    st = sub.add_parser("status", help="champion, challenger, versions and the last decisions with reasons",
+                        description="Aliases, versions, the last ledger entries, the ledger check and whether the "
+                        "registry agrees with it; an interrupted promotion or rollback is recovered first.")
     st.add_argument("--limit", type=int, default=10, help="ledger entries to show")
+
+    rb = sub.add_parser("rollback", help="put the previous champion (or an earlier one) back, in one step",
+                        description="Move champion back to the previous champion (or --to-version, any earlier "
+                        "champion) through the promotion path: under the model's lock, ledger rows before and after, "
+                        "the target smoke-tested through the alias (artifact sha256 verified, rows scored). Exit 0 "
+                        "rolled back, 3 the target failed its smoke test (aliases unchanged, the ledger says why), 2 "
+                        "nothing to roll back to.")
+    rb.add_argument("model", nargs="?", metavar="MODEL", help="registered model (default: LOCKGATE_MODEL_NAME)")
+    rb.add_argument("--reason", required=True, help="why, recorded in the ledger (e.g. 'drift breach on 2026-10-05')")
+    rb.add_argument("--to-version", type=_positive_int, metavar="N", help="an earlier champion instead of the previous")
+    _add_audit(sub)
     return p
+
+
+def _add_audit(sub) -> None:
+    audit = sub.add_parser("audit", help="check the ledger", description="Audit the hash-chained ledger.")
+    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = actions.add_parser("verify", help="verify the hash chain and that the registry's aliases agree with it",
+                                description="Walk the ledger's hash chain (an edited, deleted, inserted or reordered "
+                                "row is named), hold its last row to the anchor file, and compare each model's "
+                                "aliases in the registry with the ledger's. Read-only unless --recover. Exit 0 when "
+                                "all holds, 3 naming the first bad row or disagreement.")
+    verify.add_argument("--model", metavar="NAME", help="check this model's aliases only (default: every model the "
+                        "ledger has aliases for)")
+    verify.add_argument("--recover", action="store_true", help="first bring the registry back to the ledger's "
+                        "state after an interrupted promotion or an outside change (recorded in the ledger)")
 
 
 def main(argv: list[str] | None = None) -> int:

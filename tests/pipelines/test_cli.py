@@ -24,7 +24,8 @@ def test_help_imports_nothing_heavy():
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["run", "lifecycle", "--help"],
                                   ["run", "batch-inference", "--help"], ["register", "--help"], ["status", "--help"],
-                                  ["demo", "--help"], ["compile", "--help"]])
+                                  ["demo", "--help"], ["compile", "--help"], ["rollback", "--help"],
+                                  ["audit", "--help"], ["audit", "verify", "--help"]])
 def test_help_everywhere(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
