@@ -256,7 +256,9 @@ def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord
     tags = registry_for(settings).get(record.name, record.version).tags
     # the deployed bytes themselves, beside the gate evidence: the exported program and the params it is called with
     deployed = {"artifact.jaxexport": tags.get("lockgate.artifact_sha256", ""),
-                "params.msgpack": tags.get("lockgate.params_sha256", "")}
+                "params.msgpack": tags.get("lockgate.params_sha256", ""),
+                "contract.fingerprint": tags.get("lockgate.contract_fingerprint", ""),
+                "contract.yaml": tags.get("lockgate.contract_sha256", "")}
     canary = next((r for r in results if r.gate == "canary"), None)
     expected = getattr(canary, "champion_version", None)
     outcome = promote(registry_for(settings), ledger_for(settings), name=record.name, version=record.version,

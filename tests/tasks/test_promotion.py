@@ -214,3 +214,18 @@ def test_no_alias_moves_when_the_ledger_write_fails(name, versions, tmp_path):
     with pytest.raises(LockgateError, match="no record of model .* aliases but the registry has champion v1"):
         rollback(registry, elsewhere, name=name, actor="a", reason="x")
     assert registry.aliases(name) == {CHAMPION: 1}
+
+
+def test_promotion_and_rollback_on_a_postgres_ledger(name, versions, postgres_db, tmp_path):
+    """The same path with the ledger on a real Postgres server (advisory lock, append lock, triggers)."""
+    registry, _ = versions
+    ledger = Ledger(postgres_db, anchor=tmp_path / "pg.anchor.json")
+    assert _promote(registry, ledger, name, 1, None).status == "committed"
+    assert _promote(registry, ledger, name, 2, 1).status == "committed"
+    assert _promote(registry, ledger, name, 3, 1).status == "refused"
+    back = rollback(registry, ledger, name=name, actor="oncall", reason="breach")
+    assert (back.from_version, back.to_version) == (2, 1) and registry.aliases(name) == {CHAMPION: 1}
+    assert [e.action for e in ledger.entries(model_name=name)] == [
+        "promotion.started", "promotion.committed", "promotion.started", "promotion.committed", "promotion.refused",
+        "rollback.started", "rollback.committed"]
+    _consistent(registry, ledger, name)
