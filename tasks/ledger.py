@@ -126,7 +126,10 @@ class Ledger:
                 _serialisable_sqlite(self.engine)
             with self._write() as conn:
                 metadata.create_all(conn)
-                for ddl in _APPEND_ONLY.get(self.dialect, []):
+                installed = self.dialect == "postgresql" and conn.execute(text(
+                    "SELECT count(*) FROM pg_trigger WHERE tgname IN ('ledger_append_only', 'ledger_no_truncate') "
+                    "AND tgrelid = 'ledger'::regclass")).scalar() == 2  # re-creating needs CREATE rights
+                for ddl in [] if installed else _APPEND_ONLY.get(self.dialect, []):
                     conn.execute(text(ddl))
             columns = {c["name"] for c in inspect(self.engine).get_columns("ledger")}
         except SQLAlchemyError as e:
