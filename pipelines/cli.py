@@ -1,11 +1,13 @@
 """The `lockgate` command. Heavy libraries (Prefect, MLflow, JAX, GE, Evidently) load only inside commands,
 so `lockgate --help` is instant.
 
-Exit codes: 0 done; 2 bad input or configuration (one-line error), or contract lint errors;
-3 candidate rejected or awaiting approval, a required compile target does not fit, a
-breaking contract change (`contract diff`), a failed batch (`validate`) or a drift
-breach (`drift`), or evidence missing/changed or a broken ledger chain (`audit report`); 4 some
-partitions failed, were missing or blocked by monitoring; 1 unexpected error.
+Exit codes: 0 done; 2 bad input or configuration (one-line error, also: nothing to roll back
+to), or contract lint errors; 3 candidate rejected or awaiting approval, a required compile
+target does not fit, a breaking contract change (`contract diff`), a failed batch
+(`validate`), a drift breach (`drift`), a rollback whose target failed its smoke test
+(`rollback`, aliases unchanged), a ledger that does not verify (`audit verify`) or evidence
+missing/changed (`audit report`); 4 some partitions failed, were missing or blocked by
+monitoring; 1 unexpected error.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_NOT_PROMOTED, EXIT_PARTITIONS_FAILED = 0, 1, 2, 3, 4
 EXIT_BREAKING = EXIT_VALIDATION_FAILED = EXIT_DRIFT_BREACH = EXIT_NOT_PROMOTED  # 3: "not let through"
+EXIT_ROLLBACK_FAILED = EXIT_AUDIT_FAILED = EXIT_NOT_PROMOTED
 
 
 def _positive_int(text: str) -> int:
@@ -32,8 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Governed deployment lifecycle for JAX/Flax models: validate, compile, canary, drift, approve, "
         "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate).",
         epilog="Exit codes: 0 ok, 2 bad input (or contract lint errors), 3 candidate not promoted / required target "
-        "does not fit / breaking contract change / batch failed validation / drift breach / audit found missing or "
-        "changed evidence, 4 partitions failed, missing or blocked, 1 "
+        "does not fit / breaking contract change / batch failed validation / drift breach / rollback reverted / "
+        "ledger does not verify / audit found missing or changed evidence, 4 partitions failed, missing or blocked, 1 "
         "unexpected error.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's INFO logs on the console")
@@ -152,18 +155,40 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("--prediction", metavar="COLUMN", help="the model's score column, measured as prediction drift")
     dr.add_argument("--out", type=Path, help="report folder (default LOCKGATE_HOME/drift/<current name>)")
 
-    st = sub.add_parser("status", help="champion, challenger, monitoring flag, versions and the last decisions")
+    st = sub.add_parser("status", help="champion, challenger, monitoring flag, versions and the last decisions",
+                        description="Aliases, versions, the last ledger entries, the ledger check and whether the "
+                        "registry agrees with it; an interrupted promotion or rollback is recovered first.")
     st.add_argument("--limit", type=int, default=10, help="ledger entries to show")
+
+    rb = sub.add_parser("rollback", help="put the previous champion (or an earlier one) back, in one step",
+                        description="Move champion back to the previous champion (or --to-version, any earlier "
+                        "champion) through the promotion path: under the model's lock, ledger rows before and after, "
+                        "the target smoke-tested through the alias (artifact sha256 verified, rows scored). Exit 0 "
+                        "rolled back, 3 the target failed its smoke test (aliases unchanged, the ledger says why), 2 "
+                        "nothing to roll back to.")
+    rb.add_argument("model", nargs="?", metavar="MODEL", help="registered model (default: LOCKGATE_MODEL_NAME)")
+    rb.add_argument("--reason", required=True, help="why, recorded in the ledger (e.g. 'drift breach on 2026-10-05')")
+    rb.add_argument("--to-version", type=_positive_int, metavar="N", help="an earlier champion instead of the previous")
     _audit_parsers(sub)
     return p
 
 
 def _audit_parsers(sub) -> None:
-    """`audit report` and `model-card`: governance views over the ledger, the registry and the evidence."""
-    audit = sub.add_parser("audit", help="governance reports over the ledger, registry and evidence",
+    """`audit verify`, `audit report` and `model-card`: governance checks and views over the ledger, the registry and
+    the evidence."""
+    audit = sub.add_parser("audit", help="verify the ledger; governance reports over ledger, registry and evidence",
                            description="Answer 'which model scored this batch, trained on what, approved by whom, on "
                            "what evidence?' from the hash-chained ledger, the MLflow registry and the stored evidence.")
     actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = actions.add_parser("verify", help="verify the hash chain and that the registry's aliases agree with it",
+                                description="Walk the ledger's hash chain (an edited, deleted, inserted or reordered "
+                                "row is named), hold its last row to the anchor file, and compare each model's "
+                                "aliases in the registry with the ledger's. Read-only unless --recover. Exit 0 when "
+                                "all holds, 3 naming the first bad row or disagreement.")
+    verify.add_argument("--model", metavar="NAME", help="check this model's aliases only (default: every model the "
+                        "ledger has aliases for)")
+    verify.add_argument("--recover", action="store_true", help="first bring the registry back to the ledger's "
+                        "state after an interrupted promotion or an outside change (recorded in the ledger)")
     rep = actions.add_parser("report", help="write the audit report (HTML + JSON) for a time range",
                              description="Every champion change with its evidence and links, approvals, rejections, "
                              "rollbacks, contracts and their versions, which version scored which partition, and "

@@ -50,6 +50,15 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "status":
         show_status(settings, limit=args.limit)
         return EXIT_OK
+    if args.command == "rollback":
+        from pipelines.ledger_commands import rollback_command
+
+        return rollback_command(settings, args.model or settings.model_name, reason=args.reason,
+                                to_version=args.to_version)
+    if args.command == "audit" and args.audit_command == "verify":
+        from pipelines.ledger_commands import audit_verify
+
+        return audit_verify(settings, model=args.model, recover_first=args.recover)
     if args.command == "contract" and args.contract_command == "lint":
         return contract_lint(args.file)
     if args.command == "contract" and args.contract_command == "diff":
@@ -180,12 +189,17 @@ def unblock(settings: Settings, *, reason: str) -> int:
 
 
 def show_status(settings: Settings, *, limit: int) -> None:
+    from tasks.promotion_state import agreement, recover_if_idle
     from tasks.stores import ledger_for, registry_for
 
     registry, ledger = registry_for(settings), ledger_for(settings)
     name = settings.model_name
+    recovered = recover_if_idle(registry, ledger, name=name, actor=settings.actor)
     aliases = registry.aliases(name)
     console.print(f"[bold]{name}[/]  registry: {settings.tracking_uri}")
+    if recovered is not None:
+        console.print(f"  [yellow]{recovered.action}[/] (row {recovered.seq}): {escape(recovered.reason)}",
+                      highlight=False)
     if not aliases:
         console.print("  no aliases yet (no champion)")
     for alias, version in sorted(aliases.items()):
@@ -209,6 +223,9 @@ def show_status(settings: Settings, *, limit: int) -> None:
     check = ledger.verify()
     verdict = "[green]hash chain intact[/]" if check.ok else f"[red]TAMPERED at entry {check.first_bad_seq}: {check.problem}[/]"
     console.print(f"ledger {settings.ledger_uri}: {check.entries} entries, {verdict}")
+    agree = agreement(registry, ledger, name)
+    console.print("aliases: [green]registry agrees with the ledger[/]" if agree.ok
+                  else f"aliases: [red]{escape(agree.problem)}[/]", highlight=False)
 
 
 def resolve_model_spec(settings: Settings, spec: str):

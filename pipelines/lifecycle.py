@@ -66,7 +66,8 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
                 settings, policy, candidate, results)
             break
     else:
-        decision = gates.promote_model(settings, policy, candidate, results)
+        results.append(gates.promote_model(settings, policy, candidate, results))
+        decision = CHAMPION if results[-1].passed else "rejected"  # a stale champion or failed smoke test
     gates.publish_model_card(settings, candidate)
     return LifecycleOutcome(
         model_name=name,

@@ -250,17 +250,31 @@ def decide_approval(settings: Settings, policy: Policy, record: ModelVersionReco
 
 
 @task(name="promote-model", cache_policy=NO_CACHE)
-def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult]) -> str:
+def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult]) -> GateResult:
+    """Move champion to the candidate, atomically with the ledger, if the champion is still the one the canary
+    compared it with; smoke-test it through the alias. No retries here: a failed move is reverted and recorded."""
+    from tasks.evidence import Check
     from tasks.promotion import promote
 
     tags = registry_for(settings).get(record.name, record.version).tags
     # the deployed bytes themselves, beside the gate evidence: the exported program and the params it is called with
     deployed = {"artifact.jaxexport": tags.get("lockgate.artifact_sha256", ""),
-                "params.msgpack": tags.get("lockgate.params_sha256", "")}
-    promote(registry_for(settings), ledger_for(settings), name=record.name, version=record.version,
-            actor=settings.actor, reason=promotion_reason(results), policy=policy.name,
-            evidence={**evidence_hashes(settings, record), **deployed}, flow_run_id=_flow_run_id())
-    return CHAMPION
+                "params.msgpack": tags.get("lockgate.params_sha256", ""),
+                "contract.fingerprint": tags.get("lockgate.contract_fingerprint", ""),
+                "contract.yaml": tags.get("lockgate.contract_sha256", "")}
+    canary = next((r for r in results if r.gate == "canary"), None)
+    expected = getattr(canary, "champion_version", None)
+    outcome = promote(registry_for(settings), ledger_for(settings), name=record.name, version=record.version,
+                      actor=settings.actor, reason=promotion_reason(results), policy=policy.name,
+                      evidence={**evidence_hashes(settings, record), **deployed}, flow_run_id=_flow_run_id(),
+                      expected_champion=expected)
+    checks = [Check(name="champion_before", value=outcome.champion_before, threshold=expected, comparison="==",
+                    passed=outcome.champion_before == expected),
+              Check(name="smoke_test", value=outcome.smoke_test or "-", passed=outcome.status == "committed")]
+    result = GateResult(gate="promotion", passed=outcome.status == "committed", decision=outcome.status,
+                        reasons=[outcome.smoke_test if outcome.status == "committed" else outcome.reason],
+                        checks=checks if outcome.status != "refused" else checks[:1])
+    return publish(settings, record, result, "promotion")
 
 
 def gate_error(gate: str, error: Exception) -> GateResult:

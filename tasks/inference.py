@@ -159,3 +159,18 @@ def variant_scores(registry: MlflowRegistry, record: ModelVersionRecord, df: pd.
         vparams = variant_params_from_bytes(path.read_bytes(), v, base.config, source=str(path))
         out.append((v, p_f32, np.asarray(score_bucketed(load_exported(blob), vparams, x, buckets=buckets))))
     return out
+
+
+def smoke_test(registry: MlflowRegistry, record: ModelVersionRecord, rows: int = 8) -> str:
+    """Load ``record``'s deployed artifact and params (sha256 verified) and score ``rows`` of its reference snapshot:
+    the last check before an alias move is committed. Raises LockgateError naming what failed."""
+    from tasks.stores import cache_dir
+
+    model = load_compiled(registry, record, cache_dir(registry.settings), (rows,))
+    frame = load_reference(registry, record, cache_dir(registry.settings)).head(rows)
+    scores = model.score(frame)
+    if scores.shape != (len(frame),) or not np.all(np.isfinite(scores)):
+        raise LockgateError(f"smoke test of {record.name} v{record.version}: {len(frame)} reference rows gave scores of "
+                            f"shape {scores.shape} with {int(np.sum(~np.isfinite(scores)))} non-finite")
+    return (f"v{record.version} artifact {model.artifact_sha256[:12]} verified, {len(frame)} reference rows scored "
+            f"(mean {float(scores.mean()):.4f})")

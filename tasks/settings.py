@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         None, description="MLflow tracking/registry URI; default: SQLite under home (mlflow.db)."
     )
     ledger_url: str | None = Field(None, description="SQLAlchemy URL of the ledger; default: SQLite under home (ledger.db).")
+    ledger_anchor: str | None = Field(
+        None, description="File holding the ledger's last row (seq, hash) so rows deleted from its end are detected; "
+        "default: beside a SQLite ledger, none for other URLs (set it to storage every writer shares); 'none' disables it.")
+    ledger_lock_timeout_seconds: float = Field(
+        120.0, gt=0, description="How long a promotion or rollback waits for the model's lock before giving up.")
     policy_file: Path = Field(DEMO_POLICY, description="Governance policy YAML (gate thresholds, approval rules).")
     actor: str = Field(
         default_factory=lambda: _login_name(),
@@ -85,6 +90,16 @@ class Settings(BaseSettings):
     @property
     def ledger_uri(self) -> str:
         return self.ledger_url or f"sqlite:///{self.home_dir / 'ledger.db'}"
+
+    @property
+    def ledger_anchor_path(self) -> Path | None:
+        if self.ledger_anchor is not None:
+            return None if self.ledger_anchor.lower() == "none" else Path(self.ledger_anchor).expanduser().resolve()
+        if self.ledger_url is None:
+            return self.home_dir / "ledger.db.anchor.json"
+        if self.ledger_url.startswith("sqlite:///"):
+            return Path(self.ledger_url.removeprefix("sqlite:///") + ".anchor.json").resolve()
+        return None
 
     @property
     def data_dir(self) -> Path:

@@ -20,7 +20,8 @@ def registry_for(settings: Settings) -> MlflowRegistry:
 @lru_cache(maxsize=8)
 def ledger_for(settings: Settings) -> Ledger:
     settings.ensure_home()
-    return Ledger(settings.ledger_uri)
+    return Ledger(settings.ledger_uri, anchor=settings.ledger_anchor_path,
+                  lock_timeout=settings.ledger_lock_timeout_seconds)
 
 
 def policy_for(settings: Settings) -> Policy:

@@ -93,3 +93,67 @@ def make_candidate():
 @pytest.fixture(scope="session")
 def candidate_files(tmp_path_factory) -> CandidateFiles:
     return write_candidate(tmp_path_factory.mktemp("candidate"))
+
+
+@pytest.fixture(scope="session")
+def exported_artifact(candidate_files, tmp_path_factory) -> Path:
+    """The candidate's jax.export artifact (cpu), made once: the file the compile gate would store."""
+    from models.config import build_model
+    from models.export import export_inference
+    from models.params_io import load_params
+
+    config, _ = build_model("mlp", json.loads(candidate_files.config.read_text()))
+    path = tmp_path_factory.mktemp("artifact") / "inference.jaxexport"
+    path.write_bytes(export_inference(config, load_params(candidate_files.params), platforms=("cpu",)))
+    return path
+
+
+def register_compiled(settings, candidate_files, artifact: Path, count: int, name: str | None = None) -> list:
+    """Register ``count`` versions of the candidate as model ``name``, each with the exported artifact and its sha256
+    tag, as the compile gate leaves them (enough for the promotion smoke test)."""
+    from tasks.evidence import sha256_file
+    from tasks.inference import ARTIFACT_SHA_TAG
+    from tasks.registration import register_candidate
+    from tasks.registry import MODEL_DIR
+    from tasks.stores import ledger_for, registry_for
+
+    registry, ledger = registry_for(settings), ledger_for(settings)
+    records = []
+    for _ in range(count):
+        record = register_candidate(registry, ledger, name=name or settings.model_name, arch="mlp",
+                                    config_path=candidate_files.config, params_path=candidate_files.params,
+                                    reference_path=candidate_files.reference, contract_name="credit_default",
+                                    actor="tester")
+        registry.client.log_artifact(record.run_id, str(artifact), MODEL_DIR)
+        registry.set_version_tags(record.name, record.version, {ARTIFACT_SHA_TAG: sha256_file(artifact)})
+        records.append(registry.get(record.name, record.version))
+    return records
+
+
+@pytest.fixture(scope="session")
+def compiled_versions():
+    return register_compiled
+
+
+def stored_artifact(registry, record, filename: str = "inference.jaxexport") -> Path:
+    """Path of a version's file in the local MLflow artifact store (to tamper with it)."""
+    from urllib.parse import urlparse
+
+    return Path(urlparse(registry.client.get_run(record.run_id).info.artifact_uri).path) / "model" / filename
+
+
+@pytest.fixture(scope="session")
+def stored_artifact_path():
+    return stored_artifact
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory):
+    """Settings with one LOCKGATE_HOME for a whole module (a fresh MLflow database costs seconds): tests that share
+    it use a model name of their own."""
+    from tasks.settings import Settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOCKGATE_HOME", str(tmp_path_factory.mktemp("home")))
+        mp.setenv("LOCKGATE_ACTOR", "tester")
+        yield Settings()

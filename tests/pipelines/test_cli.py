@@ -25,7 +25,9 @@ def test_help_imports_nothing_heavy():
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["run", "lifecycle", "--help"],
                                   ["run", "batch-inference", "--help"], ["register", "--help"], ["status", "--help"],
                                   ["demo", "--help"], ["compile", "--help"], ["backfill", "--help"],
-                                  ["serve", "--help"], ["unblock", "--help"]])
+                                  ["serve", "--help"], ["unblock", "--help"], ["rollback", "--help"],
+                                  ["audit", "--help"], ["audit", "verify", "--help"], ["audit", "report", "--help"],
+                                  ["model-card", "--help"]])
 def test_help_everywhere(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)

@@ -10,6 +10,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.flow]
 
 def test_demo_end_to_end(prefect_harness, settings):
     from pipelines.demo import run_demo
+    from tasks.promotion_state import agreement
     from tasks.registry import CHAMPION
     from tasks.stores import ledger_for, registry_for
 
@@ -30,11 +31,12 @@ def test_demo_end_to_end(prefect_harness, settings):
     entries = ledger.entries()
     actions = [e.action for e in entries]
     assert actions.count("version.registered") == 2 and actions.count("approval.auto") >= 1
-    promotions = [e for e in entries if e.action == "alias.set" and e.alias == CHAMPION]
-    assert promotions[-1].version == champion
+    promotions = [e for e in entries if e.action == "promotion.committed"]
+    assert promotions[-1].version == champion and promotions[-1].aliases[CHAMPION] == champion
     assert {"canary", "compilation", "drift", "approval"} <= set(promotions[-1].evidence)
     assert "auto-approved by policy 'demo'" in next(e.reason for e in entries if e.action == "approval.auto")
     assert ledger.verify().ok
+    assert agreement(registry, ledger, settings.model_name).ok
 
     scored = [e for e in entries if e.action == "partition.scored"]
     assert len(scored) == 2

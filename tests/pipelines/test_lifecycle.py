@@ -40,8 +40,11 @@ def test_first_candidate_becomes_champion_with_evidence(champion, module_setting
         assert (folder / f"{role}.json").is_file(), role
     assert (folder / "drift" / "drift_report.html").is_file()
     promotion = [e for e in ledger_for(module_settings).entries() if e.alias == CHAMPION][-1]
+    assert promotion.action == "promotion.committed" and promotion.aliases == {CHAMPION: version}
     assert "first deployment" in promotion.reason and "candidate_auc" in promotion.reason
-    assert set(promotion.evidence) >= {"canary", "compilation", "drift", "approval"}
+    assert "smoke test: v1 artifact" in promotion.reason
+    assert set(promotion.evidence) >= {"canary", "compilation", "drift", "approval", "contract.fingerprint"}
+    assert outcome.gates[-1].startswith("promotion: committed")
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(

@@ -1,0 +1,99 @@
+"""`lockgate rollback`, `lockgate audit verify` and the status' recovery, through the CLI entry point, on a real
+SQLite MLflow registry and ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from pipelines.cli import EXIT_AUDIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED, EXIT_USAGE, main
+from tasks.registry import CHAMPION, PREVIOUS_CHAMPION
+
+COMMON = dict(actor="tester", policy="test", evidence={}, flow_run_id=None)
+
+
+@pytest.fixture
+def model(shared_home, request, monkeypatch, candidate_files, exported_artifact, compiled_versions):
+    """A model of this test's own in the module's home, v1 then v2 promoted; (name, registry, ledger)."""
+    from tasks.promotion import promote
+    from tasks.stores import ledger_for, registry_for
+
+    name = request.node.name.removeprefix("test_")[:50].replace("_", "-")
+    monkeypatch.setenv("LOCKGATE_MODEL_NAME", name)
+    compiled_versions(shared_home, candidate_files, exported_artifact, 2, name)
+    registry, ledger = registry_for(shared_home), ledger_for(shared_home)
+    promote(registry, ledger, name=name, version=1, reason="first", expected_champion=None, **COMMON)
+    promote(registry, ledger, name=name, version=2, reason="better", expected_champion=1, **COMMON)
+    return name, registry, ledger
+
+
+def test_rollback_command_and_its_one_line_refusal(model, capsys):
+    name, registry, ledger = model
+    assert main(["rollback", name, "--reason", "drift breach on day 5"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"{name}: champion v1 (was v2)" in out and "verified" in out
+    assert registry.aliases(name) == {CHAMPION: 1}
+    assert ledger.entries(model_name=name)[-1].reason.startswith("rollback from v2 to v1: drift breach on day 5")
+    assert main(["rollback", "--reason", "again"]) == EXIT_USAGE  # MODEL defaults to LOCKGATE_MODEL_NAME
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no previous champion to roll back to" in err and "--to-version" in err
+
+
+def test_rollback_to_a_tampered_champion_exits_3_and_changes_nothing(model, capsys, stored_artifact_path):
+    name, registry, ledger = model
+    path = stored_artifact_path(registry, registry.get(name, 1))
+    path.write_bytes(path.read_bytes()[:-8])
+    assert main(["rollback", name, "--reason", "monitor breach"]) == EXIT_ROLLBACK_FAILED
+    out = capsys.readouterr().out
+    assert "rollback of" in out and "reverted" in out and "refusing to use a changed artifact" in out
+    assert registry.aliases(name) == {CHAMPION: 2, PREVIOUS_CHAMPION: 1}
+
+
+def test_audit_verify_names_a_disagreement_and_recovers_it(model, capsys):
+    name, registry, ledger = model
+    assert main(["audit", "verify", "--model", name]) == EXIT_OK
+    assert "hash chain intact" in capsys.readouterr().out
+    registry.set_alias(name, CHAMPION, 1)  # by hand, outside lockgate
+    assert main(["audit", "verify"]) == EXIT_AUDIT_FAILED
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"{name}: registry has previous-champion v1, champion v1 but the ledger says previous-champion v1, "
+            "champion v2") in out
+    assert main(["audit", "verify", "--model", name, "--recover"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "aliases.reconciled" in out and "registry agrees with the ledger" in out
+    assert registry.aliases(name) == {CHAMPION: 2, PREVIOUS_CHAMPION: 1}
+
+
+def test_audit_verify_names_an_edited_row(model, capsys, shared_home):
+    name, registry, ledger = model
+    row = ledger.entries(model_name=name)[-1]
+    db = sqlite3.connect(shared_home.home_dir / "ledger.db")
+    db.execute("DROP TRIGGER ledger_no_update")  # what it takes to edit a row
+    db.execute("UPDATE ledger SET reason = 'approved by the board' WHERE seq = ?", (row.seq,))
+    db.commit()
+    db.close()
+    try:
+        assert main(["audit", "verify", "--model", name]) == EXIT_AUDIT_FAILED
+        out = " ".join(capsys.readouterr().out.split())
+        assert f"row {row.seq}: row {row.seq} was edited: its content does not match its hash" in out
+    finally:  # the module's other tests share this ledger: put the row back (opening it restored the trigger)
+        db = sqlite3.connect(shared_home.home_dir / "ledger.db")
+        db.execute("DROP TRIGGER ledger_no_update")
+        db.execute("UPDATE ledger SET reason = ? WHERE seq = ?", (row.reason, row.seq))
+        db.commit()
+        db.close()
+    assert ledger.verify().ok
+
+
+def test_status_recovers_an_interrupted_promotion(model, capsys):
+    from tasks.ledger import LedgerEntry
+
+    name, registry, ledger = model
+    ledger.append(LedgerEntry(action="rollback.started", model_name=name, version=1, previous_version=2,
+                              reason="crashed mid-way", actor="tester"))
+    registry.set_alias(name, CHAMPION, 1)
+    assert main(["status"]) == EXIT_OK
+    out = " ".join(capsys.readouterr().out.split())
+    assert "rollback.recovered" in out and "registry agrees with the ledger" in out and "hash chain intact" in out
+    assert registry.aliases(name) == {CHAMPION: 2, PREVIOUS_CHAMPION: 1}
