@@ -50,9 +50,18 @@ def require_reachable_api(settings: Settings, transition: str = "promote") -> No
             "PREFECT_API_URL) first")
 
 
+def _require_server() -> None:
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):  # Prefect's temporary API would start empty and answer nothing
+        raise LockgateError("no Prefect server for this LOCKGATE_HOME, so no run can be awaiting approval; runs "
+                            "pause on the server from `lockgate server start` (or PREFECT_API_URL)")
+
+
 def pending_command(settings: Settings) -> int:
     from tasks.approval_prefect import pending_approvals
 
+    _require_server()
     pending, unmatched = pending_approvals(settings)
     table = Table(title=f"awaiting approval ({len(pending)})")
     table.add_column("run id", no_wrap=True, min_width=36)  # copied into `lockgate approve RUN`: never folded
@@ -80,8 +89,10 @@ def _minute(timestamp: str | None) -> str:
 
 def respond_command(settings: Settings, args: argparse.Namespace, decision: str) -> int:
     from pipelines.cli import EXIT_NOT_PROMOTED
-    from tasks.approval_prefect import respond
+    from tasks.approval_prefect import checked_run_id, respond
 
+    checked_run_id(args.run, args.reason)  # bad input is its own error, before the server question
+    _require_server()
     response = respond(settings, args.run, decision=decision, reason=args.reason, approver=args.approver)
     console.print(f"{decision} from {escape(response.approver)} delivered to flow run {args.run}; the run "
                   "authorises it against the policy", highlight=False, soft_wrap=True)

@@ -25,7 +25,6 @@ from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.approval import (
-    TRANSITION_WORDS,
     ApprovalRequest,
     ApprovalResponse,
     ApprovalResult,
@@ -77,8 +76,7 @@ def wait_for_decision(settings: Settings, request: ApprovalRequest,
         remaining = (request.expires_at - utc_now()).total_seconds()
         if remaining <= 0:
             return approval_outcome(request, verdicts, expired=True)
-        print(f"awaiting approval: {request.summary()}; flow run {request.flow_run_id}: "
-              f"`lockgate approve {request.flow_run_id} --reason ...` or `lockgate reject ...`")
+        _announce(request, verdicts)
         try:
             got = pause_flow_run(wait_for_input=form, timeout=math.ceil(remaining),
                                  poll_interval=settings.approval_poll_seconds)
@@ -94,12 +92,32 @@ def wait_for_decision(settings: Settings, request: ApprovalRequest,
             return outcome
 
 
+def _announce(request: ApprovalRequest, verdicts: list[ResponseVerdict]) -> None:
+    """To the run's log (the UI) and to stderr (the terminal of `lockgate run lifecycle`, where Prefect's console
+    logs are off)."""
+    import sys
+
+    from prefect import get_run_logger
+
+    run = request.flow_run_id
+    if verdicts:
+        line = f"{approval_outcome(request, verdicts, expired=False).reasons[0]} (flow run {run})"
+    else:
+        line = (f"awaiting approval: {request.summary()}. Reviewers: `lockgate pending`, then `lockgate approve {run} "
+                "--reason TEXT` or `lockgate reject ...`, or the run's Resume form in the Prefect UI")
+    get_run_logger().info(line)
+    sys.stderr.write(f"lockgate: {line}\n")
+
+
 def _force_running(flow_run_id: str | None) -> None:
+    """Back to Running after an expired pause, unless someone cancelled the run meanwhile."""
     from prefect import get_client
     from prefect.states import Running
 
     with get_client(sync_client=True) as client:
-        client.set_flow_run_state(UUID(flow_run_id), Running(), force=True)
+        state = client.read_flow_run(UUID(flow_run_id)).state
+        if state is not None and (state.is_paused() or state.is_failed()):  # failed: a late resume hit the timeout
+            client.set_flow_run_state(UUID(flow_run_id), Running(), force=True)
 
 
 class PendingApproval(BaseModel):
@@ -185,20 +203,25 @@ def load_request(settings: Settings, row) -> ApprovalRequest | None:
     return ApprovalRequest.model_validate_json(path.read_text())
 
 
+def checked_run_id(run_id: str, reason: str) -> UUID:
+    """The run id as a UUID, and a non-empty reason; one-line errors otherwise."""
+    if not reason.strip():
+        raise LockgateError("--reason must not be empty: it is recorded in the ledger")
+    try:
+        return UUID(run_id)
+    except ValueError:
+        raise LockgateError(f"{run_id!r} is not a flow run id (see `lockgate pending`)") from None
+
+
 def respond(settings: Settings, run_id: str, *, decision: Literal["approve", "reject"], reason: str,
             approver: str | None = None, request_id: str | None = None) -> ApprovalResponse:
     """Resume paused run ``run_id`` with a response (approver defaults to settings.actor; the request id to the one
     the run is waiting for). One-line LockgateError when the run is not awaiting approval."""
+    flow_run_id = checked_run_id(run_id, reason)
     from prefect import get_client
     from prefect.exceptions import FlowPauseTimeout, NotPausedError, ObjectNotFound
     from prefect.flow_runs import resume_flow_run
 
-    if not reason.strip():
-        raise LockgateError("--reason must not be empty: it is recorded in the ledger")
-    try:
-        flow_run_id = UUID(run_id)
-    except ValueError:
-        raise LockgateError(f"{run_id!r} is not a flow run id (see `lockgate pending`)") from None
     with get_client(sync_client=True) as client:
         try:
             run = client.read_flow_run(flow_run_id)
@@ -236,7 +259,3 @@ def _awaited_request_id(client, flow_run_id: UUID, state) -> str:
         return schema["properties"]["request_id"]["default"]
     except Exception:  # not a lockgate approval pause
         raise LockgateError(f"flow run {flow_run_id} is paused but not for a lockgate approval") from None
-
-
-def transition_words(transition: str) -> str:
-    return TRANSITION_WORDS.get(transition, transition)

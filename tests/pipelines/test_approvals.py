@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Prefect's logging set-up on first import closes absl's (JAX's) log stream unless that stream is sys.stderr; under
+# capsys it is not, and the stream is pytest's capture file. Import Prefect's flow machinery here, outside capsys.
+from pipelines.lifecycle import lifecycle
 from tasks.registry import CHAMPION
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
@@ -41,7 +44,7 @@ def server(module_settings, request):
 
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    from pipelines.prefect_server import live_server_url, read_state, start_server, stop_server
+    from pipelines.prefect_server import describe, live_server_url, read_state, start_server, stop_server
 
     with ThreadPoolExecutor(1) as pool:
         starting = pool.submit(start_server, module_settings, port=_free_port())
@@ -51,7 +54,10 @@ def server(module_settings, request):
             state, started = starting.result()
     try:
         assert started and live_server_url(module_settings) == state.url
-        with temporary_settings({PREFECT_API_URL: state.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        assert describe(module_settings).startswith(f"running: {state.url} (pid {state.pid}")
+        with temporary_settings({PREFECT_API_URL: state.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), \
+                pytest.MonkeyPatch.context() as mp:
+            mp.setenv("PREFECT_API_URL", state.url)  # as prepare_runtime sets it for CLI commands
             yield state
             _drain_prefect_workers()  # logs and events reach the server before it stops
     finally:
@@ -84,8 +90,6 @@ class LifecycleThread:
     """The lifecycle flow in a background thread (it blocks while paused), with this test's Prefect settings."""
 
     def __init__(self, version: int, golden: str):
-        from pipelines.lifecycle import lifecycle
-
         self.outcome, self.error = None, None
 
         def run():
@@ -140,7 +144,11 @@ def golden(candidate_files):
 
 
 def test_two_distinct_approvers_promote_and_every_refusal_is_recorded(server, module_settings, register,
-                                                                      candidate_files, golden, monkeypatch):
+                                                                      candidate_files, golden, monkeypatch, capsys):
+    from argparse import Namespace
+
+    from pipelines.approval_commands import respond_command
+    from pipelines.cli import EXIT_NOT_PROMOTED
     from tasks.approval_prefect import respond
     from tasks.stores import ledger_for, registry_for
 
@@ -158,7 +166,12 @@ def test_two_distinct_approvers_promote_and_every_refusal_is_recorded(server, mo
     answers = [("tester", "approve", None), ("mallory", "approve", None), ("carol", "approve", None),
                ("carol", "approve", None), ("erin", "approve", "0" * 32)]
     for i, (who, decision, request_id) in enumerate(answers):
-        respond(module_settings, run, decision=decision, reason=f"answer {i}", approver=who, request_id=request_id)
+        if who == "mallory":  # what `lockgate approve RUN --as mallory` does: the run's verdict, exit 3
+            args = Namespace(run=run, reason=f"answer {i}", approver=who, wait=60.0)
+            assert respond_command(module_settings, args, decision) == EXIT_NOT_PROMOTED
+            assert "approval.refused: mallory approved ('answer 1'): 'mallory' is not an approver" in capsys.readouterr().out
+        else:
+            respond(module_settings, run, decision=decision, reason=f"answer {i}", approver=who, request_id=request_id)
         assert _wait_paused(module_settings, version, flow, i + 1).approvals == (0 if i < 2 else 1)
     # the second approval through the CLI itself, in another process
     cli = _cli(module_settings, "approve", run, "--reason", "slices fine", "--as", "dave", environment="two-approvers")
