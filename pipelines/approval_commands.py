@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from rich.markup import escape
@@ -37,8 +38,6 @@ def server_command(settings: Settings, args: argparse.Namespace) -> int:
 def require_reachable_api(settings: Settings, transition: str = "promote") -> None:
     """When the policy needs a human for ``transition`` here, refuse to start on Prefect's in-process API (nobody
     could reach the paused run)."""
-    import os
-
     from tasks.approval import approval_rules
     from tasks.stores import policy_for
 
@@ -51,8 +50,6 @@ def require_reachable_api(settings: Settings, transition: str = "promote") -> No
 
 
 def _require_server() -> None:
-    import os
-
     if not os.environ.get("PREFECT_API_URL"):  # Prefect's temporary API would start empty and answer nothing
         raise LockgateError("no Prefect server for this LOCKGATE_HOME, so no run can be awaiting approval; runs "
                             "pause on the server from `lockgate server start` (or PREFECT_API_URL)")
@@ -63,7 +60,7 @@ def pending_command(settings: Settings) -> int:
 
     _require_server()
     pending, unmatched = pending_approvals(settings)
-    table = Table(title=f"awaiting approval ({len(pending)})")
+    table = Table(title=f"awaiting approval ({len(pending)}, server {os.environ['PREFECT_API_URL']})")
     table.add_column("run id", no_wrap=True, min_width=36)  # copied into `lockgate approve RUN`: never folded
     for col in ("model", "transition", "requested by", "requested at (UTC)", "expires (UTC)", "approvals"):
         table.add_column(col, overflow="fold")
@@ -71,7 +68,10 @@ def pending_command(settings: Settings) -> int:
         table.add_row(p.flow_run_id, escape(f"{p.model_name} v{p.version}"), f"{p.transition} in {p.environment}",
                       escape(p.requested_by), _minute(p.requested_at), _minute(p.expires_at),
                       f"{p.approvals}/{p.min_approvals or '?'}")
-    console.print(table)
+    if pending:
+        console.print(table)
+    else:
+        console.print("no runs awaiting approval", highlight=False)
     for p in pending:
         console.print(f"{p.flow_run_id}: gates: {escape(p.gates)}", highlight=False, soft_wrap=True)
     if unmatched:

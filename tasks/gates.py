@@ -335,10 +335,15 @@ def gate_error(gate: str, error: Exception) -> GateResult:
 
 def promotion_reason(results: list[GateResult]) -> str:
     """One line naming every gate's decision and the canary's comparison (its values and thresholds)."""
-    gates_line = ", ".join(f"{r.gate} {r.decision}" for r in results)
+    gates_line = ", ".join(f"{r.gate} {r.decision}" + (f" by {', '.join(r.approved_by)}" if _human(r) else "")
+                           for r in results)
     canary = next((r for r in results if r.gate == "canary"), None)
     detail = "; ".join(canary.reasons) if canary else ""
     return f"all gates passed ({gates_line}): {detail}"
+
+
+def _human(result: GateResult) -> bool:
+    return result.gate == "approval" and result.decision == "approved" and bool(getattr(result, "approved_by", None))
 
 
 @task(name="reject-candidate", cache_policy=NO_CACHE)

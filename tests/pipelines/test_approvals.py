@@ -198,6 +198,7 @@ def test_two_distinct_approvers_promote_and_every_refusal_is_recorded(server, mo
             assert len(e.evidence["approval-input"]) == 64
     assert {"canary", "drift", "compilation"} <= set(request_row.evidence)
     promotion = next(e for e in rows if e.alias == CHAMPION)
+    assert "approval approved by carol, dave" in promotion.reason and "approval" in promotion.evidence
     assert promotion.seq > max(e.seq for e in rows if e.action == "approval.granted")
     assert ledger_for(module_settings).verify().ok
 
