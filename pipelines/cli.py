@@ -2,9 +2,10 @@
 so `lockgate --help` is instant.
 
 Exit codes: 0 done; 2 bad input or configuration (one-line error, also: nothing to roll back
-to), or contract lint errors; 3 candidate rejected or awaiting approval, a required compile
-target does not fit, a breaking contract change (`contract diff`), a failed batch
-(`validate`), a drift breach (`drift`), a rollback whose target failed its smoke test
+to, or a run that is not awaiting approval for `approve`/`reject`), or contract lint errors;
+3 candidate rejected, a required compile target does not fit, a breaking contract change
+(`contract diff`), a failed batch (`validate`), a drift breach (`drift`), a response the
+paused run refused (`approve`, `reject`), a rollback whose target failed its smoke test
 (`rollback`, aliases unchanged), a ledger that does not verify (`audit verify`) or evidence
 missing/changed (`audit report`); 4 some partitions failed, were missing or blocked by
 monitoring; 1 unexpected error.
@@ -35,9 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Governed deployment lifecycle for JAX/Flax models: validate, compile, canary, drift, approve, "
         "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate).",
         epilog="Exit codes: 0 ok, 2 bad input (or contract lint errors), 3 candidate not promoted / required target "
-        "does not fit / breaking contract change / batch failed validation / drift breach / rollback reverted / "
-        "ledger does not verify / audit found missing or changed evidence, 4 partitions failed, missing or blocked, 1 "
-        "unexpected error.",
+        "does not fit / breaking contract change / batch failed validation / drift breach / approval refused / "
+        "rollback reverted / ledger does not verify / audit found missing or changed evidence, 4 partitions failed, "
+        "missing or blocked, 1 unexpected error.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's INFO logs on the console")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -154,6 +155,37 @@ def _parser() -> argparse.ArgumentParser:
                     "methods; default: every numeric and string column of the reference, Evidently's methods")
     dr.add_argument("--prediction", metavar="COLUMN", help="the model's score column, measured as prediction drift")
     dr.add_argument("--out", type=Path, help="report folder (default LOCKGATE_HOME/drift/<current name>)")
+
+    srv = sub.add_parser("server", help="start, stop or check a local Prefect server (approvals, schedules)",
+                         description="A Prefect server on 127.0.0.1 in the background, its SQLite database under "
+                         "LOCKGATE_HOME/prefect-server. While it runs, lockgate commands without PREFECT_API_URL use "
+                         "it, so a run paused for approval can be approved from another terminal or its UI. "
+                         "Production sets PREFECT_API_URL to a shared server instead.")
+    srvs = srv.add_subparsers(dest="server_command", required=True, metavar="ACTION")
+    sstart = srvs.add_parser("start", help="start the server and wait until it answers (15-30 s)",
+                             description="Start `prefect server start --host 127.0.0.1` in the background, wait for "
+                             "its health check, record its pid and URL. Does nothing if it already runs.")
+    sstart.add_argument("--port", type=_positive_int, default=4200, help="port on 127.0.0.1 (default 4200)")
+    srvs.add_parser("stop", help="stop the server started by `lockgate server start`",
+                    description="Stop the server recorded for this LOCKGATE_HOME (its database is kept).")
+    srvs.add_parser("status", help="whether the server runs, its URL and pid",
+                    description="Print whether this LOCKGATE_HOME's server runs, with its URL, pid and log.")
+
+    sub.add_parser("pending", help="runs paused for approval, with their evidence summary",
+                   description="List lifecycle runs paused for a human decision: run id, model, version, who "
+                   "requested it and when, when it expires, approvals so far and the gate decisions.")
+    for verb, noun in (("approve", "an approval"), ("reject", "a rejection")):
+        resp = sub.add_parser(verb, help=f"{verb} a run paused for approval",
+                              description=f"Resume paused run RUN with {noun}. The run authorises the response "
+                              "against the policy (named approvers, separation of duties, distinct approvers, "
+                              "expiry) and records it in the ledger; this command prints that verdict. Exit 0 when "
+                              "it counted, 3 when the run refused it, 2 when RUN is not awaiting approval.")
+        resp.add_argument("run", metavar="RUN", help="flow run id (see `lockgate pending`)")
+        resp.add_argument("--reason", required=True, help="why; recorded in the ledger")
+        resp.add_argument("--as", dest="approver", metavar="USER",
+                          help="approver name (default: LOCKGATE_ACTOR or the login name)")
+        resp.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                          help="how long to wait for the run's verdict (default 30)")
 
     st = sub.add_parser("status", help="champion, challenger, monitoring flag, versions and the last decisions",
                         description="Aliases, versions, the last ledger entries, the ledger check and whether the "

@@ -47,6 +47,14 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return unblock(settings, reason=args.reason)
     if args.command == "compile":
         return compile_command(settings, args.model, targets=args.target, buckets=args.bucket, variants=args.variant)
+    if args.command in ("server", "pending", "approve", "reject"):
+        from pipelines import approval_commands
+
+        if args.command == "server":
+            return approval_commands.server_command(settings, args)
+        if args.command == "pending":
+            return approval_commands.pending_command(settings)
+        return approval_commands.respond_command(settings, args, args.command)
     if args.command == "status":
         show_status(settings, limit=args.limit)
         return EXIT_OK
@@ -100,16 +108,19 @@ def require_parquet(path: Path, what: str) -> None:
 
 
 def run_lifecycle(settings: Settings, version: int, golden: Path, current: Path | None) -> int:
+    from pipelines.approval_commands import require_reachable_api
     from pipelines.cli import EXIT_NOT_PROMOTED, EXIT_OK
     from tasks.stores import registry_for
 
+    require_reachable_api(settings)  # before any work: a run paused for approval must be reachable by reviewers
     registry_for(settings).get(settings.model_name, version)  # one-line error if missing
     require_parquet(golden, "golden set")
     if current is not None:
         require_parquet(current, "current data")
     from pipelines.lifecycle import lifecycle
 
-    with console.status(f"lifecycle for {settings.model_name} v{version} (Prefect; the first flow starts its API)"):
+    with console.status(f"lifecycle for {settings.model_name} v{version} (Prefect; waits for reviewers if the policy "
+                        f"needs approval in {settings.environment}: `lockgate pending`)"):
         outcome = lifecycle(version=version, golden=str(golden), current=str(current) if current else None)
     colour = {"champion": "green", "rejected": "red"}.get(outcome.decision, "yellow")
     console.print(f"{outcome.model_name} v{outcome.version}: [bold {colour}]{outcome.decision}[/]")

@@ -1,7 +1,9 @@
 """The `lifecycle` flow: candidate -> validate -> compile -> canary -> drift -> approve -> promote (or reject).
 
 Wiring only: each gate is a task in tasks/gates.py; the first gate that does not
-pass ends the flow with the candidate rejected and its reasons in the ledger.
+pass ends the flow with the candidate rejected and its reasons in the ledger. When
+the policy needs a human for promotion in this environment, the approval step
+pauses the run until reviewers approve, reject, or the request expires.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class LifecycleOutcome(BaseModel):
 
     model_name: str
     version: int
-    decision: str  # "champion", "rejected" or "pending"
+    decision: str  # "champion" or "rejected"
     champion_before: int | None
     gates: list[str]
     reasons: list[str]
@@ -54,7 +56,7 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
         ("compilation", lambda: gates.compile_model(settings, policy, candidate, golden)),
         ("canary", lambda: gates.evaluate_canary(settings, policy, candidate, champion, golden, current)),
         ("drift", lambda: gates.detect_drift(settings, policy, candidate, current or golden)),
-        ("approval", lambda: gates.decide_approval(settings, policy, candidate)),
+        ("approval", lambda: gates.decide_approval(settings, policy, candidate, results)),
     ]
     for gate, step in steps:
         try:
@@ -62,8 +64,7 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
         except (LockgateError, ContractError) as e:  # bad input or a changed artifact: recorded, not a crash
             results.append(gates.gate_error(gate, e))
         if not results[-1].passed:
-            decision = "pending" if results[-1].decision == "pending" else gates.reject_candidate(
-                settings, policy, candidate, results)
+            decision = gates.reject_candidate(settings, policy, candidate, results)
             break
     else:
         results.append(gates.promote_model(settings, policy, candidate, results))

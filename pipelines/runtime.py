@@ -9,12 +9,18 @@ from tasks.settings import Settings
 
 
 def prepare_runtime(settings: Settings, *, verbose: bool = False) -> None:
-    """Point Prefect at its temporary local API (state under LOCKGATE_HOME) unless PREFECT_API_URL is set.
+    """Point Prefect at this home's `lockgate server` when it runs, else at its temporary local API (state under
+    LOCKGATE_HOME), unless PREFECT_API_URL is set.
 
     Only sets variables the user has not set, so a real Prefect server, profile or
     JAX platform choice always wins.
     """
     home = settings.ensure_home()
+    if not os.environ.get("PREFECT_API_URL"):
+        from pipelines.prefect_server import live_server_url
+
+        if url := live_server_url(settings):
+            os.environ["PREFECT_API_URL"] = url
     if not os.environ.get("PREFECT_API_URL"):
         os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
         # The temporary server takes 12-20 s to start on small machines; 20 s is Prefect's default limit.

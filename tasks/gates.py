@@ -234,19 +234,87 @@ def publish_table(key: str, rows: list[dict], description: str) -> None:
     create_table_artifact(table=rows, key=re.sub(r"[^a-z0-9-]", "-", key.lower()), description=description[:500])
 
 
-@task(name="decide-approval", cache_policy=NO_CACHE)
-def decide_approval(settings: Settings, policy: Policy, record: ModelVersionRecord):
-    from tasks.approval import approval_result
+def decide_approval(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult],
+                    transition: str = "promote"):
+    """The policy's approval rules for ``transition`` in settings.environment: auto-approve, or ask humans.
+
+    Not a task: the flow itself pauses for the reviewers (for as long as the policy's expiry), each response is
+    authorised against the policy and recorded; a task would stay open that whole time."""
+    from tasks.approval import approval_rules
+
+    rules = approval_rules(policy, settings.environment, transition)
+    if not rules.required:
+        return approve_automatically(settings, policy, record, rules)
+    from prefect.settings import get_current_settings
+
+    from tasks.approval_prefect import wait_for_decision
+
+    if not get_current_settings().api.url:
+        from tasks.errors import LockgateError
+
+        raise LockgateError(f"{transition} needs human approval in {rules.environment} but this flow runs on "
+                            "Prefect's temporary in-process API, which no reviewer can reach; run `lockgate server "
+                            "start` (or set PREFECT_API_URL) first")
+    request, request_sha = request_approval(settings, policy, record, rules, results)
+    result = wait_for_decision(settings, request, lambda verdict: record_approval_response(
+        settings, policy, record, request_sha, verdict))
+    if result.decision == "expired":
+        _append(settings, policy, record, actor=settings.actor, action="approval.expired", reason=result.reasons[0],
+                evidence={"approval-request": request_sha})
+    return publish(settings, record, result, "approval")
+
+
+def _append(settings: Settings, policy: Policy, record: ModelVersionRecord, *, actor: str, action: str, reason: str,
+            evidence: dict[str, str]) -> None:
     from tasks.ledger import LedgerEntry
 
-    result = approval_result(policy, requester=record.tags.get("lockgate.registered_by", settings.actor))
-    publish(settings, record, result, "approval")
-    if result.passed:
-        ledger_for(settings).append(LedgerEntry(
-            actor=result.approved_by or settings.actor, action="approval.auto", model_name=record.name,
-            version=record.version, reason=result.reasons[0], policy=policy.name, flow_run_id=_flow_run_id(),
-            evidence=evidence_hashes(settings, record)))
+    ledger_for(settings).append(LedgerEntry(
+        actor=actor, action=action, model_name=record.name, version=record.version, reason=reason,
+        policy=policy.name, flow_run_id=_flow_run_id(), evidence=evidence))
+
+
+@task(name="approve-automatically", cache_policy=NO_CACHE)
+def approve_automatically(settings: Settings, policy: Policy, record: ModelVersionRecord, rules):
+    from tasks.approval import auto_approval
+
+    result = publish(settings, record, auto_approval(rules, requester=settings.actor), "approval")
+    _append(settings, policy, record, actor=result.approved_by[0], action="approval.auto", reason=result.reasons[0],
+            evidence=evidence_hashes(settings, record))
     return result
+
+
+@task(name="request-approval", cache_policy=NO_CACHE)
+def request_approval(settings: Settings, policy: Policy, record: ModelVersionRecord, rules,
+                     results: list[GateResult]):
+    """Open a request: its document (rules, requester, expiry, gate decisions, evidence hashes) as evidence, an
+    ``approval.requested`` ledger row pointing at it, and a Prefect artifact for reviewers."""
+    import secrets
+    from datetime import timedelta
+
+    from tasks.approval import ApprovalRequest
+    from tasks.approval_prefect import request_markdown, request_path, utc_now
+
+    now, run_id = utc_now(), _flow_run_id()
+    evidence = evidence_hashes(settings, record)
+    request = ApprovalRequest(
+        request_id=secrets.token_hex(16), flow_run_id=run_id, model_name=record.name, version=record.version,
+        rules=rules, requester=settings.actor, registrant=record.tags.get("lockgate.registered_by", "unknown"),
+        requested_at=now, expires_at=now + timedelta(seconds=rules.expiry_seconds),
+        gates=[f"{r.gate} {r.decision}" for r in results], evidence=evidence)
+    request_sha = write_json(request_path(settings, record.name, record.version, run_id), request).sha256
+    _append(settings, policy, record, actor=settings.actor, action="approval.requested", reason=request.summary(),
+            evidence={**evidence, "approval-request": request_sha})
+    create_markdown_artifact(markdown=request_markdown(request), description=request.summary()[:500],
+                             key=f"approval-request-{record.name}-v{record.version}".lower().replace("_", "-"))
+    return request, request_sha
+
+
+@task(name="record-approval-response", cache_policy=NO_CACHE)
+def record_approval_response(settings: Settings, policy: Policy, record: ModelVersionRecord, request_sha: str,
+                             verdict) -> None:
+    """One ledger row per response, counted or refused, with the sha256 of the input as evidence."""
+    _append(settings, policy, record, actor=verdict.approver, action=verdict.action, reason=verdict.reason,
+            evidence={"approval-request": request_sha, "approval-input": verdict.input_sha256})
 
 
 @task(name="promote-model", cache_policy=NO_CACHE)
@@ -284,10 +352,15 @@ def gate_error(gate: str, error: Exception) -> GateResult:
 
 def promotion_reason(results: list[GateResult]) -> str:
     """One line naming every gate's decision and the canary's comparison (its values and thresholds)."""
-    gates_line = ", ".join(f"{r.gate} {r.decision}" for r in results)
+    gates_line = ", ".join(f"{r.gate} {r.decision}" + (f" by {', '.join(r.approved_by)}" if _human(r) else "")
+                           for r in results)
     canary = next((r for r in results if r.gate == "canary"), None)
     detail = "; ".join(canary.reasons) if canary else ""
     return f"all gates passed ({gates_line}): {detail}"
+
+
+def _human(result: GateResult) -> bool:
+    return result.gate == "approval" and result.decision == "approved" and bool(getattr(result, "approved_by", None))
 
 
 @task(name="reject-candidate", cache_policy=NO_CACHE)

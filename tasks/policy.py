@@ -6,6 +6,8 @@ typo in a threshold never silently falls back to a default.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -234,9 +236,104 @@ class MonitoringPolicy(_Strict):
         "champion (their predictions are replaced; the re-score can alert but never rolls back again).")
 
 
+Transition = Literal["promote", "rollback"]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Approvers(_Strict):
+    users: tuple[str, ...] = Field((), description="Named users who may approve.")
+    groups: tuple[str, ...] = Field((), description="Groups (from approval.groups) whose members may approve.")
+
+
+class EnvironmentApproval(_Strict):
+    """Approval rules of one environment (LOCKGATE_ENVIRONMENT picks the one that applies)."""
+
+    transitions: tuple[Transition, ...] = Field(
+        (), description="Transitions that need human approval here: promote (to champion) and/or rollback. "
+        "Empty: every transition is auto-approved and the ledger says so."
+    )
+    approvers: Approvers = Field(default_factory=Approvers, description="Who may approve or reject.")
+    min_approvals: int = Field(1, ge=1, description="Distinct authorised approvers needed (one authorised reject ends it).")
+    separation_of_duties: bool = Field(
+        True, description="Whoever registered the version or requested the transition cannot approve it."
+    )
+    expiry: timedelta = Field(
+        timedelta(hours=24), description="How long a request stays open, e.g. '24h', '90m', '45s', '2d'; also the "
+        "Prefect pause timeout. Responses after it are refused and the request is recorded as expired."
+    )
+
+    @field_validator("expiry", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> object:
+        if isinstance(v, str):
+            match = _DURATION.match(v)
+            if not match:
+                raise ValueError(f"expiry must be a number with a unit s, m, h or d (e.g. '24h'), got {v!r}")
+            return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            raise ValueError(f"expiry needs a unit, e.g. '{v}h' or '{v}m', got {v!r}")
+        return v
+
+    @field_validator("expiry")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() <= 0:
+            raise ValueError(f"expiry must be positive, got {v}")
+        return v
+
+    @field_validator("transitions")
+    @classmethod
+    def _no_repeats(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"transitions must not repeat, got {list(v)}")
+        return v
+
+
 class ApprovalPolicy(_Strict):
-    required: bool = Field(False, description="Whether promotion to champion needs a human approval.")
-    approvers: tuple[str, ...] = Field((), description="Users allowed to approve when approval is required.")
+    """Which transitions need a human, per environment, and who may approve them."""
+
+    groups: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="Group name -> its users; environments name groups as approvers."
+    )
+    environments: dict[str, EnvironmentApproval] = Field(
+        default_factory=lambda: {"dev": EnvironmentApproval()}, min_length=1,
+        description="Rules per environment (LOCKGATE_ENVIRONMENT, default dev). An environment not listed is an "
+        "error, so a typo never skips approval.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_keys(cls, data: object) -> object:
+        if isinstance(data, dict) and {"required", "approvers"} & set(data):
+            old = ", ".join(f"approval.{k}" for k in ("required", "approvers") if k in data)
+            raise ValueError(
+                f"{old}: replaced by per-environment rules; write e.g. approval: {{environments: {{prod: "
+                "{transitions: [promote, rollback], approvers: {users: [alice]}, min_approvals: 1, expiry: 24h}, "
+                "dev: {transitions: []}}}} (required: false is an environment with transitions: [])"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _approvers_exist(self) -> "ApprovalPolicy":
+        for env, rules in self.environments.items():
+            path = f"environments.{env}"
+            unknown = [g for g in rules.approvers.groups if g not in self.groups]
+            if unknown:
+                raise ValueError(f"{path}.approvers.groups: unknown group(s) {unknown}; groups: {sorted(self.groups)}")
+            named = self.approver_names(env)
+            if rules.transitions and len(named) < rules.min_approvals:
+                raise ValueError(
+                    f"{path}: min_approvals {rules.min_approvals} but only {len(named)} approver(s) named "
+                    f"({', '.join(named) or 'none'}) for transitions {list(rules.transitions)}"
+                )
+        return self
+
+    def approver_names(self, environment: str) -> tuple[str, ...]:
+        """Every user who may approve in ``environment``: the named users and the members of the named groups."""
+        approvers = self.environments[environment].approvers
+        names = list(approvers.users) + [u for g in approvers.groups for u in self.groups.get(g, ())]
+        return tuple(dict.fromkeys(names))
 
 
 class Policy(_Strict):

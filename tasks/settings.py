@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         default_factory=lambda: _login_name(),
         description="Who is acting, recorded in the ledger (defaults to the login name).",
     )
+    environment: str = Field(
+        "dev", min_length=1, description="Deployment environment (dev, staging, prod, ...): picks the policy's "
+        "approval.environments rules."
+    )
+    approval_poll_seconds: float = Field(
+        10.0, gt=0, le=300, description="How often a run paused for approval checks whether it was resumed."
+    )
 
     # -- batch inference --------------------------------------------------------------
     input_root: str | None = Field(
@@ -128,6 +135,11 @@ class Settings(BaseSettings):
     @property
     def prefect_home(self) -> Path:
         return self.home_dir / "prefect"
+
+    @property
+    def prefect_server_dir(self) -> Path:
+        """PREFECT_HOME of the local server `lockgate server start` runs (its SQLite database, log and state file)."""
+        return self.home_dir / "prefect-server"
 
     def ensure_home(self) -> Path:
         """Create the home folder and check it is writable; one-line error otherwise."""

@@ -27,7 +27,8 @@ def test_help_imports_nothing_heavy():
                                   ["demo", "--help"], ["compile", "--help"], ["backfill", "--help"],
                                   ["serve", "--help"], ["unblock", "--help"], ["rollback", "--help"],
                                   ["audit", "--help"], ["audit", "verify", "--help"], ["audit", "report", "--help"],
-                                  ["model-card", "--help"]])
+                                  ["model-card", "--help"], ["server", "start", "--help"], ["server", "--help"],
+                                  ["pending", "--help"], ["approve", "--help"], ["reject", "--help"]])
 def test_help_everywhere(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -106,3 +107,38 @@ def test_serve_help_says_what_sigterm_does(capsys):
         main(["serve", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "pauses the deployment's schedule" in out and "prefect deployment resume" in out
+
+
+def test_lifecycle_needing_approval_fails_fast_without_a_server(tmp_path, monkeypatch, capsys):
+    from tasks.settings import DEMO_POLICY
+
+    monkeypatch.setenv("LOCKGATE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LOCKGATE_POLICY_FILE", str(DEMO_POLICY))
+    monkeypatch.setenv("LOCKGATE_ENVIRONMENT", "prod")
+    assert main(["run", "lifecycle", "--version", "1", "--golden", str(tmp_path / "missing.parquet")]) == EXIT_USAGE
+    assert _one_line_error(capsys) == (
+        "lockgate: error: policy 'demo' needs human approval for promote in prod, but no Prefect server is running "
+        "for reviewers to reach the paused run; run `lockgate server start` (or set PREFECT_API_URL) first")
+    monkeypatch.setenv("LOCKGATE_ENVIRONMENT", "prdo")  # a typo never skips approval
+    assert main(["run", "lifecycle", "--version", "1", "--golden", str(tmp_path / "missing.parquet")]) == EXIT_USAGE
+    assert "environment 'prdo' (LOCKGATE_ENVIRONMENT) is not in policy 'demo'" in _one_line_error(capsys)
+
+
+def test_approve_needs_a_run_id_and_a_reason(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LOCKGATE_HOME", str(tmp_path / "home"))
+    assert main(["approve", "not-a-run", "--reason", "ok"]) == EXIT_USAGE
+    assert _one_line_error(capsys) == "lockgate: error: 'not-a-run' is not a flow run id (see `lockgate pending`)"
+    assert main(["reject", "8d1f6a52-3f3c-4b0e-9d7e-1f2a3b4c5d6e", "--reason", " "]) == EXIT_USAGE
+    assert "--reason must not be empty" in _one_line_error(capsys)
+    assert main(["approve", "8d1f6a52-3f3c-4b0e-9d7e-1f2a3b4c5d6e", "--reason", "ok"]) == EXIT_USAGE
+    assert "no Prefect server for this LOCKGATE_HOME, so no run can be awaiting approval" in _one_line_error(capsys)
+    assert main(["pending"]) == EXIT_USAGE
+    assert "no Prefect server for this LOCKGATE_HOME" in _one_line_error(capsys)
+
+
+def test_server_status_and_stop_without_a_server(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LOCKGATE_HOME", str(tmp_path / "home"))
+    assert main(["server", "status"]) == 0
+    assert "no lockgate Prefect server for" in capsys.readouterr().out
+    assert main(["server", "stop"]) == 0
+    assert "no lockgate Prefect server recorded" in capsys.readouterr().out

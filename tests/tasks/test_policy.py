@@ -7,7 +7,9 @@ from tasks.settings import DEMO_POLICY
 
 def test_demo_policy_loads():
     policy = load_policy(DEMO_POLICY)
-    assert policy.name == "demo" and policy.approval.required is False
+    assert policy.name == "demo" and policy.approval.environments["dev"].transitions == ()
+    assert policy.approval.environments["prod"].transitions == ("promote", "rollback")
+    assert policy.approval.approver_names("prod") == ("ml-lead", "risk-officer-1", "risk-officer-2")
 
 
 @pytest.mark.parametrize(
@@ -71,3 +73,51 @@ def test_canary_rules_per_task(tmp_path):
     canary = load_policy(path).canary
     assert canary.margins_for("classification") == {"auc": 0.02} and canary.margins_for("regression") == {"rmse": 0.5}
     assert canary.slice_rule("classification") == ("auc", 0.05) and canary.slice_rule("regression") == ("rmse", 0.7)
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("approval:\n  required: true\n  approvers: [carol]\n",
+         "approval: Value error, approval.required, approval.approvers: replaced by per-environment rules"),
+        ("approval:\n  environments:\n    prod:\n      transitions: [promote]\n      aprovers: {users: [a]}\n",
+         "approval.environments.prod.aprovers: unknown key"),
+        ("approval:\n  environments:\n    prod:\n      approvers: {users: [a], teams: [x]}\n",
+         "approval.environments.prod.approvers.teams: unknown key"),
+        ("approval:\n  environments:\n    prod:\n      transitions: [deploy]\n",
+         "approval.environments.prod.transitions.0"),
+        ("approval:\n  environments:\n    prod:\n      transitions: [promote, promote]\n      approvers: {users: [a]}\n",
+         "must not repeat"),
+        ("approval:\n  environments:\n    prod:\n      expiry: 24\n", "approval.environments.prod.expiry: Value error, "
+         "expiry needs a unit, e.g. '24h'"),
+        ("approval:\n  environments:\n    prod:\n      expiry: 1 week\n", "approval.environments.prod.expiry"),
+        ("approval:\n  environments:\n    prod:\n      expiry: 0m\n", "expiry must be positive"),
+        ("approval:\n  environments:\n    prod:\n      min_approvals: 0\n", "approval.environments.prod.min_approvals"),
+        ("approval:\n  environments:\n    prod:\n      approvers: {groups: [risk]}\n",
+         "environments.prod.approvers.groups: unknown group(s) ['risk']"),
+        ("approval:\n  groups: {risk: [a]}\n  environments:\n    prod:\n      transitions: [promote]\n"
+         "      approvers: {users: [a], groups: [risk]}\n      min_approvals: 2\n",
+         "environments.prod: min_approvals 2 but only 1 approver(s) named (a)"),
+        ("approval:\n  environments: {}\n", "approval.environments: Dictionary should have at least 1"),
+    ],
+)
+def test_bad_approval_policy_is_one_line_error_naming_the_key(tmp_path, text, fragment):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(LockgateError) as e:
+        load_policy(path)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_approval_policy_per_environment(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text("approval:\n  groups: {risk: [carol, dave], ops: [dave, erin]}\n  environments:\n"
+                    "    staging: {transitions: [rollback], approvers: {users: [bob]}, expiry: 90m}\n"
+                    "    prod: {transitions: [promote, rollback], approvers: {users: [erin], groups: [risk, ops]},\n"
+                    "           min_approvals: 3, separation_of_duties: false, expiry: 1.5d}\n")
+    approval = load_policy(path).approval
+    assert approval.approver_names("prod") == ("erin", "carol", "dave")  # each user once, in order
+    assert approval.environments["staging"].expiry.total_seconds() == 90 * 60
+    assert approval.environments["prod"].expiry.total_seconds() == 1.5 * 86400
+    assert approval.environments["prod"].separation_of_duties is False
+    assert Policy().approval.environments["dev"].transitions == ()  # no approval section: dev auto-approves

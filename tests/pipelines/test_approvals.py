@@ -1,0 +1,253 @@
+"""Human approvals on a real Prefect server started by `lockgate server start` (its Python function): the lifecycle
+runs in a background thread and pauses; the test answers with the functions the CLI uses, and with the CLI itself."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+# Prefect's logging set-up on first import closes absl's (JAX's) log stream unless that stream is sys.stderr; under
+# capsys it is not, and the stream is pytest's capture file. Import Prefect's flow machinery here, outside capsys.
+from pipelines.lifecycle import lifecycle
+from tasks.registry import CHAMPION
+
+pytestmark = [pytest.mark.flow, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def module_settings(tmp_path_factory):
+    """Overrides the conftest fixture: this module's policy, fast polling, the tester registers and requests."""
+    from tasks.settings import Settings
+
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOCKGATE_HOME", str(home))
+        mp.setenv("LOCKGATE_POLICY_FILE", str(Path(__file__).with_name("approval_policy.yaml")))
+        mp.setenv("LOCKGATE_ACTOR", "tester")
+        mp.setenv("LOCKGATE_APPROVAL_POLL_SECONDS", "0.5")
+        yield Settings()
+
+
+@pytest.fixture(scope="module")
+def server(module_settings, request):
+    """`lockgate server start` for this module's home; stopped at the end, also when a test failed. The shared
+    candidate trains while the server starts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from pipelines.prefect_server import describe, live_server_url, read_state, start_server, stop_server
+
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(start_server, module_settings, port=_free_port())
+        try:
+            request.getfixturevalue("candidate_files")
+        finally:
+            state, started = starting.result()
+    try:
+        assert started and live_server_url(module_settings) == state.url
+        assert describe(module_settings).startswith(f"running: {state.url} (pid {state.pid}")
+        with temporary_settings({PREFECT_API_URL: state.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), \
+                pytest.MonkeyPatch.context() as mp:
+            mp.setenv("PREFECT_API_URL", state.url)  # as prepare_runtime sets it for CLI commands
+            yield state
+            _drain_prefect_workers()  # logs and events reach the server before it stops
+    finally:
+        stop_server(module_settings)
+    assert read_state(module_settings) is None and live_server_url(module_settings) is None
+
+
+def _drain_prefect_workers() -> None:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain():
+        for result in (APILogWorker.drain_all(), EventsWorker.drain_all()):
+            if hasattr(result, "__await__"):
+                await result
+
+    run_coro_as_sync(drain())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LifecycleThread:
+    """The lifecycle flow in a background thread (it blocks while paused), with this test's Prefect settings."""
+
+    def __init__(self, version: int, golden: str):
+        self.outcome, self.error = None, None
+
+        def run():
+            try:
+                self.outcome = lifecycle(version=version, golden=golden)
+            except BaseException as e:  # surfaced by join()
+                self.error = e
+
+        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True)
+        self.thread.start()
+
+    def join(self, timeout: float = 120):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "lifecycle did not finish"
+        if self.error:
+            raise self.error
+        return self.outcome
+
+
+def _wait_paused(settings, version: int, flow: LifecycleThread, responses: int, timeout: float = 150):
+    """The pending entry of ``version`` once its run is paused again after ``responses`` recorded responses."""
+    from tasks.approval_prefect import pending_approvals
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert flow.thread.is_alive(), f"lifecycle ended before pausing: {flow.error or flow.outcome}"
+        mine = [p for p in pending_approvals(settings)[0] if p.version == version]
+        if mine and len(_responses(settings, mine[0].flow_run_id)) == responses:
+            return mine[0]
+        time.sleep(0.3)
+    raise AssertionError(f"v{version} never paused with {responses} response(s) recorded")
+
+
+def _responses(settings, run_id: str):
+    from tasks.stores import ledger_for
+
+    return [e for e in ledger_for(settings).entries()
+            if e.flow_run_id == run_id and e.action in ("approval.granted", "approval.rejected", "approval.refused")]
+
+
+def _cli(settings, *argv: str, environment: str = "dev"):
+    env = {**os.environ, "LOCKGATE_HOME": str(settings.home_dir), "LOCKGATE_POLICY_FILE": str(settings.policy_file),
+           "LOCKGATE_ACTOR": "tester", "LOCKGATE_ENVIRONMENT": environment}
+    env.pop("PREFECT_API_URL", None)  # the CLI finds the server through LOCKGATE_HOME's state file
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def golden(candidate_files):
+    return str(candidate_files.golden)
+
+
+def test_two_distinct_approvers_promote_and_every_refusal_is_recorded(server, module_settings, register,
+                                                                      candidate_files, golden, monkeypatch, capsys):
+    from argparse import Namespace
+
+    from pipelines.approval_commands import respond_command
+    from pipelines.cli import EXIT_NOT_PROMOTED
+    from tasks.approval_prefect import respond
+    from tasks.stores import ledger_for, registry_for
+
+    monkeypatch.setenv("LOCKGATE_ENVIRONMENT", "two-approvers")
+    version = register(candidate_files).version
+    flow = LifecycleThread(version, golden)
+    pending = _wait_paused(module_settings, version, flow, 0)
+    run = pending.flow_run_id
+    assert (pending.model_name, pending.transition, pending.environment) == (module_settings.model_name, "promote",
+                                                                             "two-approvers")
+    assert pending.requested_by == "tester" and pending.approvals == 0 and pending.min_approvals == 2
+    assert "canary pass" in pending.gates and "drift" in pending.gates
+
+    # the lead's own answers, from the same functions `lockgate approve/reject` use; each is recorded, none counts
+    answers = [("tester", "approve", None), ("mallory", "approve", None), ("carol", "approve", None),
+               ("carol", "approve", None), ("erin", "approve", "0" * 32)]
+    for i, (who, decision, request_id) in enumerate(answers):
+        if who == "mallory":  # what `lockgate approve RUN --as mallory` does: the run's verdict, exit 3
+            args = Namespace(run=run, reason=f"answer {i}", approver=who, wait=60.0)
+            assert respond_command(module_settings, args, decision) == EXIT_NOT_PROMOTED
+            assert "approval.refused: mallory approved ('answer 1'): 'mallory' is not an approver" in capsys.readouterr().out
+        else:
+            respond(module_settings, run, decision=decision, reason=f"answer {i}", approver=who, request_id=request_id)
+        assert _wait_paused(module_settings, version, flow, i + 1).approvals == (0 if i < 2 else 1)
+    # the second approval through the CLI itself, in another process
+    cli = _cli(module_settings, "approve", run, "--reason", "slices fine", "--as", "dave", environment="two-approvers")
+    assert cli.returncode == 0, cli.stderr
+    assert "approval.granted" in cli.stdout and "approval 2 of 2" in cli.stdout
+
+    outcome = flow.join()
+    assert outcome.decision == CHAMPION
+    assert registry_for(module_settings).aliases(module_settings.model_name)[CHAMPION] == version
+    rows = [e for e in ledger_for(module_settings).entries() if e.flow_run_id == run]
+    approvals = [(e.action, e.actor) for e in rows if e.action.startswith("approval.")]
+    assert approvals == [("approval.requested", "tester"), ("approval.refused", "tester"),
+                         ("approval.refused", "mallory"), ("approval.granted", "carol"), ("approval.refused", "carol"),
+                         ("approval.refused", "erin"), ("approval.granted", "dave")]
+    refused = [e.reason for e in rows if e.action == "approval.refused"]
+    assert "separation_of_duties=true forbids" in refused[0] and "tester requested this transition" in refused[0]
+    assert "'mallory' is not an approver in two-approvers" in refused[1]
+    assert "carol already approved this request" in refused[2]
+    assert f"response is for request '{'0' * 32}', not this request" in refused[3]
+    request_row = rows[[e.action for e in rows].index("approval.requested")]
+    for e in rows:
+        if e.action in ("approval.granted", "approval.refused"):  # each response: the request and its input hashes
+            assert e.evidence["approval-request"] == request_row.evidence["approval-request"]
+            assert len(e.evidence["approval-input"]) == 64
+    assert {"canary", "drift", "compilation"} <= set(request_row.evidence)
+    promotion = next(e for e in rows if e.alias == CHAMPION)
+    assert "approval approved by carol, dave" in promotion.reason and "approval" in promotion.evidence
+    assert promotion.seq > max(e.seq for e in rows if e.action == "approval.granted")
+    assert ledger_for(module_settings).verify().ok
+
+
+def test_rejected_by_an_approver_is_not_promoted(server, module_settings, register, candidate_files, golden,
+                                                 monkeypatch, capsys):
+    from pipelines.approval_commands import pending_command
+    from tasks.stores import ledger_for, registry_for
+
+    monkeypatch.setenv("LOCKGATE_ENVIRONMENT", "one-approver")
+    champion_before = registry_for(module_settings).aliases(module_settings.model_name).get(CHAMPION)
+    version = register(candidate_files).version
+    flow = LifecycleThread(version, golden)
+    pending = _wait_paused(module_settings, version, flow, 0)
+    assert pending_command(module_settings) == 0  # what `lockgate pending` prints
+    listed = capsys.readouterr().out
+    assert pending.flow_run_id in listed and "0/1" in listed and "canary pass" in listed
+
+    cli = _cli(module_settings, "reject", pending.flow_run_id, "--reason", "wait for the Q4 data", "--as", "erin")
+    assert cli.returncode == 0, cli.stderr
+    outcome = flow.join()
+    assert outcome.decision == "rejected"
+    assert registry_for(module_settings).aliases(module_settings.model_name).get(CHAMPION) == champion_before
+    rows = [e for e in ledger_for(module_settings).entries() if e.flow_run_id == pending.flow_run_id]
+    assert [e.action for e in rows if e.action.startswith(("approval.", "candidate."))] == [
+        "approval.requested", "approval.rejected", "candidate.rejected"]
+    rejected = rows[-1].reason
+    assert rejected.startswith("approval gate: rejected: rejected by erin") and "wait for the Q4 data" in rejected
+
+
+def test_expired_request_is_recorded_and_a_late_approval_is_a_one_line_error(server, module_settings, register,
+                                                                             candidate_files, golden, monkeypatch):
+    from tasks.stores import ledger_for, registry_for
+
+    monkeypatch.setenv("LOCKGATE_ENVIRONMENT", "short-expiry")
+    champion_before = registry_for(module_settings).aliases(module_settings.model_name).get(CHAMPION)
+    version = register(candidate_files).version
+    flow = LifecycleThread(version, golden)
+    run = _wait_paused(module_settings, version, flow, 0).flow_run_id
+    outcome = flow.join()  # nobody answers within 10 s
+    assert outcome.decision == "rejected"
+    assert registry_for(module_settings).aliases(module_settings.model_name).get(CHAMPION) == champion_before
+    rows = [e for e in ledger_for(module_settings).entries() if e.flow_run_id == run]
+    assert [e.action for e in rows if e.action.startswith(("approval.", "candidate."))] == [
+        "approval.requested", "approval.expired", "candidate.rejected"]
+    expired = next(e for e in rows if e.action == "approval.expired")
+    assert "expired at" in expired.reason and "with 0 of 1 approval(s)" in expired.reason
+
+    late = _cli(module_settings, "approve", run, "--reason", "sorry, late", "--as", "carol")
+    assert late.returncode == 2
+    assert late.stderr.strip() == f"lockgate: error: flow run {run} is not awaiting approval (state Completed)"
+    assert [e.action for e in ledger_for(module_settings).entries() if e.flow_run_id == run][-1] == "candidate.rejected"
