@@ -161,7 +161,7 @@ def _champion(settings) -> None:
                                 contract_name="credit_default", actor="bench")
     assert gates.compile_model.fn(settings, policy, record, str(folder / "golden.parquet")).passed
     promote(registry, ledger, name=settings.model_name, version=record.version, actor="bench", reason="benchmark",
-            policy=policy.name, evidence={}, flow_run_id=None)
+            policy=policy.name, evidence={}, flow_run_id=None, expected_champion=None)
 
 
 def many_partitions(n_partitions: int, rows: int, folder: Path) -> list[Comparison]:

@@ -48,7 +48,8 @@ def home(prefect_harness, tmp_path_factory, make_candidate):
                                         contract_name="credit_default", actor="tester")
             assert gates.compile_model.fn(settings, policy, record, str(files.golden)).passed
             promote(registry, ledger, name=settings.model_name, version=record.version, actor="tester",
-                    reason="test champion", policy=policy.name, evidence={}, flow_run_id=None)
+                    reason="test champion", policy=policy.name, evidence={}, flow_run_id=None,
+                    expected_champion=registry.aliases(settings.model_name).get("champion"))
         assert registry.aliases(settings.model_name) == {"champion": 2, "previous-champion": 1}
         yield env
 
