@@ -78,7 +78,8 @@ def scoring_engine(n_rows: int, folder: Path) -> list[Comparison]:
     x_memory = feature_matrix(frame, spec)
 
     def lockgate():
-        score_to_parquet(parquet_batches(str(src), 65_536, columns=[id_col, *spec.columns]), str(out / "lockgate.parquet"),
+        score_to_parquet(parquet_batches(str(src), 65_536, columns=[id_col, *spec.columns], keep_arrow=(id_col,)),
+                         str(out / "lockgate.parquet"),
                          features=lambda df: feature_matrix(df, spec),
                          score=lambda x: score_bucketed(exported, params, x, buckets=buckets),
                          id_column=id_col, id_type=id_type, lineage=LINEAGE, threshold=0.5)

@@ -51,6 +51,11 @@ class EvidenceCheck(BaseModel):
     actual_sha256: str | None = Field(None, description="The file's sha256 now, when it differs.")
 
 
+def is_identifier(role: str) -> bool:
+    """Evidence roles that record an identifier (the contract's fingerprint), not the sha256 of a file."""
+    return role.endswith(".fingerprint")
+
+
 def partition_of(reason: str) -> str | None:
     """The partition a partition.* entry is about: its reason reads 'v1 scored partition date=...: ...'."""
     m = _PARTITION.search(reason)
@@ -151,6 +156,8 @@ class EvidenceLocator:
     def check_entry(self, model: str, version: int | None, evidence: dict[str, str], reason: str) -> list[EvidenceCheck]:
         checks = []
         for role, sha in sorted(evidence.items()):
+            if is_identifier(role):
+                continue
             gate_role = "." not in role and "/" not in role
             elsewhere = sorted((self.settings.evidence_dir / model).glob(f"v*/{role}.json")) if gate_role else []
             checks.append(self.check(role, sha, self.expected(model, version, role, reason), elsewhere))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.audit_evidence import EvidenceCheck, EvidenceLocator, partition_of
+from tasks.audit_evidence import EvidenceCheck, EvidenceLocator, is_identifier, partition_of
 from tasks.errors import LockgateError
 from tasks.ledger import LedgerEntry, LedgerVerification
 from tasks.registry import CHAMPION
@@ -59,6 +59,8 @@ class AuditEntry(BaseModel):
     reason: str
     policy: str | None
     flow_run_id: str | None
+    aliases: dict[str, int] | None = None
+    identifiers: dict[str, str] = {}  # evidence roles that are identifiers, e.g. contract.fingerprint
     evidence: list[EvidenceCheck]
 
     @property
@@ -212,31 +214,50 @@ def is_decision(action: str) -> bool:
             or "rollback" in action or action.endswith(".refused") or action.endswith(".rejected"))
 
 
+def champion_moves(entries: list[LedgerEntry]):
+    """(entry, new champion version or None) for every ledger row that changed a model's champion.
+
+    Rows carry the model's aliases after every move (``aliases``): a promotion or rollback changes the champion at its
+    ``*.committed`` row, a recovery at its ``*.recovered`` row; started, reverted and refused rows leave it as it was.
+    Rows without ``aliases`` count when they set or delete the ``champion`` alias itself."""
+    last: dict[str, int | None] = {}
+    for e in entries:
+        if e.aliases is not None:
+            new = e.aliases.get(CHAMPION)
+        elif e.alias == CHAMPION and e.action in ("alias.set", "alias.delete"):
+            new = e.version if e.action == "alias.set" else None
+        else:
+            continue
+        if last.get(e.model_name) == new:
+            continue
+        last[e.model_name] = new
+        yield e, new
+
+
 def champion_timeline(entries: list[LedgerEntry], until: datetime | None) -> list[ChampionSpan]:
-    """Spans of the champion alias per model from every alias.set/alias.delete of ``champion`` (all time)."""
+    """Spans of the champion alias per model from every row that changed it (all time)."""
     spans: list[ChampionSpan] = []
     current: dict[str, ChampionSpan] = {}
     seen: dict[str, set[int]] = {}
-    for e in entries:
-        if e.alias != CHAMPION or e.action not in ("alias.set", "alias.delete"):
-            continue
+    for e, new in champion_moves(entries):
         if until is not None and entry_time(e) > until:
             break
         open_span = current.pop(e.model_name, None)
         if open_span is not None:
             spans.append(open_span.model_copy(update={"end": e.recorded_at}))
-        if e.action == "alias.set" and e.version is not None:
-            kind = change_kind(e, seen.setdefault(e.model_name, set()))
-            current[e.model_name] = ChampionSpan(model_name=e.model_name, version=e.version, start=e.recorded_at,
+        if new is not None:
+            kind = change_kind(e, new, seen.setdefault(e.model_name, set()))
+            current[e.model_name] = ChampionSpan(model_name=e.model_name, version=new, start=e.recorded_at,
                                                  end=None, kind=kind)
-            seen[e.model_name].add(e.version)
+            seen[e.model_name].add(new)
     return sorted(spans + list(current.values()), key=lambda s: s.start)
 
 
-def change_kind(entry: LedgerEntry, earlier_champions: set[int]) -> str:
-    if entry.action == "alias.delete":
+def change_kind(entry: LedgerEntry, new: int | None, earlier_champions: set[int]) -> str:
+    if new is None:
         return "removal"
-    if entry.version in earlier_champions or "rollback" in entry.reason.lower() or "roll back" in entry.reason.lower():
+    if (new in earlier_champions or entry.action.startswith("rollback.") or "rollback" in entry.reason.lower()
+            or "roll back" in entry.reason.lower()):
         return "rollback"
     return "promotion"
 
@@ -342,21 +363,20 @@ def build_report(settings: Settings, registry, ledger, *, since: datetime | None
     in_range = [e for e in everything if (since is None or entry_time(e) >= since)
                 and (until is None or entry_time(e) <= until)]
     entries = [AuditEntry(**e.model_dump(exclude={"evidence", "prev_hash", "entry_hash"}),
+                          identifiers={k: v for k, v in e.evidence.items() if is_identifier(k)},
                           evidence=locator.check_entry(e.model_name, e.version if e.version is not None else
                                                         e.previous_version, e.evidence, e.reason))
                for e in in_range]
     by_seq = {e.seq: e for e in entries}
 
     changes, seen = [], {}
-    for e in everything:  # kinds need the history before the range
-        if e.alias != CHAMPION or e.action not in ("alias.set", "alias.delete"):
-            continue
-        kind = change_kind(e, seen.setdefault(e.model_name, set()))
-        if e.action == "alias.set" and e.version is not None:
-            seen[e.model_name].add(e.version)
+    for e, new in champion_moves(everything):  # kinds need the history before the range
+        kind = change_kind(e, new, seen.setdefault(e.model_name, set()))
+        if new is not None:
+            seen[e.model_name].add(new)
         if e.seq in by_seq:
             a = by_seq[e.seq]
-            changes.append(ChampionChange(seq=a.seq, at=a.recorded_at, model_name=a.model_name, version=a.version,
+            changes.append(ChampionChange(seq=a.seq, at=a.recorded_at, model_name=a.model_name, version=new,
                                           previous_version=a.previous_version, kind=kind, actor=a.actor,
                                           reason=a.reason, policy=a.policy, flow_run_id=a.flow_run_id,
                                           evidence=a.evidence))

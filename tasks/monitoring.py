@@ -5,7 +5,7 @@ held to the policy's ``monitoring`` section gives one action, ``none`` < ``alert
 ``block`` < ``rollback``, the most severe one any breach asks for. The state (blocked? open
 alerts?) is derived from the ledger, the one record every process shares:
 ``monitor.alert`` and ``monitor.block`` rows raise it; a ``monitor.clear`` row
-(`lockgate unblock`) or a new champion (an ``alias.set`` of ``champion``) clears it.
+(`lockgate unblock`) or a new champion (a ledger row whose ``aliases`` move ``champion``) clears it.
 """
 
 from __future__ import annotations
@@ -74,9 +74,13 @@ class MonitoringState(BaseModel):
 
 def monitoring_state(entries) -> MonitoringState:
     """Fold the ledger ``entries`` of one model (oldest first) into its monitoring state."""
-    state = MonitoringState()
+    state, champion = MonitoringState(), None
     for e in entries:
-        if e.action == CLEAR or (e.action == "alias.set" and e.alias == "champion"):
+        # rows carry the model's aliases after each move: a promotion or rollback changes champion when committed
+        now = e.aliases.get("champion") if e.aliases is not None else (
+            e.version if e.action == "alias.set" and e.alias == "champion" else champion)
+        moved, champion = now != champion, now
+        if e.action == CLEAR or moved:
             state = MonitoringState()
         elif e.action == BLOCK:
             state.blocked, state.block_reason, state.block_seq = True, e.reason, e.seq

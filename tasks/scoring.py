@@ -84,11 +84,14 @@ def frame_batches(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
         yield df.iloc[start : start + rows]
 
 
-def parquet_batches(location: str, rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+def parquet_batches(location: str, rows: int, columns: list[str] | None = None,
+                    keep_arrow: tuple[str, ...] = ()) -> Iterator[pd.DataFrame]:
     """Batches of a parquet file or folder on any pyarrow filesystem, read as they are consumed.
 
     ``columns``: read only these (the id and the feature columns). Strings arrive as pandas categoricals
-    (dictionary-encoded by Arrow, not one Python object per value), which the feature encoder factorizes as is."""
+    (dictionary-encoded by Arrow, not one Python object per value), which the feature encoder factorizes as is.
+    ``keep_arrow``: columns left as Arrow-backed pandas arrays (zero-copy both ways), e.g. the id column, which
+    only goes back to Arrow for the output: categorising a million distinct ids cost more than the model."""
     import pyarrow.dataset as ds
 
     from tasks.batch_io import filesystem
@@ -96,8 +99,13 @@ def parquet_batches(location: str, rows: int, columns: list[str] | None = None) 
     fs, path = filesystem(location)
     dataset = ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive")
     for batch in dataset.to_batches(columns=columns, batch_size=rows):
-        if batch.num_rows:
-            yield batch.to_pandas(strings_to_categorical=True)
+        if not batch.num_rows:
+            continue
+        rest = [n for n in batch.schema.names if n not in keep_arrow]
+        frame = pa.Table.from_batches([batch]).select(rest).to_pandas(strings_to_categorical=True)
+        for name in keep_arrow:
+            frame[name] = pd.arrays.ArrowExtensionArray(batch.column(name))
+        yield frame
 
 
 def score_to_parquet(

@@ -119,7 +119,7 @@ def test_time_window_keeps_the_champion_running_at_its_start(history, module_set
     later = _report(module_settings, tmp_path, since=entry_time(entries[-1]) + timedelta(seconds=1))
     assert later.entries == [] and later.champion_changes == [] and later.batches == []
     assert [(s.version, s.end) for s in later.champion_timeline] == [(history["v1"], None)]
-    second_promotion = next(e for e in entries if e.alias == "champion" and e.version == history["v3"])
+    second_promotion = next(e for e in entries if (e.aliases or {}).get("champion") == history["v3"])
     upto = _report(module_settings, tmp_path, until=entry_time(second_promotion))
     assert [b.partition for b in upto.batches] == [history["partitions"][0]]
     assert [(s.version, s.end is None) for s in upto.champion_timeline] == [(history["v1"], False), (history["v3"], True)]

@@ -273,8 +273,9 @@ def test_breach_rolls_back_to_the_previous_champion_and_rescores(stream, monkeyp
     # re-scored by the restored champion; its own breach is only an alert (no second rollback)
     assert outcome.status == "scored" and outcome.model_version == 1 and outcome.monitor == "alert"
     assert pd.read_parquet(predictions(outputs, day))["model_version"].unique().tolist() == ["1"]
-    moves = [e for e in ledger_rows(settings, "alias.set") if e.reason.startswith("rollback v2 -> v1")]
-    assert len(moves) == 1 and "monitoring breach" in moves[0].reason and moves[0].evidence
+    moves = ledger_rows(settings, "rollback.committed")  # the governance rollback path (tasks.promotion.rollback)
+    assert [(e.version, e.previous_version) for e in moves] == [(1, 2)]
+    assert "monitoring breach" in moves[0].reason and moves[0].evidence and moves[0].aliases == {"champion": 1}
     assert [e.version for e in ledger_rows(settings, "partition.scored", f"date={day}")] == [2, 1]
     state = monitoring_state(ledger_for(settings).entries(model_name=settings.model_name))
     assert not state.blocked and any("rolled back to v1" in a for a in state.alerts)

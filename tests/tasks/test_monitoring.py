@@ -62,6 +62,11 @@ def test_monitoring_state_from_the_ledger(tmp_path):
     assert not state.blocked and state.alerts == []  # a new champion starts clean
     add(BLOCK, "again")
     assert add("alias.set", "challenger", alias="challenger", version=4).blocked  # other aliases do not clear
+    # the promotion path records the aliases after each move: started/reverted rows leave the champion as it was
+    assert add("promotion.started", "v5", version=5, aliases=None).blocked
+    assert add("promotion.reverted", "smoke test failed", version=5, aliases={"champion": 3}).blocked
+    state = add("promotion.committed", "v5 promoted", version=5, aliases={"champion": 5, "previous-champion": 3})
+    assert not state.blocked and state.alerts == []
 
 
 def test_policy_monitoring_section_is_strict(tmp_path):

@@ -54,16 +54,19 @@ def test_streamed_predictions_equal_whole_frame_scoring(tmp_path, model):
     assert [f.name for f in pq.read_schema(dest)] == ["id", "score", "predicted_default", *LINEAGE]
 
 
-def test_parquet_source_and_regressor_output(tmp_path, model):
+@pytest.mark.parametrize("keep_arrow", [(), ("id",)])
+def test_parquet_source_and_regressor_output(tmp_path, model, keep_arrow):
     from tasks.scoring import parquet_batches, score_to_parquet
 
     src = tmp_path / "in.parquet"
     pq.write_table(pa.Table.from_pandas(_frame(1000), preserve_index=False), src, row_group_size=300)
     dest = tmp_path / "p.parquet"
-    rows, kept = score_to_parquet(parquet_batches(src.as_uri(), 256), str(dest), features=_features, score=model,
-                                  id_column="id", id_type=pa.int64(), lineage=LINEAGE, threshold=None)
+    rows, kept = score_to_parquet(parquet_batches(src.as_uri(), 256, keep_arrow=keep_arrow), str(dest),
+                                  features=_features, score=model, id_column="id", id_type=pa.int64(),
+                                  lineage=LINEAGE, threshold=None)
     out = pq.read_table(dest)
     assert rows == 1000 and kept is None and "predicted_default" not in out.column_names
+    assert out["id"].to_pylist() == _frame(1000)["id"].tolist()  # ids carried through, in order
     np.testing.assert_allclose(out["score"].to_numpy(), model(_features(_frame(1000))), atol=1e-6)
 
 
