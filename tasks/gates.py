@@ -463,15 +463,36 @@ def score_partition(settings: Settings, policy: Policy, champion: ChampionRef, t
     return outcome
 
 
+def _record_unrecorded_output(ledger, champion: ChampionRef, outcome, common: dict) -> None:
+    """A crash between moving a partition's predictions into place and writing their ledger row leaves an output no
+    row explains; the re-run skips the partition, so it writes that row now, naming the file's sha256."""
+    from tasks.batch_io import sha256_of
+    from tasks.ledger import LedgerEntry
+
+    mark = f" partition {outcome.partition}: "
+    if any(e.action == "partition.scored" and e.version == champion.version and mark in e.reason
+           for e in ledger.entries(model_name=champion.name)):
+        return
+    ledger.append(LedgerEntry(
+        action="partition.scored", evidence={"predictions": sha256_of(outcome.output)}, **common,
+        reason=f"version {champion.version} scored partition {outcome.partition}: recorded by a later run; the run "
+        f"that wrote {outcome.output} stopped before writing this row"))
+
+
 def record_partition(settings: Settings, policy: Policy, champion: ChampionRef, outcome) -> None:
-    """The outcome's ledger row (none for a skip), its Prefect artifacts, and an alert or block it raised."""
+    """The outcome's ledger row (for a skip: only when the run that wrote the output never recorded it), its Prefect
+    artifacts, and an alert or block it raised."""
     from tasks.ledger import LedgerEntry
     from tasks.monitoring import ALERT, BLOCK
+    from tasks.promotion import failpoint
 
     ledger, logger = ledger_for(settings), get_run_logger()
     common = dict(actor=settings.actor, model_name=champion.name, version=champion.version, policy=policy.name,
                   flow_run_id=_flow_run_id())
-    if outcome.status != "skipped":
+    if outcome.status == "skipped":
+        _record_unrecorded_output(ledger, champion, outcome, common)
+    else:
+        failpoint(f"partition-{outcome.status}")  # the fault test crashes here: output in place, no ledger row yet
         verb = {"scored": "scored"}.get(outcome.status, f"did not score ({outcome.status})")
         ledger.append(LedgerEntry(action=f"partition.{outcome.status}", evidence=outcome.evidence, **common,
                                   reason=f"version {champion.version} {verb} partition {outcome.partition}: "

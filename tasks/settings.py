@@ -7,6 +7,7 @@ at a production backend instead (an MLflow tracking server, a Postgres ledger).
 from __future__ import annotations
 
 import getpass
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -146,9 +147,9 @@ class Settings(BaseSettings):
         home = self.home_dir
         try:
             home.mkdir(parents=True, exist_ok=True)
-            probe = home / ".write-probe"
-            probe.write_text("ok")
-            probe.unlink()
+            # a probe of its own: threads scoring partitions at once shared one name, and one deleted another's
+            with tempfile.NamedTemporaryFile(dir=home, prefix=".write-probe-"):
+                pass
         except OSError as e:
             raise LockgateError(
                 f"LOCKGATE_HOME {home} is not writable ({e.strerror}); set LOCKGATE_HOME to a writable folder"

@@ -180,6 +180,31 @@ def test_crash_mid_partition_leaves_no_output_and_the_next_run_scores_it(stream,
     assert [p.name for p in final.parent.iterdir()] == ["predictions.parquet"]  # the crashed temporary is gone
 
 
+def test_crash_after_the_output_before_its_ledger_row_is_recorded_by_the_next_run(stream, home):
+    """Killed between moving the predictions into place and writing their ledger row: the next run skips the
+    partition (it is scored) and writes the missing row, once."""
+    from prefect.settings import PREFECT_API_URL
+
+    from pipelines.batch_inference import run_batch
+    from tasks.evidence import sha256_file
+
+    make_settings, inputs, outputs = stream
+    day = date(2026, 12, 11)
+    part = write_day(inputs, day, n=500, seed=8)
+    final = predictions(outputs, day)
+    env = {**os.environ, **home, "LOCKGATE_INPUT_ROOT": str(inputs), "LOCKGATE_OUTPUT_ROOT": outputs.as_uri(),
+           "PREFECT_API_URL": PREFECT_API_URL.value(), "LOCKGATE_FAILPOINT": "partition-scored"}
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "batch-inference", str(part)], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    assert proc.returncode == -signal.SIGKILL and final.exists()
+    assert not ledger_rows(make_settings(), "partition.scored", f"date={day}")
+    for _ in range(2):  # the second re-run finds the row and adds nothing
+        (outcome,) = run_batch(make_settings(), partitions=[str(part)])
+        assert outcome.status == "skipped"
+    (row,) = ledger_rows(make_settings(), "partition.scored", f"date={day}")
+    assert "recorded by a later run" in row.reason and row.evidence == {"predictions": sha256_file(final)}
+
+
 def test_quality_breach_blocks_scoring_until_unblocked(stream, monkeypatch, tmp_path, capsys):
     from pipelines.batch_inference import run_batch
     from pipelines.commands import show_status, unblock
