@@ -61,11 +61,10 @@ def _nullable_integer_columns(dataset) -> set[str]:
     return found
 
 
-def _nullable_and_pieces(location: str | Path, chunk_rows: int, columns: list[str] | None = None):
-    """(integer columns to read as Int64, iterator of chunk pieces: see :func:`_iter_pieces`)."""
+def _nullable_and_pieces(dataset, chunk_rows: int, columns: list[str] | None = None):
+    """(integer columns of ``dataset`` to read as Int64, iterator of chunk pieces: see :func:`_iter_pieces`)."""
     from data_contracts.chunk_check import release_memory
 
-    dataset = _dataset(location)
     nullable = _nullable_integer_columns(dataset)
     release_memory()
     return nullable, _iter_pieces(dataset, chunk_rows, columns)
@@ -127,7 +126,7 @@ def iter_chunks(location: str | Path, chunk_rows: int,
     """
     from data_contracts.frames import arrow_to_pandas
 
-    nullable, pieces = _nullable_and_pieces(location, chunk_rows, columns)
+    nullable, pieces = _nullable_and_pieces(_dataset(location), chunk_rows, columns)
     for offset, table in iter_tables(pieces):
         yield offset, arrow_to_pandas(table, nullable_integers=nullable)
 
@@ -167,7 +166,7 @@ class _Spill:
         return np.sort(np.concatenate(out)) if out else np.empty(0, np.int64)
 
 
-def _exact_duplicates(location, chunk_rows, columns: list[str], rows: np.ndarray, nullable: set[str]) -> int:
+def _exact_duplicates(dataset, chunk_rows, columns: list[str], rows: np.ndarray, nullable: set[str]) -> int:
     """Rows whose values really repeat, among the ``rows`` (positions) whose hash repeats: a second, Arrow-only read of
     these columns, taking just those rows."""
     if len(rows) == 0:
@@ -177,7 +176,7 @@ def _exact_duplicates(location, chunk_rows, columns: list[str], rows: np.ndarray
     from data_contracts.frames import arrow_to_pandas
 
     taken, start = [], 0
-    for _, piece, _ in _iter_pieces(_dataset(location), chunk_rows, columns):
+    for _, piece, _ in _iter_pieces(dataset, chunk_rows, columns):
         lo, hi = np.searchsorted(rows, [start, start + piece.num_rows])
         if hi > lo:
             taken.append(piece.take(pa.array(rows[lo:hi] - start)))
@@ -248,10 +247,11 @@ def validate_chunked(
     columns_seen: set[str] = set()
     unique_checks = {s.name: (s.kwargs.get("column_list") or [s.kwargs["column"]], "column_list" in s.kwargs)
                      for s in whole}
-    nullable, pieces = _nullable_and_pieces(location, chunk_rows)
+    dataset = _dataset(location)  # opened once: files listed and footers read once
+    nullable, pieces = _nullable_and_pieces(dataset, chunk_rows)
     job = ChunkJob(contract, include_label, unique_checks, frozenset(nullable))
     if workers is None:
-        workers = default_workers(_dataset(location).count_rows(), chunk_rows)
+        workers = default_workers(dataset.count_rows(), chunk_rows)
     with tempfile.TemporaryDirectory(prefix="lockgate-unique-") as tmp:
         spills = {s.name: _Spill(Path(tmp), f"u{i}") for i, s in enumerate(whole)}
         for chunk in checked_chunks(pieces, job, workers):
@@ -303,7 +303,7 @@ def validate_chunked(
                                                        level=s.level, success=False,
                                                        skipped=f"column {absent[0]!r} is missing"))
                     continue
-                count = _exact_duplicates(location, chunk_rows, cols, spills[s.name].colliding_rows(), nullable)
+                count = _exact_duplicates(dataset, chunk_rows, cols, spills[s.name].colliding_rows(), nullable)
                 taking_part = spills[s.name].rows
                 o = ExpectationOutcome(name=s.name, type=s.expectation_type, column=s.column, level=s.level,
                                        success=count == 0, unexpected_count=count,

@@ -133,7 +133,7 @@ def test_flat_memory_mode_keeps_counts_and_writes_every_chunk_result(tmp_path, c
 
 def test_colliding_hashes_are_settled_on_the_real_values(tmp_path):
     """Two different ids under one hash are not duplicates; two equal ids are, wherever their chunks are."""
-    from data_contracts.validate_chunked import _exact_duplicates, _Spill
+    from data_contracts.validate_chunked import _dataset, _exact_duplicates, _Spill
 
     ids = pd.DataFrame({"application_id": [f"APP-{i:010d}" for i in range(10)]})
     ids.loc[7, "application_id"] = ids.loc[2, "application_id"]
@@ -146,4 +146,4 @@ def test_colliding_hashes_are_settled_on_the_real_values(tmp_path):
     spill.add(np.arange(5, 10), hashes[5:])
     rows = spill.colliding_rows()
     assert rows.tolist() == [0, 2, 5, 7] and spill.rows == 10
-    assert _exact_duplicates(folder, 4, ["application_id"], rows, set()) == 2
+    assert _exact_duplicates(_dataset(folder), 4, ["application_id"], rows, set()) == 2
