@@ -195,9 +195,11 @@ def _parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rollback", help="put the previous champion (or an earlier one) back, in one step",
                         description="Move champion back to the previous champion (or --to-version, any earlier "
                         "champion) through the promotion path: under the model's lock, ledger rows before and after, "
-                        "the target smoke-tested through the alias (artifact sha256 verified, rows scored). Exit 0 "
-                        "rolled back, 3 the target failed its smoke test (aliases unchanged, the ledger says why), 2 "
-                        "nothing to roll back to.")
+                        "the target smoke-tested through the alias (artifact sha256 verified, rows scored). When the "
+                        "policy needs human approval for rollback in LOCKGATE_ENVIRONMENT, the rollback runs as a "
+                        "Prefect flow that waits for reviewers (`lockgate pending`, `lockgate approve`; needs "
+                        "`lockgate server start`). Exit 0 rolled back, 3 not approved or the target failed its smoke "
+                        "test (aliases unchanged, the ledger says why), 2 nothing to roll back to.")
     rb.add_argument("model", nargs="?", metavar="MODEL", help="registered model (default: LOCKGATE_MODEL_NAME)")
     rb.add_argument("--reason", required=True, help="why, recorded in the ledger (e.g. 'drift breach on 2026-10-05')")
     rb.add_argument("--to-version", type=_positive_int, metavar="N", help="an earlier champion instead of the previous")

@@ -9,24 +9,41 @@ from tasks.settings import Settings
 
 
 def rollback_command(settings: Settings, name: str, *, reason: str, to_version: int | None) -> int:
+    """Directly when the policy approves rollbacks in this environment; otherwise as the `rollback` flow, which
+    waits for reviewers on the Prefect server (`lockgate pending`, `lockgate approve`)."""
     from pipelines.cli import EXIT_OK, EXIT_ROLLBACK_FAILED
-    from tasks.promotion import RollbackFailed, rollback
-    from tasks.stores import ledger_for, registry_for
+    from tasks.promotion import plan_rollback
+    from tasks.rollback_gate import governed_rollback, rollback_rules
+    from tasks.stores import ledger_for, policy_for, registry_for
 
-    target = f"v{to_version}" if to_version else "the previous champion"
-    try:
-        with console.status(f"rolling {name} back to {target} (smoke test through the alias)"):
-            result = rollback(registry_for(settings), ledger_for(settings), name=name, actor=settings.actor,
-                              reason=reason, to_version=to_version)
-    except RollbackFailed as e:
-        console.print(f"[red]rollback of {name} reverted[/]: {escape(str(e))}", highlight=False, soft_wrap=True)
-        console.print(f"  ledger rows {', '.join(map(str, e.result.ledger_seqs))}; champion still "
-                      f"v{e.result.from_version}", highlight=False)
+    policy = policy_for(settings)
+    plan = plan_rollback(registry_for(settings), ledger_for(settings), name=name, to_version=to_version)
+    move = f"{name} from v{plan.from_version} to v{plan.to_version}"
+    if rollback_rules(settings, policy).required:
+        from pipelines.approval_commands import require_reachable_api
+
+        require_reachable_api(settings, "rollback")
+        from pipelines.rollback import rollback_flow
+
+        with console.status(f"rollback of {move} awaits approval in {settings.environment} (`lockgate pending`; "
+                            "`lockgate approve RUN --reason ...`)"):
+            outcome = rollback_flow(model_name=name, reason=reason, to_version=to_version)
+    else:
+        with console.status(f"rolling {move} back (smoke test through the alias)"):
+            outcome = governed_rollback(settings, policy, name, reason=reason, to_version=to_version)
+    console.print(f"approval: {outcome.approval.decision}: {escape(outcome.approval.reasons[0])}", highlight=False,
+                  soft_wrap=True)
+    if outcome.status != "committed":
+        console.print(f"[red]rollback of {name} {outcome.status}[/]: {escape(outcome.reasons[0])}", highlight=False,
+                      soft_wrap=True)
+        console.print(f"  ledger rows {', '.join(map(str, outcome.ledger_seqs))}; champion still "
+                      f"v{outcome.from_version}", highlight=False)
         return EXIT_ROLLBACK_FAILED
-    console.print(f"{name}: champion [bold green]v{result.to_version}[/] (was v{result.from_version})", highlight=False)
-    console.print(f"  smoke test: {escape(result.smoke_test or '-')}", highlight=False, soft_wrap=True)
-    console.print(f"  ledger rows {', '.join(map(str, result.ledger_seqs))}; aliases now "
-                  f"{', '.join(f'{a} v{v}' for a, v in sorted(result.aliases_after.items()))}", highlight=False)
+    console.print(f"{name}: champion [bold green]v{outcome.to_version}[/] (was v{outcome.from_version})",
+                  highlight=False)
+    console.print(f"  smoke test: {escape(outcome.smoke_test or '-')}", highlight=False, soft_wrap=True)
+    console.print(f"  ledger rows {', '.join(map(str, outcome.ledger_seqs))}; aliases now "
+                  f"{', '.join(f'{a} v{v}' for a, v in sorted(outcome.aliases_after.items()))}", highlight=False)
     return EXIT_OK
 
 

@@ -36,6 +36,7 @@ from tasks.errors import LockgateError
 from tasks.settings import Settings
 
 LIFECYCLE_FLOW = "lifecycle"
+PAUSING_FLOWS = [LIFECYCLE_FLOW, "rollback"]  # the flows that pause for approval
 
 
 class ApprovalInput(RunInput):
@@ -140,7 +141,7 @@ class PendingApproval(BaseModel):
 
 
 def pending_approvals(settings: Settings) -> tuple[list[PendingApproval], int]:
-    """Paused lifecycle runs with an approval request in this ledger, and how many paused runs have none here."""
+    """Paused lifecycle and rollback runs with an approval request in this ledger, and how many paused runs have none here."""
     from prefect import get_client
     from prefect.client.schemas.filters import (
         FlowFilter,
@@ -153,7 +154,7 @@ def pending_approvals(settings: Settings) -> tuple[list[PendingApproval], int]:
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[LIFECYCLE_FLOW])),
+            flow_filter=FlowFilter(name=FlowFilterName(any_=PAUSING_FLOWS)),
             flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
     requests, granted = _ledger_requests(settings)
     pending, unmatched = [], 0

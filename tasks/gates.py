@@ -35,7 +35,7 @@ def publish(settings: Settings, record: ModelVersionRecord, result: GateResult, 
     registry_for(settings).log_gate(record, result, prefix=role)
     create_markdown_artifact(
         markdown=result.markdown(),
-        key=f"{role}-{record.name}-v{record.version}".lower().replace("_", "-"),
+        key=re.sub(r"[^a-z0-9-]", "-", f"{role}-{record.name}-v{record.version}".lower()),
         description=result.summary_line()[:500],
     )
     return result
@@ -235,16 +235,17 @@ def publish_table(key: str, rows: list[dict], description: str) -> None:
 
 
 def decide_approval(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult],
-                    transition: str = "promote"):
+                    transition: str = "promote", role: str = "approval"):
     """The policy's approval rules for ``transition`` in settings.environment: auto-approve, or ask humans.
 
     Not a task: the flow itself pauses for the reviewers (for as long as the policy's expiry), each response is
-    authorised against the policy and recorded; a task would stay open that whole time."""
+    authorised against the policy and recorded; a task would stay open that whole time. ``role``: where the result
+    is published in the version's evidence (a rollback's approval must not replace the promotion's)."""
     from tasks.approval import approval_rules
 
     rules = approval_rules(policy, settings.environment, transition)
     if not rules.required:
-        return approve_automatically(settings, policy, record, rules)
+        return approve_automatically(settings, policy, record, rules, role)
     from prefect.settings import get_current_settings
 
     from tasks.approval_prefect import wait_for_decision
@@ -261,7 +262,7 @@ def decide_approval(settings: Settings, policy: Policy, record: ModelVersionReco
     if result.decision == "expired":
         _append(settings, policy, record, actor=settings.actor, action="approval.expired", reason=result.reasons[0],
                 evidence={"approval-request": request_sha})
-    return publish(settings, record, result, "approval")
+    return publish(settings, record, result, role)
 
 
 def _append(settings: Settings, policy: Policy, record: ModelVersionRecord, *, actor: str, action: str, reason: str,
@@ -274,10 +275,11 @@ def _append(settings: Settings, policy: Policy, record: ModelVersionRecord, *, a
 
 
 @task(name="approve-automatically", cache_policy=NO_CACHE)
-def approve_automatically(settings: Settings, policy: Policy, record: ModelVersionRecord, rules):
+def approve_automatically(settings: Settings, policy: Policy, record: ModelVersionRecord, rules,
+                          role: str = "approval"):
     from tasks.approval import auto_approval
 
-    result = publish(settings, record, auto_approval(rules, requester=settings.actor), "approval")
+    result = publish(settings, record, auto_approval(rules, requester=settings.actor), role)
     _append(settings, policy, record, actor=result.approved_by[0], action="approval.auto", reason=result.reasons[0],
             evidence=evidence_hashes(settings, record))
     return result
@@ -532,13 +534,16 @@ def refuse_partitions(settings: Settings, policy: Policy, name: str, targets: li
 
 @task(name="rollback-model", cache_policy=NO_CACHE)
 def rollback_model(settings: Settings, policy: Policy, champion: ChampionRef, breached: list) -> ChampionRef | None:
-    """Automatic rollback asked by the monitoring policy: the governance rollback path, then an alert row.
+    """Automatic rollback asked by the monitoring policy: the governed rollback path, then an alert row.
 
     Only when ``champion`` is still the champion (nobody moved it during the run). When there is nothing to roll
-    back to, scoring is blocked instead and the ledger says why. Returns the restored champion, or None."""
+    back to, the target fails its smoke test, or the policy needs human approval for rollbacks in this environment
+    (a batch run cannot wait days for reviewers), scoring is blocked instead and the ledger says why and how to ask
+    (`lockgate rollback`); the approved rollback moves the champion, which lifts the block. Returns the restored
+    champion, or None."""
     from tasks.ledger import LedgerEntry
     from tasks.monitoring import ALERT, BLOCK
-    from tasks.promotion import rollback
+    from tasks.rollback_gate import governed_rollback
 
     registry, ledger = registry_for(settings), ledger_for(settings)
     why = "; ".join(f"partition {o.partition}: {'; '.join(o.monitor_reasons)}" for o in breached)
@@ -550,12 +555,15 @@ def rollback_model(settings: Settings, policy: Policy, champion: ChampionRef, br
         return None
     evidence = {f"{o.partition}.{k}": v for o in breached for k, v in o.evidence.items()}
     try:
-        result = rollback(registry, ledger, name=champion.name, actor=settings.actor, policy=policy.name,
-                          reason=f"automatic, monitoring breach: {why}", flow_run_id=_flow_run_id(), evidence=evidence)
-    except LockgateError as e:
+        result = governed_rollback(settings, policy, champion.name, reason=f"automatic, monitoring breach: {why}",
+                                   flow_run_id=_flow_run_id(), evidence=evidence)
+        problem = None if result.passed else result.reasons[0]
+    except LockgateError as e:  # nothing to roll back to, or reviewers must approve it
+        problem = str(e)
+    if problem is not None:
         ledger.append(LedgerEntry(action=BLOCK, version=champion.version, **common,
-                                  reason=f"rollback asked by monitoring but not possible ({e}); scoring blocked: {why}"))
-        get_run_logger().error("MONITOR: rollback not possible (%s); scoring blocked", e)
+                                  reason=f"rollback asked by monitoring but not made ({problem}); scoring blocked: {why}"))
+        get_run_logger().error("MONITOR: rollback not made (%s); scoring blocked", problem)
         return None
     reason = f"v{result.from_version} rolled back to v{result.to_version} after: {why}"
     ledger.append(LedgerEntry(action=ALERT, version=result.to_version, **common, reason=reason))

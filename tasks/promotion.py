@@ -79,6 +79,23 @@ class RollbackResult(BaseModel):
     ledger_seqs: list[int]
 
 
+class RollbackPlan(BaseModel):
+    """Which champion a rollback replaces with which earlier one, read before asking for approval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_name: str
+    from_version: int
+    to_version: int
+
+
+def plan_rollback(registry: MlflowRegistry, ledger: Ledger, *, name: str, to_version: int | None = None) -> RollbackPlan:
+    """The rollback :func:`rollback` would make now (one-line LockgateError when there is nothing to roll back to)."""
+    aliases = managed(registry.aliases(name))
+    target = _rollback_target(registry, name, aliases, champion_history(ledger.entries(model_name=name)), to_version)
+    return RollbackPlan(model_name=name, from_version=aliases[CHAMPION], to_version=target)
+
+
 class RollbackFailed(LockgateError):
     """The rollback target failed its smoke test (or a move failed): aliases restored, ledger row written."""
 
@@ -151,11 +168,14 @@ def promote(
 
 def rollback(registry: MlflowRegistry, ledger: Ledger, *, name: str, actor: str, reason: str,
              to_version: int | None = None, policy: str | None = None, flow_run_id: str | None = None,
-             evidence: dict[str, str] | None = None) -> RollbackResult:
+             evidence: dict[str, str] | None = None, expected_champion: int | None = None) -> RollbackResult:
     """Put the previous champion back (or ``to_version``, an earlier champion) through the promotion path.
 
-    Raises LockgateError (one line) when there is nothing to roll back to, and :class:`RollbackFailed` when the
-    target fails its smoke test (the aliases are back as they were and the ledger says so)."""
+    ``expected_champion``: the champion the rollback was approved against; if another one is champion by the time
+    the lock is held, nothing moves and a ``rollback.refused`` row says why (MLflow has no compare-and-set).
+    Raises LockgateError (one line) when there is nothing to roll back to or the champion moved, and
+    :class:`RollbackFailed` when the target fails its smoke test (the aliases are back as they were and the ledger
+    says so)."""
     common = dict(actor=actor, model_name=name, policy=policy, flow_run_id=flow_run_id, evidence=evidence or {})
     with ledger.lock(name):
         recover(registry, ledger, name=name, actor=actor)
@@ -163,6 +183,12 @@ def rollback(registry: MlflowRegistry, ledger: Ledger, *, name: str, actor: str,
         entries = ledger.entries(model_name=name)
         before = managed(registry.aliases(name))
         current = before.get(CHAMPION)
+        if expected_champion is not None and current != expected_champion:
+            why = (f"rollback not made: the champion is {_v(current)}, but the rollback was decided against "
+                   f"v{expected_champion} (it moved while the rollback awaited approval): {reason}")
+            ledger.append(LedgerEntry(action="rollback.refused", version=to_version, alias=CHAMPION,
+                                      previous_version=current, reason=why, **common))
+            raise LockgateError(why)
         target_version = _rollback_target(registry, name, before, champion_history(entries), to_version)
         target = _without_challenger({**before, CHAMPION: target_version}, target_version)
         target.pop(PREVIOUS_CHAMPION, None)

@@ -224,7 +224,7 @@ class MlflowRegistry:
         tags = {f"lockgate.{gate}.decision": result.decision, f"lockgate.{gate}.passed": str(result.passed)}
         self.set_version_tags(record.name, record.version, tags)
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"{gate}.json"
+            path = Path(tmp) / f"{Path(gate).name}.json"  # a role may be a folder path (rollbacks/<run>/approval)
             path.write_text(result.model_dump_json(indent=2))
             self.client.log_artifact(run_id, str(path), f"evidence/{gate}")
         for ev in result.evidence.values():

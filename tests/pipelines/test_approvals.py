@@ -251,3 +251,58 @@ def test_expired_request_is_recorded_and_a_late_approval_is_a_one_line_error(ser
     assert late.returncode == 2
     assert late.stderr.strip() == f"lockgate: error: flow run {run} is not awaiting approval (state Completed)"
     assert [e.action for e in ledger_for(module_settings).entries() if e.flow_run_id == run][-1] == "candidate.rejected"
+
+
+def test_a_rollback_needing_approval_waits_for_an_authorised_approver(server, module_settings, candidate_files,
+                                                                      exported_artifact, compiled_versions):
+    """`lockgate rollback` in an environment where rollbacks need a human: the command waits as a paused `rollback`
+    flow, `lockgate pending` lists it, the requester's own approval is refused, an approver's rolls back."""
+    from tasks.promotion import promote
+    from tasks.registry import PREVIOUS_CHAMPION
+    from tasks.stores import ledger_for, registry_for
+
+    name = "rollback-approved"
+    compiled_versions(module_settings, candidate_files, exported_artifact, 2, name)
+    registry, ledger = registry_for(module_settings), ledger_for(module_settings)
+    for version, expected in ((1, None), (2, 1)):
+        promote(registry, ledger, name=name, version=version, actor="tester", reason="test champion", policy=None,
+                evidence={}, flow_run_id=None, expected_champion=expected)
+    env = {**os.environ, "LOCKGATE_HOME": str(module_settings.home_dir), "LOCKGATE_ACTOR": "tester",
+           "LOCKGATE_POLICY_FILE": str(module_settings.policy_file), "LOCKGATE_ENVIRONMENT": "rollback-approval"}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "rollback", name, "--reason", "drift on day 5"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pending = _wait_pending(module_settings, name, proc)
+        assert (pending.version, pending.transition, pending.environment) == (1, "rollback", "rollback-approval")
+        assert pending.requested_by == "tester" and pending.gates == "rollback v2->v1 requested: drift on day 5"
+        own = _cli(module_settings, "approve", pending.flow_run_id, "--reason", "mine", environment="rollback-approval")
+        assert own.returncode == 3 and "separation_of_duties=true forbids" in own.stdout
+        cli = _cli(module_settings, "approve", pending.flow_run_id, "--reason", "drift confirmed", "--as", "erin",
+                   environment="rollback-approval")
+        assert cli.returncode == 0, cli.stderr
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert f"{name}: champion v1 (was v2)" in out and "approval: approved: approved by erin" in out
+    assert registry.aliases(name) == {CHAMPION: 1}
+    rows = [e for e in ledger.entries(model_name=name) if e.flow_run_id == pending.flow_run_id]
+    assert [(e.action, e.actor) for e in rows] == [
+        ("approval.requested", "tester"), ("approval.refused", "tester"), ("approval.granted", "erin"),
+        ("rollback.started", "tester"), ("rollback.committed", "tester")]
+    assert "approved by erin" in rows[-1].reason and rows[-1].evidence["approval"]
+    assert PREVIOUS_CHAMPION not in registry.aliases(name) and ledger.verify().ok
+
+
+def _wait_pending(settings, name: str, proc, timeout: float = 150):
+    from tasks.approval_prefect import pending_approvals
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"rollback ended before pausing: {proc.communicate()}"
+        mine = [p for p in pending_approvals(settings)[0] if p.model_name == name]
+        if mine:
+            return mine[0]
+        time.sleep(0.5)
+    raise AssertionError(f"the rollback of {name} never paused for approval")

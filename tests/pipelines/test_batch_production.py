@@ -281,6 +281,32 @@ def test_serve_runs_the_deployment_and_sigterm_keeps_the_schedule(stream, home):
         proc.kill()
 
 
+def test_breach_blocks_instead_when_rollbacks_need_approval_and_names_the_command(stream, monkeypatch, tmp_path):
+    from pipelines.batch_inference import run_batch
+    from pipelines.commands import unblock
+    from tasks.monitoring import monitoring_state
+    from tasks.stores import ledger_for, registry_for
+
+    make_settings, inputs, outputs = stream
+    use_policy(monkeypatch, tmp_path, on_drift_breach="rollback", on_quality_breach="rollback")
+    doc = yaml.safe_load((tmp_path / "policy.yaml").read_text())
+    doc["approval"] = {"environments": {"prod": {"transitions": ["rollback"], "approvers": {"users": ["carol"]}}}}
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("LOCKGATE_ENVIRONMENT", "prod")
+    day = date(2027, 1, 4)
+    write_day(inputs, day, n=600, seed=40, covariate_drift=1.0)
+    settings = make_settings()
+    (outcome,) = run_batch(settings, dates=[day.isoformat()])
+    assert outcome.status == "scored" and outcome.model_version == 2 and outcome.monitor == "rollback"
+    assert registry_for(settings).aliases(settings.model_name) == {"champion": 2, "previous-champion": 1}
+    assert not ledger_rows(settings, "rollback.started")
+    state = monitoring_state(ledger_for(settings).entries(model_name=settings.model_name))
+    assert state.blocked
+    assert f"rollback of {settings.model_name} from v2 to v1 needs human approval in prod" in state.block_reason
+    assert f"`lockgate rollback {settings.model_name} --reason ...`" in state.block_reason
+    assert unblock(settings, reason="the next test needs scoring") == 0  # this module's champion stays v2
+
+
 def test_breach_rolls_back_to_the_previous_champion_and_rescores(stream, monkeypatch, tmp_path):
     from pipelines.batch_inference import run_batch
     from tasks.monitoring import monitoring_state
