@@ -17,7 +17,8 @@ from tasks.errors import LockgateError
 from tasks.evidence import GateResult
 from tasks.registry import CHAMPION
 from tasks.settings import Settings
-from tasks.stores import policy_for, registry_for
+from tasks.promotion_state import committed_alias
+from tasks.stores import ledger_for, policy_for, registry_for
 
 
 class LifecycleOutcome(BaseModel):
@@ -45,7 +46,9 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
     registry = registry_for(settings)
     name = model_name or settings.model_name
     candidate = registry.get(name, version)
-    champion = registry.by_alias(name, CHAMPION)
+    # the committed champion: a move a crash left half-done is recovered first, or the canary would judge the
+    # candidate against a champion the ledger never committed
+    champion = committed_alias(registry, ledger_for(settings), name=name, alias=CHAMPION, actor=settings.actor)
     gates.mark_challenger(settings, policy, candidate)
 
     results: list[GateResult] = []

@@ -279,9 +279,12 @@ def approve_automatically(settings: Settings, policy: Policy, record: ModelVersi
                           role: str = "approval"):
     from tasks.approval import auto_approval
 
+    from tasks.promotion import failpoint
+
     result = publish(settings, record, auto_approval(rules, requester=settings.actor), role)
     _append(settings, policy, record, actor=result.approved_by[0], action="approval.auto", reason=result.reasons[0],
             evidence=evidence_hashes(settings, record))
+    failpoint("approved")  # the fault tests crash the lifecycle here: approved, not yet promoted
     return result
 
 
@@ -342,7 +345,8 @@ def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord
                     passed=outcome.champion_before == expected),
               Check(name="smoke_test", value=outcome.smoke_test or "-", passed=outcome.status == "committed")]
     result = GateResult(gate="promotion", passed=outcome.status == "committed", decision=outcome.status,
-                        reasons=[outcome.smoke_test if outcome.status == "committed" else outcome.reason],
+                        reasons=[(outcome.smoke_test or outcome.reason) if outcome.status == "committed"
+                                 else outcome.reason],
                         checks=checks if outcome.status != "refused" else checks[:1])
     return publish(settings, record, result, "promotion")
 
@@ -418,8 +422,14 @@ def champion_model(settings: Settings, policy: Policy, ref: ChampionRef):
 
 @task(name="load-champion", cache_policy=NO_CACHE)
 def load_champion(settings: Settings, policy: Policy, name: str) -> ChampionRef:
-    """Resolve the champion alias and verify its artifact and params hashes (again on every run)."""
-    record = registry_for(settings).require_alias(name, CHAMPION)
+    """Resolve the champion alias (once no promotion is half-done) and verify its artifact and params hashes (again
+    on every run)."""
+    from tasks.promotion_state import committed_alias
+
+    registry = registry_for(settings)
+    if committed_alias(registry, ledger_for(settings), name=name, alias=CHAMPION, actor=settings.actor) is None:
+        registry.require_alias(name, CHAMPION)  # its one-line error
+    record = registry.require_alias(name, CHAMPION)
     loaded = _load_verified(settings, policy, record)
     ref = ChampionRef(name=name, version=record.version, artifact_sha256=loaded[0].artifact_sha256)
     with _CHAMPIONS_LOCK:

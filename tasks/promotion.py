@@ -136,9 +136,15 @@ def promote(
         current = before.get(CHAMPION)
         result = dict(model_name=name, version=version, expected_champion=expected_champion, champion_before=current,
                       aliases_before=before)
-        if current == version:  # a re-run after a crash that followed the commit
-            return PromotionResult(status="committed", aliases_after=before, reason=f"v{version} is already champion",
-                                   ledger_seqs=[], **result)
+        if current == version:  # a re-run after a crash that followed the commit: only its challenger mark goes
+            after, seqs = _without_challenger(before, version), []
+            why = f"v{version} is already champion"
+            if after != before:
+                seqs.append(ledger.append(LedgerEntry(
+                    action="alias.delete", version=None, alias=CHALLENGER, previous_version=version,
+                    reason=f"{why} (a re-run of its lifecycle)", aliases=after, **common)).seq)
+                apply_aliases(registry, name, before, after)
+            return PromotionResult(status="committed", aliases_after=after, reason=why, ledger_seqs=seqs, **result)
         if current != expected_champion:
             after = _without_challenger(before, version)
             why = (f"v{version} not promoted: the champion is {_v(current)}, but the decision was made against "

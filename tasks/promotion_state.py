@@ -141,3 +141,12 @@ def recover_if_idle(registry: MlflowRegistry, ledger: Ledger, *, name: str, acto
             return recover(registry, ledger, name=name, actor=actor)
     except LockTimeout:
         return None
+
+
+def committed_alias(registry: MlflowRegistry, ledger: Ledger, *, name: str, alias: str, actor: str):
+    """The version ``alias`` points to once no move is half-done: under the model's lock (waiting for a promotion
+    in progress), after recovering a move a crash left open. A decision made against a half-moved alias (a champion
+    the ledger never committed) would be refused, or score with the wrong model."""
+    with ledger.lock(name):
+        recover(registry, ledger, name=name, actor=actor)
+        return registry.by_alias(name, alias)

@@ -3,7 +3,8 @@
     python promotion_child.py promote MODEL VERSION EXPECTED   # approval row, then promote (EXPECTED: a version or none)
     python promotion_child.py rollback MODEL
     python promotion_child.py race MODEL VERSION START_FILE    # wait for START_FILE, then promote until committed
-    python promotion_child.py serve                            # a preloaded parent that forks the commands above
+    python promotion_child.py lifecycle MODEL VERSION GOLDEN   # the whole `lifecycle` flow (needs PREFECT_API_URL)
+    python promotion_child.py serve [lifecycle]                # a preloaded parent that forks the commands above
 
 Settings come from the LOCKGATE_* environment; LOCKGATE_FAILPOINT=<point> SIGKILLs the process at that point.
 Prints one JSON line with the outcome.
@@ -34,6 +35,12 @@ def main(argv: list[str]) -> None:
     settings = Settings()
     registry, ledger = registry_for(settings), ledger_for(settings)
     mode, name = argv[0], argv[1]
+    if mode == "lifecycle":
+        from pipelines.lifecycle import lifecycle
+
+        outcome = lifecycle(version=int(argv[2]), golden=argv[3], model_name=name)
+        print(json.dumps({"decision": outcome.decision, "reasons": outcome.reasons}))
+        return
     common = dict(actor=settings.actor, policy="test", evidence={"canary": "c" * 64}, flow_run_id=None)
     if mode == "promote":
         version, expected = int(argv[2]), None if argv[3] == "none" else int(argv[3])
@@ -65,9 +72,24 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"unknown mode {mode}")
 
 
-def serve() -> None:
+def serve(lifecycle: bool = False) -> None:
     """Per line on stdin, a JSON list of commands ({"args": [...], "env": {...}}): fork them all at once, wait for
-    them, and print one JSON line: per command its exit code (negative: killed by that signal), stdout and stderr."""
+    them, and print one JSON line: per command its exit code (negative: killed by that signal), stdout and stderr.
+
+    ``lifecycle``: also preload what the lifecycle flow imports (Prefect, Great Expectations, Evidently: ~20 s), so
+    each forked lifecycle starts at once. Prefect reads its settings (PREFECT_API_URL) from this process's
+    environment at import."""
+    import threading
+
+    if lifecycle:
+        import evidently  # noqa: F401
+        import great_expectations  # noqa: F401
+
+        import pipelines.lifecycle  # noqa: F401
+        import tasks.canary  # noqa: F401
+        import tasks.compilation  # noqa: F401
+        import tasks.drift  # noqa: F401
+        import tasks.validation  # noqa: F401
     import jax  # noqa: F401
     import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
@@ -77,6 +99,7 @@ def serve() -> None:
     import tasks.promotion  # noqa: F401
     import tasks.stores  # noqa: F401
 
+    assert threading.active_count() == 1, f"threads before fork: {threading.enumerate()}"
     print(json.dumps("ready"), flush=True)
     for line in sys.stdin:
         running = []
@@ -110,4 +133,4 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
-    serve() if sys.argv[1:] == ["serve"] else main(sys.argv[1:])
+    serve(lifecycle=sys.argv[2:] == ["lifecycle"]) if sys.argv[1:2] == ["serve"] else main(sys.argv[1:])
