@@ -78,7 +78,8 @@ def scoring_engine(n_rows: int, folder: Path) -> list[Comparison]:
     x_memory = feature_matrix(frame, spec)
 
     def lockgate():
-        score_to_parquet(parquet_batches(str(src), 65_536, columns=[id_col, *spec.columns], keep_arrow=(id_col,)),
+        score_to_parquet(parquet_batches(str(src), 65_536, columns=[id_col, *spec.columns],
+                                         dictionary_columns=tuple(contract.categorical_features)),
                          str(out / "lockgate.parquet"),
                          features=lambda df: feature_matrix(df, spec),
                          score=lambda x: score_bucketed(exported, params, x, buckets=buckets),

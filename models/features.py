@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # A (near-)constant training column gets std 1 rather than a tiny floor: dividing
@@ -137,11 +139,12 @@ def fit_feature_spec(df: pd.DataFrame, numeric: list[str], categorical: list[str
     return FeatureSpec(numeric=num, categorical=cat)
 
 
-def feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
-    """Encode a frame as model input.
+def feature_matrix(df: pd.DataFrame | pa.RecordBatch | pa.Table, spec: FeatureSpec) -> np.ndarray:
+    """Encode a frame (or an Arrow batch or table, without going through pandas) as model input.
 
     Args:
-      df: frame with the spec's columns (extra columns are ignored).
+      df: frame with the spec's columns (extra columns are ignored); a pyarrow RecordBatch or Table is encoded
+        by :func:`_arrow_feature_matrix` to the same matrix.
       spec: fitted :class:`FeatureSpec`.
 
     Returns:
@@ -149,6 +152,8 @@ def feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
       +-inf passes through so the data contract, not the encoder, rejects it),
       then one-hot blocks (null or unseen category -> all zeros).
     """
+    if isinstance(df, (pa.RecordBatch, pa.Table)):
+        return _arrow_feature_matrix(df, spec)
     _require_columns(df, spec.columns)
     n = len(df)
     # Column-major while filling (each feature is a contiguous write), then one copy
@@ -167,6 +172,60 @@ def feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
         lookup = pd.Index(f.vocab).get_indexer(_labels(np.asarray(uniques, dtype=object)))
         # Appending -1 makes the null sentinel (code -1) index a -1 slot too.
         slot = np.append(lookup, -1)[codes]
+        hit = slot >= 0
+        out[offset + slot[hit], rows[hit]] = 1.0
+        offset += len(f.vocab)
+    return np.ascontiguousarray(out.T)
+
+
+def _arrow_numeric(column: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
+    """float64 values of an Arrow numeric (or boolean) column; nulls -> NaN, as :func:`_numeric_values` does."""
+    kind = column.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_decimal(kind)):
+        raise ValueError(f"numeric feature column {name!r} has non-numeric dtype {kind}")
+    values = pc.cast(column, pa.float64())
+    if values.null_count:
+        values = pc.fill_null(values, np.nan)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values.to_numpy(zero_copy_only=False)
+
+
+def _arrow_slots(column: pa.Array | pa.ChunkedArray, vocab: list[str]) -> np.ndarray:
+    """Per row, the one-hot slot of its category in ``vocab``, or -1 (null or unseen). The dictionary (read as
+    such from parquet, or hashed here) holds the few distinct values; only those are labelled, as in pandas."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    dictionary = column.dictionary
+    values = np.asarray(dictionary.to_pylist(), dtype=object)
+    lookup = pd.Index(vocab).get_indexer(_labels(values)) if len(values) else np.zeros(0, np.intp)
+    if dictionary.null_count:
+        lookup[np.asarray(dictionary.is_null())] = -1
+    if len(values) and pa.types.is_floating(dictionary.type):  # NaN is a category value in Arrow, NA in pandas
+        lookup[np.isnan(np.asarray(dictionary.to_numpy(zero_copy_only=False), dtype=float))] = -1
+    indices = column.indices
+    codes = pc.fill_null(indices, -1).to_numpy(zero_copy_only=False) if indices.null_count else indices.to_numpy()
+    return np.append(lookup, -1)[codes]
+
+
+def _arrow_feature_matrix(batch: pa.RecordBatch | pa.Table, spec: FeatureSpec) -> np.ndarray:
+    """:func:`feature_matrix` of an Arrow batch: the same matrix, from Arrow buffers (no pandas frame)."""
+    missing = [c for c in spec.columns if c not in batch.schema.names]
+    if missing:
+        raise ValueError(f"missing feature columns: {missing}")
+    n = batch.num_rows
+    out = np.zeros((spec.num_features, n), dtype=np.float32)
+    for j, f in enumerate(spec.numeric):
+        z = (_arrow_numeric(batch.column(f.name), f.name) - f.mean) / f.std
+        z[np.isnan(z)] = 0.0
+        out[j] = z
+    offset = len(spec.numeric)
+    rows = np.arange(n)
+    for f in spec.categorical:
+        slot = _arrow_slots(batch.column(f.name), f.vocab)
         hit = slot >= 0
         out[offset + slot[hit], rows[hit]] = 1.0
         offset += len(f.vocab)

@@ -85,27 +85,30 @@ def frame_batches(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
 
 
 def parquet_batches(location: str, rows: int, columns: list[str] | None = None,
-                    keep_arrow: tuple[str, ...] = ()) -> Iterator[pd.DataFrame]:
-    """Batches of a parquet file or folder on any pyarrow filesystem, read as they are consumed.
+                    dictionary_columns: tuple[str, ...] = ()) -> Iterator[pa.RecordBatch]:
+    """Arrow batches of a parquet file or folder on any pyarrow filesystem, read as they are consumed.
 
-    ``columns``: read only these (the id and the feature columns). Strings arrive as pandas categoricals
-    (dictionary-encoded by Arrow, not one Python object per value), which the feature encoder factorizes as is.
-    ``keep_arrow``: columns left as Arrow-backed pandas arrays (zero-copy both ways), e.g. the id column, which
-    only goes back to Arrow for the output: categorising a million distinct ids cost more than the model."""
+    ``columns``: read only these (the id and the feature columns). ``dictionary_columns``: string columns read as
+    dictionary arrays straight from parquet's dictionary pages (the categorical features: a handful of values,
+    so neither a string per row is decoded nor hashed again). Batches stay Arrow: the feature encoder and the
+    output take Arrow as is, so no pandas frame is built (converting a million distinct ids cost more than the
+    model)."""
     import pyarrow.dataset as ds
 
     from tasks.batch_io import filesystem
 
     fs, path = filesystem(location)
-    dataset = ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive")
+    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=list(dictionary_columns)))
+    dataset = ds.dataset(path, filesystem=fs, format=fmt, partitioning="hive")
     for batch in dataset.to_batches(columns=columns, batch_size=rows):
-        if not batch.num_rows:
-            continue
-        rest = [n for n in batch.schema.names if n not in keep_arrow]
-        frame = pa.Table.from_batches([batch]).select(rest).to_pandas(strings_to_categorical=True)
-        for name in keep_arrow:
-            frame[name] = pd.arrays.ArrowExtensionArray(batch.column(name))
-        yield frame
+        if batch.num_rows:
+            yield batch
+
+
+def _ids(batch: pd.DataFrame | pa.RecordBatch, column: str, kind: pa.DataType) -> pa.Array:
+    if isinstance(batch, pa.RecordBatch):
+        return batch.column(column).cast(kind)
+    return pa.array(batch[column], type=kind, from_pandas=True)
 
 
 def score_to_parquet(
@@ -124,8 +127,9 @@ def score_to_parquet(
     """Score every batch and write the predictions to ``destination`` atomically.
 
     Args:
-      batches: frames with the feature columns and ``id_column`` (consumed in a producer thread).
-      features: frame -> f32[n, d] model input (models.features.feature_matrix with the version's spec).
+      batches: frames or Arrow record batches with the feature columns and ``id_column`` (consumed in a
+        producer thread).
+      features: frame or batch -> f32[n, d] model input (models.features.feature_matrix with the version's spec).
       score: f32[n, d] -> f32[n] through the exported artifact.
       id_type: Arrow type of the id column in the output.
       lineage: value per LINEAGE_COLUMNS name.
@@ -137,8 +141,8 @@ def score_to_parquet(
       (rows written, f32[rows] scores or None).
     """
     schema = predictions_schema(id_column, id_type, classifier=threshold is not None)
-    prepared = _threaded(((pa.array(b[id_column], type=id_type, from_pandas=True), features(b)) for b in batches),
-                         depth=2, name="lockgate-features")
+    prepared = _threaded(((_ids(b, id_column, id_type), features(b)) for b in batches), depth=2,
+                         name="lockgate-features")
     kept: list[np.ndarray] = []
     with AtomicParquetWriter(destination, schema) as writer:
         scored = _threaded(((ids, score(x)) for ids, x in prepared), depth=2, name="lockgate-score")

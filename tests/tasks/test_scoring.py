@@ -54,20 +54,33 @@ def test_streamed_predictions_equal_whole_frame_scoring(tmp_path, model):
     assert [f.name for f in pq.read_schema(dest)] == ["id", "score", "predicted_default", *LINEAGE]
 
 
-@pytest.mark.parametrize("keep_arrow", [(), ("id",)])
-def test_parquet_source_and_regressor_output(tmp_path, model, keep_arrow):
+@pytest.mark.parametrize("dictionary_columns", [(), ("region",)])
+def test_parquet_source_stays_arrow_and_regressor_output(tmp_path, model, dictionary_columns):
+    """Arrow batches straight from parquet (categoricals as parquet's dictionaries or as plain strings) give the
+    feature matrix and scores of the pandas frame."""
+    from models.features import feature_matrix, fit_feature_spec
     from tasks.scoring import parquet_batches, score_to_parquet
 
+    frame = _frame(1000).assign(region=np.random.default_rng(1).choice(["north", "south", None], 1000))
+    spec = fit_feature_spec(frame, ["f0", "f1"], ["region"])  # 2 numerics + 2 one-hot slots: the model's 4 inputs
     src = tmp_path / "in.parquet"
-    pq.write_table(pa.Table.from_pandas(_frame(1000), preserve_index=False), src, row_group_size=300)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), src, row_group_size=300)
+    seen = []
+
+    def features(batch):
+        seen.append((type(batch), batch.schema.field("region").type))
+        return feature_matrix(batch, spec)
+
     dest = tmp_path / "p.parquet"
-    rows, kept = score_to_parquet(parquet_batches(src.as_uri(), 256, keep_arrow=keep_arrow), str(dest),
-                                  features=_features, score=model, id_column="id", id_type=pa.int64(),
+    rows, kept = score_to_parquet(parquet_batches(src.as_uri(), 256, dictionary_columns=dictionary_columns),
+                                  str(dest), features=features, score=model, id_column="id", id_type=pa.int64(),
                                   lineage=LINEAGE, threshold=None)
     out = pq.read_table(dest)
     assert rows == 1000 and kept is None and "predicted_default" not in out.column_names
-    assert out["id"].to_pylist() == _frame(1000)["id"].tolist()  # ids carried through, in order
-    np.testing.assert_allclose(out["score"].to_numpy(), model(_features(_frame(1000))), atol=1e-6)
+    assert {t for t, _ in seen} == {pa.RecordBatch}
+    assert pa.types.is_dictionary(seen[0][1]) == bool(dictionary_columns)
+    assert out["id"].to_pylist() == frame["id"].tolist()  # ids carried through, in order
+    np.testing.assert_allclose(out["score"].to_numpy(), model(feature_matrix(frame, spec)), atol=1e-6)
 
 
 @pytest.mark.parametrize("stage", ["features", "score"])
