@@ -174,13 +174,15 @@ class S3Server:
 
         return boto3.client("s3", endpoint_url=f"http://{self.endpoint}", region_name="us-east-1")
 
-    def keys(self) -> list[str]:
-        """Every object key of the bucket (raw, as S3 lists them: temporaries and folder markers included)."""
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+    def keys(self, prefix: str) -> list[str]:
+        """Every object key under ``prefix`` (raw, as S3 lists them: temporaries and folder markers included). The
+        server lives for the session: each test writes under a prefix of its own."""
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
-    def uploads_in_progress(self) -> list[str]:
-        return [u["Key"] for u in self.client().list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])]
+    def uploads_in_progress(self, prefix: str) -> list[str]:
+        uploads = self.client().list_multipart_uploads(Bucket=self.bucket, Prefix=prefix).get("Uploads", [])
+        return [u["Key"] for u in uploads]
 
 
 @pytest.fixture(scope="session")

@@ -117,10 +117,10 @@ def test_atomic_writer_on_s3_puts_the_whole_object_or_nothing(s3_server):
     with AtomicParquetWriter(dest, table.schema) as w:
         w.write(table)
         w.write(table)
-        assert w.object_store and s3_server.keys() == []  # nothing on the store until the file is complete
+        assert w.object_store and s3_server.keys("atomic/") == []  # nothing on the store until the file is complete
     spool = Path(w.tmp)
     assert not spool.exists() and read_partition(dest).num_rows == 2000
-    assert s3_server.keys() == ["atomic/date=2026-01-01/predictions.parquet"]
+    assert s3_server.keys("atomic/") == ["atomic/date=2026-01-01/predictions.parquet"]
     before = sha256_of(dest)
 
     with pytest.raises(RuntimeError):
@@ -128,7 +128,8 @@ def test_atomic_writer_on_s3_puts_the_whole_object_or_nothing(s3_server):
             w.write(pa.table({"id": [9]}))
             raise RuntimeError("crash mid-partition")
     assert sha256_of(dest) == before and not Path(w.tmp).exists()
-    assert s3_server.keys() == ["atomic/date=2026-01-01/predictions.parquet"] and s3_server.uploads_in_progress() == []
+    assert s3_server.keys("atomic/") == ["atomic/date=2026-01-01/predictions.parquet"]
+    assert s3_server.uploads_in_progress("atomic/") == []
 
 
 @pytest.mark.parametrize("root,parts,expected", [
