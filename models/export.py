@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import weakref
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -153,6 +153,7 @@ def score_bucketed(
     params: Any,
     x: np.ndarray,
     buckets: Sequence[int] = DEFAULT_BUCKETS,
+    on_output: Callable[[jax.Array], None] | None = None,
 ) -> np.ndarray:
     """Score ``x`` with the artifact, compiling at most ``len(buckets)`` shapes.
 
@@ -165,6 +166,7 @@ def score_bucketed(
       params: params pytree with the structure/shapes the artifact was exported with.
       x: f32[n, num_features] (other float dtypes are cast to float32).
       buckets: strictly increasing batch sizes.
+      on_output: called with each chunk's output array (see :func:`score_in_chunks`).
 
     Returns:
       f32[n] outputs of the artifact (probabilities for a classifier, values for a regressor).
@@ -173,7 +175,7 @@ def score_bucketed(
     x = checked_rows(exported, x)
     if x.shape[0] == 0:
         return np.zeros((0,), np.float32)
-    return score_in_chunks(_jitted_call(exported), jax.device_put(params), x, buckets)
+    return score_in_chunks(_jitted_call(exported), jax.device_put(params), x, buckets, on_output=on_output)
 
 
 def checked_rows(exported: jax_export.Exported, x: np.ndarray) -> np.ndarray:
@@ -185,10 +187,12 @@ def checked_rows(exported: jax_export.Exported, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def score_in_chunks(call, params: Any, x: np.ndarray, sizes: Sequence[int], place=lambda chunk: chunk) -> np.ndarray:
+def score_in_chunks(call, params: Any, x: np.ndarray, sizes: Sequence[int], place=lambda chunk: chunk,
+                    on_output: Callable[[jax.Array], None] | None = None) -> np.ndarray:
     """Cut f32[n, d] ``x`` into chunks of ``max(sizes)``, zero-pad each to the smallest size holding it,
     ``call(params, place(chunk))`` and drop the padding rows (rows are independent, so padding never changes
-    real rows' scores). Returns f32[n]."""
+    real rows' scores). ``on_output`` sees each call's output array (its sharding: the devices that computed it).
+    Returns f32[n]."""
     n, d = x.shape
     largest = sizes[-1]
     pending = []
@@ -199,7 +203,10 @@ def score_in_chunks(call, params: Any, x: np.ndarray, sizes: Sequence[int], plac
         if size != m:
             chunk = np.concatenate([chunk, np.zeros((size - m, d), np.float32)])
         # Dispatch is async: keep going and only block when gathering results.
-        pending.append((call(params, place(chunk)), m))
+        y = call(params, place(chunk))
+        if on_output is not None:
+            on_output(y)
+        pending.append((y, m))
     out = np.empty((n,), np.float32)
     pos = 0
     for y, m in pending:

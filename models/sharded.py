@@ -10,7 +10,7 @@ the rows. Rows are independent, so results equal :func:`models.export.score_buck
 from __future__ import annotations
 
 import weakref
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -72,6 +72,7 @@ def score_sharded(
     *,
     buckets: Sequence[int] = DEFAULT_BUCKETS,
     devices: Sequence[Any] | None = None,
+    on_output: Callable[[jax.Array], None] | None = None,
 ) -> np.ndarray:
     """Score ``x`` with the artifact, rows split over ``devices``, params replicated.
 
@@ -84,7 +85,10 @@ def score_sharded(
       params: params pytree with the structure/shapes the artifact was exported with.
       x: f32[n, num_features] (other float dtypes are cast to float32).
       buckets: strictly increasing batch sizes, before rounding to the device count.
-      devices: devices of the mesh (default ``jax.devices()``).
+      devices: devices of the mesh (default ``jax.devices()``; a multi-process program passes
+        ``jax.local_devices()``).
+      on_output: called with each chunk's output array, sharded over the mesh (see
+        :func:`models.export.score_in_chunks`).
 
     Returns:
       f32[n] probabilities, equal to :func:`models.export.score_bucketed`'s.
@@ -96,4 +100,4 @@ def score_sharded(
         return np.zeros((0,), np.float32)
     call, replicated, rows = _sharded_call(exported, mesh)
     params = jax.device_put(params, replicated)  # once, not once per chunk
-    return score_in_chunks(call, params, x, sizes, place=lambda chunk: jax.device_put(chunk, rows))
+    return score_in_chunks(call, params, x, sizes, place=lambda chunk: jax.device_put(chunk, rows), on_output=on_output)

@@ -19,9 +19,11 @@ from datetime import date
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
+from prefect.runtime import deployment
 
 from pipelines.progress import reporter
 from pipelines.runners import task_runner_for
+from pipelines.runtime import process_defaults
 from tasks import gates
 from tasks.batch import PartitionOutcome
 from tasks.batch_io import PartitionTarget, dated_partition, partition_name, scheduled_day
@@ -52,6 +54,8 @@ def batch_inference(partitions: list[str] | None = None, dates: list[str] | None
     """Score ``partitions`` (parquet files, hive folders or URIs), or the ``dates`` under the input root, or the
     scheduled date, with the current champion."""
     settings = Settings()
+    if deployment.get_id():  # started by a work pool's worker (or `lockgate serve`): set up the process like the CLI
+        process_defaults(settings.ensure_home())
     policy = policy_for(settings)
     name = model_name or settings.model_name
     targets = partition_targets(settings, partitions, dates)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+from pathlib import Path
 
 from tasks.settings import Settings
 
@@ -29,6 +30,13 @@ def prepare_runtime(settings: Settings, *, verbose: bool = False) -> None:
     # Flow and task logs still reach the Prefect API (UI) at INFO; the console shows only what the CLI prints,
     # so a failing task never dumps a traceback at the CLI. `lockgate -v` shows them.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if verbose else "CRITICAL")
+    process_defaults(home)
+
+
+def process_defaults(home: Path) -> None:
+    """Environment defaults of a process that runs lockgate's flows, before JAX, MLflow or GE are imported: the CLI
+    sets them for itself (and the flow runs `lockgate serve` starts inherit them); a flow run a work pool's worker
+    starts sets them at its start (pipelines/batch_inference.py), as the worker is Prefect's and knows none of it."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per tiny file is noise

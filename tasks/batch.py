@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.batch_io import PartitionTarget, exists, join, maybe_inject_read_failure, read_partition, retried
 from tasks.drift_models import DriftResult
 from tasks.errors import LockgateError
+from tasks.inference import ScoringStats
 from tasks.policy import Policy
 from tasks.scoring import SCORE_COLUMN, score_to_parquet
 
@@ -47,6 +48,7 @@ class PartitionOutcome(BaseModel):
     output: str | None = None
     message: str = ""
     evidence: dict[str, str] = {}
+    scoring: ScoringStats | None = Field(None, description="Where the rows were scored: process, devices, sharding.")
 
 
 class BatchIO(BaseModel):
@@ -132,14 +134,17 @@ def score_partition_data(
     }
     threshold = policy.canary.decision_threshold if model.config.task == "classification" else None
     id_type = table.schema.field(contract.id_column).type
+    scorer = model.scorer()  # records the devices each batch was scored on
 
     def write():
         from tasks.batch_io import remove_stale_temporaries
         from tasks.scoring import frame_batches
 
+        nonlocal scorer
+        scorer = model.scorer()  # this attempt's
         remove_stale_temporaries(output)  # left by a crashed earlier attempt
         return score_to_parquet(frame_batches(valid, io.batch_rows), output, features=model.features,
-                                score=model.score_features, id_column=contract.id_column, id_type=id_type,
+                                score=scorer, id_column=contract.id_column, id_type=id_type,
                                 lineage=lineage, threshold=threshold, keep_scores=True)
 
     try:
@@ -154,12 +159,13 @@ def score_partition_data(
               **{f"validation.{k}": v.sha256 for k, v in validation.evidence.items()},
               **({f"drift.{k}": v.sha256 for k, v in drift.evidence.items()} if drift else {})}
     drift_word = drift.decision if drift else "error"
+    scoring = scorer.stats()
     return PartitionOutcome(
         **common, status="scored", scored=written, drift=drift_word, drift_reasons=drift.reasons if drift else [],
         drift_result=drift, monitor=monitor.action, monitor_reasons=monitor.reasons, output=output,
-        evidence=hashes, seconds=round(time.perf_counter() - started, 3),
+        evidence=hashes, seconds=round(time.perf_counter() - started, 3), scoring=scoring,
         message=f"{len(df)} rows, {validation.n_quarantined} quarantined, {written} scored; drift {drift_word}; "
-                f"{monitor.line()}",
+                f"{monitor.line()}; {scoring.line()}",
     )
 
 

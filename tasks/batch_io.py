@@ -1,18 +1,24 @@
 """Partition IO on any pyarrow filesystem: discovery, reads with retries, atomic parquet writes.
 
 A location is a local path or a URI pyarrow understands (``s3://``, ``gs://``,
-``file://``). Transient IO errors (an ``OSError`` that is not "not found" or "not
-allowed") are retried with exponential backoff; nothing here runs inside a
-transaction, so a retry never rolls anything back. Outputs are written under a
-hidden temporary name (``.name.<random>.tmp``, which dataset readers skip) in the
-destination folder and moved into place when complete: a crash leaves no partial
-output under the final name.
+``file://``), with its options as a query (``s3://bucket/stream?region=eu-west-1``:
+paths are joined before the query). Transient IO errors (an ``OSError`` that is not
+"not found" or "not allowed") are retried with exponential backoff; nothing here runs
+inside a transaction, so a retry never rolls anything back.
+
+Outputs appear under their final name only when complete (AtomicParquetWriter): on a
+filesystem that renames (local, HDFS, any other non-object store) the file is written
+under a hidden temporary name beside it and renamed; on an object store (S3, GCS,
+Azure) it is spooled to a local temporary file and uploaded to its final key in one
+call, because an object becomes visible only once its upload completes, while a
+"move" there is a copy and a delete.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +34,7 @@ from tasks.errors import LockgateError
 
 T = TypeVar("T")
 _NOT_TRANSIENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+OBJECT_STORES = frozenset({"s3", "gcs", "abfs"})  # pyarrow FileSystem.type_name of stores without a rename
 
 
 class PartitionTarget(BaseModel):
@@ -53,13 +60,23 @@ def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
 
 
+def split_query(location: str) -> tuple[str, str]:
+    """(URI without its query, ``?query`` or ""): ``s3://b/p?region=x`` -> (``s3://b/p``, ``?region=x``)."""
+    if "://" in location and "?" in location:
+        base, query = location.split("?", 1)
+        return base, f"?{query}"
+    return location, ""
+
+
 def join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *parts])
+    """``root``/``parts``, before the root's query if it has one."""
+    base, query = split_query(root)
+    return "/".join([base.rstrip("/"), *parts]) + query
 
 
 def partition_name(location: str) -> str:
-    """``.../stream/date=2026-01-01`` -> ``date=2026-01-01``; ``.../day.parquet`` -> ``day``."""
-    last = location.rstrip("/").rsplit("/", 1)[-1]
+    """``.../stream/date=2026-01-01`` -> ``date=2026-01-01``; ``.../day.parquet`` -> ``day`` (a URI's query ignored)."""
+    last = split_query(location)[0].rstrip("/").rsplit("/", 1)[-1]
     return last.removesuffix(".parquet") if "=" not in last else last
 
 
@@ -137,15 +154,37 @@ def read_partition(location: str, columns: list[str] | None = None) -> pa.Table:
 
 
 class AtomicParquetWriter:
-    """Write one parquet file batch by batch under a temporary name; move it into place on success.
+    """Write one parquet file batch by batch; it appears under ``destination`` only when complete.
 
-    ``with AtomicParquetWriter(dest, schema) as w: w.write(table)``: on an exception the
-    temporary file is removed and ``dest`` is untouched (the previous file, if any, stays)."""
+    ``with AtomicParquetWriter(dest, schema) as w: w.write(table)``: on an exception ``dest``
+    is untouched (the previous file, if any, stays) and the temporary is removed. A crash
+    leaves ``dest`` untouched too, and its temporary behind (beside ``dest``: removed by
+    remove_stale_temporaries before the next attempt; a spool file: in ``TMPDIR``).
+
+    Local, HDFS and other filesystems that rename: written under ``.name.<random>.tmp``
+    beside ``dest`` (dataset readers skip dot files) and renamed into place. Object stores
+    (``OBJECT_STORES``): pyarrow completes an upload stream that is closed or dropped
+    half-written (it never aborts one), its move is a server-side copy then a delete (the
+    bytes written twice, and a crash between the two leaves the temporary object behind,
+    which nothing cleans once the partition counts as scored), and its create_dir writes
+    empty folder-marker objects. But a new object is atomic: it is visible only once its
+    upload completes, and replaces the old one whole. So the file is spooled to a local
+    temporary file (``tempfile``'s folder, ``TMPDIR``) and uploaded to ``dest`` by one
+    C++ call once complete; a crash before or during the upload leaves no object (an
+    interrupted multipart upload is never completed; a bucket lifecycle rule reclaims it).
+    """
 
     def __init__(self, destination: str, schema: pa.Schema):
         self.fs, self.path = filesystem(destination)
         folder, name = self.path.rsplit("/", 1)
-        self.tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+        self.object_store = self.fs.type_name in OBJECT_STORES
+        if self.object_store:
+            fd, self.tmp = tempfile.mkstemp(prefix=f"lockgate-{name}.", suffix=".tmp")
+            os.close(fd)
+            self._tmp_fs: pafs.FileSystem = pafs.LocalFileSystem()
+        else:
+            self.tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+            self._tmp_fs = self.fs
         self.schema = schema
         self.rows = 0
         self._writer = None
@@ -154,8 +193,13 @@ class AtomicParquetWriter:
     def __enter__(self) -> "AtomicParquetWriter":
         import pyarrow.parquet as pq
 
-        self.fs.create_dir(self._folder, recursive=True)
-        self._writer = pq.ParquetWriter(self.tmp, self.schema, filesystem=self.fs)
+        try:
+            if not self.object_store:  # an object store has no folders (pyarrow would write marker objects)
+                self.fs.create_dir(self._folder, recursive=True)
+            self._writer = pq.ParquetWriter(self.tmp, self.schema, filesystem=self._tmp_fs)
+        except BaseException:
+            self._remove_tmp()
+            raise
         return self
 
     def write(self, table: pa.Table) -> None:
@@ -165,11 +209,16 @@ class AtomicParquetWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             self._writer.close()
-            if exc_type is None:
-                self.fs.move(self.tmp, self.path)  # a rename on local and HDFS; copy+delete on object stores
+            if exc_type is None and self.object_store:
+                pafs.copy_files(self.tmp, self.path, source_filesystem=self._tmp_fs, destination_filesystem=self.fs)
+            elif exc_type is None:
+                self.fs.move(self.tmp, self.path)  # a rename
         finally:
-            if self.fs.get_file_info(self.tmp).type != pafs.FileType.NotFound:
-                self.fs.delete_file(self.tmp)
+            self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        if self._tmp_fs.get_file_info(self.tmp).type != pafs.FileType.NotFound:
+            self._tmp_fs.delete_file(self.tmp)
 
 
 def sha256_of(location: str) -> str:

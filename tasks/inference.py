@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import LockgateError
 from tasks.evidence import sha256_file
@@ -45,17 +46,71 @@ class CompiledModel:
 
         return feature_matrix(df, self.feature_spec)
 
-    def score_features(self, x: np.ndarray) -> np.ndarray:
-        """The artifact's outputs f32[n] for f32[n, num_features] ``x``: bucketed, sharded over the local devices."""
+    def score_features(self, x: np.ndarray, on_output=None) -> np.ndarray:
+        """The artifact's outputs f32[n] for f32[n, num_features] ``x``: bucketed, sharded over this process's
+        devices when it has several (``on_output``: see :func:`models.export.score_in_chunks`)."""
         import jax
 
         from models.export import score_bucketed
 
-        if jax.device_count() > 1:  # data-parallel over the local devices (TPU chips, or forced CPU devices)
+        devices = jax.local_devices()  # this process's: a multi-process program's jax.devices() are not all ours
+        if len(devices) > 1:  # data-parallel over the local devices (TPU chips, or forced CPU devices)
             from models.sharded import score_sharded
 
-            return np.asarray(score_sharded(self.exported, self.params, x, buckets=self.buckets))
-        return np.asarray(score_bucketed(self.exported, self.params, x, buckets=self.buckets))
+            return np.asarray(score_sharded(self.exported, self.params, x, buckets=self.buckets, devices=devices,
+                                            on_output=on_output))
+        return np.asarray(score_bucketed(self.exported, self.params, x, buckets=self.buckets, on_output=on_output))
+
+    def scorer(self) -> "Scorer":
+        return Scorer(self)
+
+
+class ScoringStats(BaseModel):
+    """Where and how a partition was scored, measured on the artifact's outputs in the process that scored it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    process: str = Field(description="host:pid of the process that scored (a Dask worker, the flow's process, ...).")
+    platform: str = Field(description="JAX platform of its devices (cpu, tpu, gpu).")
+    local_devices: int = Field(description="jax.local_device_count() there.")
+    calls: int = Field(description="Artifact calls (one per padded chunk).")
+    sharded_calls: int = Field(description="Calls whose output was split over more than one device.")
+    devices: list[int] = Field(description="Ids of the devices that held a part of any output.")
+    rows_per_device: int = Field(description="Rows one device computed in the largest call (padding included).")
+
+    def line(self) -> str:
+        where = (f"sharded over {len(self.devices)} {self.platform} devices" if self.sharded_calls
+                 else f"on 1 {self.platform} device")
+        return f"scored {where} ({self.calls} call(s), {self.process})"
+
+
+class Scorer:
+    """``model.score_features`` as a callable that records the sharding of every output (one per partition)."""
+
+    def __init__(self, model: CompiledModel):
+        self.model = model
+        self.calls = self.sharded_calls = self.rows_per_device = 0
+        self.devices: set[int] = set()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.model.score_features(x, on_output=self._observe)
+
+    def _observe(self, y) -> None:
+        shards = y.addressable_shards
+        self.calls += 1
+        self.sharded_calls += len({s.device.id for s in shards}) > 1
+        self.devices.update(s.device.id for s in shards)
+        self.rows_per_device = max([self.rows_per_device, *(s.data.shape[0] for s in shards)])
+
+    def stats(self) -> ScoringStats:
+        import os
+        import socket
+
+        import jax
+
+        return ScoringStats(process=f"{socket.gethostname()}:{os.getpid()}", platform=jax.default_backend(),
+                            local_devices=jax.local_device_count(), calls=self.calls, sharded_calls=self.sharded_calls,
+                            devices=sorted(self.devices), rows_per_device=self.rows_per_device)
 
 
 def verified_file(registry: MlflowRegistry, record: ModelVersionRecord, filename: str, dst: Path, expected: str | None) -> Path:

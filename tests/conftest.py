@@ -157,3 +157,74 @@ def shared_home(tmp_path_factory):
         mp.setenv("LOCKGATE_HOME", str(tmp_path_factory.mktemp("home")))
         mp.setenv("LOCKGATE_ACTOR", "tester")
         yield Settings()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A moto S3 server on 127.0.0.1 with one bucket; ``uri(key)`` is a pyarrow URI that reaches it."""
+
+    endpoint: str  # host:port
+    bucket: str
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}?endpoint_override={self.endpoint}&scheme=http"
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=f"http://{self.endpoint}", region_name="us-east-1")
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every object key under ``prefix`` (raw, as S3 lists them: temporaries and folder markers included). The
+        server lives for the session: each test writes under a prefix of its own."""
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def uploads_in_progress(self, prefix: str) -> list[str]:
+        uploads = self.client().list_multipart_uploads(Bucket=self.bucket, Prefix=prefix).get("Uploads", [])
+        return [u["Key"] for u in uploads]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """`python -m moto.server` on a free port (an S3 API in a process of its own), dummy credentials in the
+    environment, a bucket `lockgate`; stopped (SIGTERM, wait) at the end of the session."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                assert proc.poll() is None, f"moto server exited with {proc.returncode}: {log.read_text()[-2000:]}"
+                assert time.monotonic() < deadline, "moto server did not answer within 60 s"
+                time.sleep(0.2)
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                         "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
+                mp.setenv(k, v)
+            mp.delenv("AWS_ENDPOINT_URL", raising=False)
+            mp.delenv("AWS_PROFILE", raising=False)
+            server = S3Server(endpoint=f"127.0.0.1:{port}", bucket="lockgate")
+            server.client().create_bucket(Bucket=server.bucket)
+            yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

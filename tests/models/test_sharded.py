@@ -47,6 +47,10 @@ for n in (1, 7, 1000, 10_001):
 call, replicated, rows = _sharded_call(exported, data_mesh())
 y = call(jax.device_put(params, replicated), jax.device_put(np.zeros((64, 6), np.float32), rows))
 report["shards"] = sorted([[s.device.id, list(s.data.shape)] for s in y.addressable_shards])
+# on_output sees every chunk's output: 2500 rows are chunks of 1024, 1024 and 452 (padded to 1024) rows
+seen = []
+score_sharded(exported, params, rng.normal(size=(2500, 6)).astype(np.float32), buckets=buckets, on_output=seen.append)
+report["observed"] = [sorted({s.device.id for s in out.addressable_shards}) for out in seen]
 print(json.dumps(report))
 """
 
@@ -64,6 +68,7 @@ def eight_devices() -> dict:
 def test_child_really_had_eight_devices(eight_devices):
     assert eight_devices["device_count"] == 8
     assert eight_devices["shards"] == [[i, [8]] for i in range(8)]
+    assert eight_devices["observed"] == [list(range(8))] * 3  # every chunk's output spans the 8 devices
 
 
 @pytest.mark.parametrize("n", [1, 7, 1000, 10_001])

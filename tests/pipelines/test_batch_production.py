@@ -1,8 +1,7 @@
 """Batch inference as the production job: dated partitions and the schedule, bad input, transient reads, a crash
 mid-partition, monitoring (block, rollback and re-score), the Dask runner, and `lockgate serve`.
 
-The champions here are made fast (register -> the real compile gate, CPU only -> promote) instead of by the whole
-lifecycle, which tests/pipelines/test_lifecycle.py covers.
+The champions come from the ``home`` fixture (tests/pipelines/conftest.py).
 """
 
 from __future__ import annotations
@@ -21,37 +20,6 @@ import yaml
 
 pytestmark = pytest.mark.flow
 POLICY = Path(__file__).with_name("batch_policy.yaml")
-
-
-@pytest.fixture(scope="module")
-def home(prefect_harness, tmp_path_factory, make_candidate):
-    """LOCKGATE_HOME with v1 then v2 promoted (v2 champion, v1 previous-champion); yields the module's env."""
-    from tasks import gates
-    from tasks.promotion import promote
-    from tasks.registration import register_candidate
-    from tasks.settings import Settings
-    from tasks.stores import ledger_for, policy_for, registry_for
-
-    root = tmp_path_factory.mktemp("batch-home")
-    env = {"LOCKGATE_HOME": str(root), "LOCKGATE_POLICY_FILE": str(POLICY), "LOCKGATE_ACTOR": "tester",
-           "LOCKGATE_IO_RETRY_DELAY_SECONDS": "0.01"}
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        settings = Settings()
-        policy, registry, ledger = policy_for(settings), registry_for(settings), ledger_for(settings)
-        for seed in (1, 2):  # the same architecture and config: the second compile report comes from the cache
-            hidden = (8,)
-            files = make_candidate(root / f"candidate-{seed}", hidden=hidden, epochs=3, seed=seed, n=800)
-            record = register_candidate(registry, ledger, name=settings.model_name, arch="mlp", config_path=files.config,
-                                        params_path=files.params, reference_path=files.reference,
-                                        contract_name="credit_default", actor="tester")
-            assert gates.compile_model.fn(settings, policy, record, str(files.golden)).passed
-            promote(registry, ledger, name=settings.model_name, version=record.version, actor="tester",
-                    reason="test champion", policy=policy.name, evidence={}, flow_run_id=None,
-                    expected_champion=registry.aliases(settings.model_name).get("champion"))
-        assert registry.aliases(settings.model_name) == {"champion": 2, "previous-champion": 1}
-        yield env
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""Partition IO: retries with backoff, injected transient failures, atomic writes, discovery helpers."""
+"""Partition IO: retries with backoff, injected transient failures, atomic writes (local and on a real S3 API),
+discovery helpers."""
 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -105,8 +107,48 @@ def test_read_partition_on_a_uri_and_bad_parquet(tmp_path):
         read_partition(str(bad))
 
 
+def test_atomic_writer_on_s3_puts_the_whole_object_or_nothing(s3_server):
+    """No rename on S3: the file is spooled locally and uploaded whole; a failure uploads nothing and the previous
+    object stays; no temporary object, folder marker or unfinished multipart upload is left."""
+    from tasks.batch_io import AtomicParquetWriter, read_partition, sha256_of
+
+    dest = s3_server.uri("atomic/date=2026-01-01/predictions.parquet")
+    table = pa.table({"id": list(range(1000))})
+    with AtomicParquetWriter(dest, table.schema) as w:
+        w.write(table)
+        w.write(table)
+        assert w.object_store and s3_server.keys("atomic/") == []  # nothing on the store until the file is complete
+    spool = Path(w.tmp)
+    assert not spool.exists() and read_partition(dest).num_rows == 2000
+    assert s3_server.keys("atomic/") == ["atomic/date=2026-01-01/predictions.parquet"]
+    before = sha256_of(dest)
+
+    with pytest.raises(RuntimeError):
+        with AtomicParquetWriter(dest, table.schema) as w:
+            w.write(pa.table({"id": [9]}))
+            raise RuntimeError("crash mid-partition")
+    assert sha256_of(dest) == before and not Path(w.tmp).exists()
+    assert s3_server.keys("atomic/") == ["atomic/date=2026-01-01/predictions.parquet"]
+    assert s3_server.uploads_in_progress("atomic/") == []
+
+
+@pytest.mark.parametrize("root,parts,expected", [
+    ("/out/", ("m", "p.parquet"), "/out/m/p.parquet"),
+    ("s3://b/out?endpoint_override=127.0.0.1:9000&scheme=http", ("m", "date=2026-01-01"),
+     "s3://b/out/m/date=2026-01-01?endpoint_override=127.0.0.1:9000&scheme=http"),
+    ("s3://b/out/?region=eu-west-1", ("m",), "s3://b/out/m?region=eu-west-1"),
+])
+def test_join_keeps_a_uri_query_at_the_end(root, parts, expected):
+    from tasks.batch_io import join, split_query
+
+    assert join(root, *parts) == expected
+    assert split_query("/local/a?b") == ("/local/a?b", "")  # a local path has no query
+
+
 @pytest.mark.parametrize("location,name", [("/s/date=2026-01-02", "date=2026-01-02"), ("s3://b/s/date=2026-01-02/", "date=2026-01-02"),
-                                           ("/x/day.parquet", "day"), ("gs://b/day.parquet", "day")])
+                                           ("/x/day.parquet", "day"), ("gs://b/day.parquet", "day"),
+                                           ("s3://b/s/date=2026-01-03?endpoint_override=h:9000&scheme=http",
+                                            "date=2026-01-03")])
 def test_partition_name(location, name):
     from tasks.batch_io import partition_name
 

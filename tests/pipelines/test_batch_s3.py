@@ -1,0 +1,80 @@
+"""Batch inference with its input and predictions on S3: a real S3 API (moto's server, a process on 127.0.0.1)
+reached through pyarrow's S3 filesystem, both by URI options (``?endpoint_override=...&scheme=http``) and by
+AWS_ENDPOINT_URL. gs:// has no local server here and is not tested."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pyarrow as pa
+import pytest
+
+pytestmark = pytest.mark.flow
+MODEL = "credit-default"
+
+
+def upload_day(s3_server, day: date, n: int = 300, seed: int = 0) -> str:
+    """A partition date=YYYY-MM-DD of ``n`` synthetic rows under s3://lockgate/batch/stream/; returns its object key."""
+    import pyarrow.parquet as pq
+
+    from data_contracts.synthetic_credit import generate_frame
+    from tasks.batch_io import filesystem
+
+    frame = generate_frame(n, seed=seed, day=day, id_offset=day.toordinal() * 10_000).drop(columns=["defaulted"])
+    key = f"batch/stream/date={day.isoformat()}/part-0.parquet"
+    fs, path = filesystem(s3_server.uri(key))
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, filesystem=fs)
+    return key
+
+
+def test_s3_input_and_output_scored_once_with_lineage_and_nothing_left_behind(home, s3_server, monkeypatch):
+    from pipelines.batch_inference import run_batch
+    from tasks.batch_io import read_partition, sha256_of
+    from tasks.settings import Settings
+    from tasks.stores import ledger_for
+
+    days = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]  # the third is never uploaded
+    inputs = [upload_day(s3_server, d, seed=30 + i) for i, d in enumerate(days[:2])]
+    monkeypatch.setenv("LOCKGATE_INPUT_ROOT", s3_server.uri("batch/stream"))
+    monkeypatch.setenv("LOCKGATE_OUTPUT_ROOT", s3_server.uri("batch/predictions"))
+    settings = Settings()
+    outcomes = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days])}
+    first, second, missing = (outcomes[f"date={d}"] for d in days)
+
+    assert first.status == second.status == "scored", (first.message, second.message)
+    assert first.scored + first.quarantined == 300 and second.scored + second.quarantined == 300
+    assert missing.status == "missing" and missing.message.startswith("partition date=2026-11-03 not found at s3://")
+    outputs = [f"batch/predictions/{MODEL}/date={d}/predictions.parquet" for d in days[:2]]
+    assert s3_server.keys("batch/") == sorted(inputs + outputs)  # final names only: no temporary object, no folder marker
+    assert s3_server.uploads_in_progress("batch/") == []
+    preds = read_partition(first.output).to_pandas()
+    assert first.output == s3_server.uri(outputs[0]) and len(preds) == first.scored
+    assert preds["model_version"].unique().tolist() == ["2"] and preds["score"].between(0, 1).all()
+    assert set(preds.columns) >= {"application_id", "score", "predicted_default", "model_name", "artifact_sha256",
+                                  "contract_version", "flow_run_id", "scored_at"}
+
+    def rows(action, day):
+        return [e for e in ledger_for(settings).entries(model_name=MODEL)
+                if e.action == action and f"partition date={day}:" in e.reason]
+
+    (scored,) = rows("partition.scored", days[0])
+    assert scored.evidence["predictions"] == sha256_of(first.output)
+    assert len(rows("partition.missing", days[2])) == 1
+
+    # a re-run, by date and by the partition's own URI (its query is not part of its name), is a no-op
+    etags = {k: s3_server.client().head_object(Bucket=s3_server.bucket, Key=k)["ETag"] for k in outputs}
+    again = run_batch(settings, dates=[d.isoformat() for d in days[:2]])
+    by_uri = run_batch(settings, partitions=[s3_server.uri(f"batch/stream/date={days[0]}")])
+    assert [o.status for o in again + by_uri] == ["skipped"] * 3 and by_uri[0].partition == f"date={days[0]}"
+    assert {k: s3_server.client().head_object(Bucket=s3_server.bucket, Key=k)["ETag"] for k in outputs} == etags
+    assert len(rows("partition.scored", days[0])) == 1 and s3_server.keys("batch/") == sorted(inputs + outputs)
+
+    # plain s3:// URIs with the endpoint from AWS_ENDPOINT_URL; --force replaces the object whole
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{s3_server.endpoint}")
+    monkeypatch.setenv("LOCKGATE_INPUT_ROOT", f"s3://{s3_server.bucket}/batch/stream")
+    monkeypatch.setenv("LOCKGATE_OUTPUT_ROOT", f"s3://{s3_server.bucket}/batch/predictions")
+    (forced,) = run_batch(Settings(), dates=[days[1].isoformat()], force=True)
+    assert forced.status == "scored" and forced.output == f"s3://{s3_server.bucket}/{outputs[1]}"
+    assert s3_server.client().head_object(Bucket=s3_server.bucket, Key=outputs[1])["ETag"] != etags[outputs[1]]
+    assert read_partition(forced.output).num_rows == forced.scored
+    assert s3_server.keys("batch/") == sorted(inputs + outputs) and s3_server.uploads_in_progress("batch/") == []
