@@ -7,6 +7,8 @@ serving can't standardize or one-hot differently.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # A (near-)constant training column gets std 1 rather than a tiny floor: dividing
 # by 1e-12 would turn any unseen value at scoring time into an enormous input.
 MIN_STD = 1e-6
+_BLOCK_ROWS = 32_768  # rows encoded at a time: a block of the matrix stays in cache
 
 
 class NumericFeature(BaseModel):
@@ -144,7 +147,7 @@ def feature_matrix(df: pd.DataFrame | pa.RecordBatch | pa.Table, spec: FeatureSp
 
     Args:
       df: frame with the spec's columns (extra columns are ignored); a pyarrow RecordBatch or Table is encoded
-        by :func:`_arrow_feature_matrix` to the same matrix.
+        from its Arrow buffers to the same matrix.
       spec: fitted :class:`FeatureSpec`.
 
     Returns:
@@ -153,29 +156,52 @@ def feature_matrix(df: pd.DataFrame | pa.RecordBatch | pa.Table, spec: FeatureSp
       then one-hot blocks (null or unseen category -> all zeros).
     """
     if isinstance(df, (pa.RecordBatch, pa.Table)):
-        return _arrow_feature_matrix(df, spec)
+        missing = [c for c in spec.columns if c not in df.schema.names]
+        if missing:
+            raise ValueError(f"missing feature columns: {missing}")
+        return _encode(df.num_rows, spec, lambda f: _arrow_numeric(df.column(f.name), f.name),
+                       lambda f: _arrow_slots(df.column(f.name), f.vocab))
     _require_columns(df, spec.columns)
-    n = len(df)
-    # Column-major while filling (each feature is a contiguous write), then one copy
-    # to row-major for the model.
-    out = np.zeros((spec.num_features, n), dtype=np.float32)
-    for j, f in enumerate(spec.numeric):
-        z = (_numeric_values(df, f.name) - f.mean) / f.std
-        z[np.isnan(z)] = 0.0
-        out[j] = z
-    offset = len(spec.numeric)
-    rows = np.arange(n)
+    return _encode(len(df), spec, lambda f: _numeric_values(df, f.name), lambda f: _frame_slots(df[f.name], f.vocab))
+
+
+def _frame_slots(column: pd.Series, vocab: list[str]) -> np.ndarray:
+    """Per row, the one-hot slot of its category in ``vocab``, or -1 (null or unseen). factorize is hashed and
+    vectorised; only the (few) uniques are labelled and looked up in the vocab."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    lookup = pd.Index(vocab).get_indexer(_labels(np.asarray(uniques, dtype=object)))
+    return np.append(lookup, -1)[codes]  # the appended -1 makes the null sentinel (code -1) a -1 slot too
+
+
+def _encode(n: int, spec: FeatureSpec, numeric: Callable[[NumericFeature], np.ndarray],
+            slots: Callable[[CategoricalFeature], np.ndarray]) -> np.ndarray:
+    """The matrix from each numeric feature's float64 values and each categorical feature's slots (either source).
+
+    Written row-major in place, in blocks of ``_BLOCK_ROWS`` rows so the strided column writes stay in cache (a
+    transposing copy at the end cost more). Standardizing is float64 arithmetic in one reused buffer, cast to
+    float32 on the way into the matrix."""
+    d = spec.num_features
+    out = np.zeros((n, d), dtype=np.float32)
+    values = [numeric(f) for f in spec.numeric]
+    one_hot, offset = [], len(spec.numeric)  # (first column of the feature's one-hot block, slot per row)
     for f in spec.categorical:
-        # factorize is hashed and vectorised; only the (few) uniques are labelled and
-        # looked up in the vocab.
-        codes, uniques = pd.factorize(df[f.name], use_na_sentinel=True)
-        lookup = pd.Index(f.vocab).get_indexer(_labels(np.asarray(uniques, dtype=object)))
-        # Appending -1 makes the null sentinel (code -1) index a -1 slot too.
-        slot = np.append(lookup, -1)[codes]
-        hit = slot >= 0
-        out[offset + slot[hit], rows[hit]] = 1.0
+        one_hot.append((offset, slots(f)))
         offset += len(f.vocab)
-    return np.ascontiguousarray(out.T)
+    z = np.empty(min(n, _BLOCK_ROWS), dtype=np.float64)
+    for start in range(0, n, _BLOCK_ROWS):
+        stop = min(n, start + _BLOCK_ROWS)
+        block = z[: stop - start]
+        for j, (f, x) in enumerate(zip(spec.numeric, values)):
+            np.subtract(x[start:stop], f.mean, out=block)
+            block /= f.std
+            block[np.isnan(block)] = 0.0  # NaN (or null) -> the mean; +-inf passes through to the contract
+            out[start:stop, j] = block
+        flat = out[start:stop].reshape(-1)
+        for offset, slot in one_hot:
+            rows = slot[start:stop]
+            hit = np.flatnonzero(rows >= 0)
+            flat[hit * d + offset + rows[hit]] = 1.0
+    return out
 
 
 def _arrow_numeric(column: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
@@ -209,24 +235,3 @@ def _arrow_slots(column: pa.Array | pa.ChunkedArray, vocab: list[str]) -> np.nda
     indices = column.indices
     codes = pc.fill_null(indices, -1).to_numpy(zero_copy_only=False) if indices.null_count else indices.to_numpy()
     return np.append(lookup, -1)[codes]
-
-
-def _arrow_feature_matrix(batch: pa.RecordBatch | pa.Table, spec: FeatureSpec) -> np.ndarray:
-    """:func:`feature_matrix` of an Arrow batch: the same matrix, from Arrow buffers (no pandas frame)."""
-    missing = [c for c in spec.columns if c not in batch.schema.names]
-    if missing:
-        raise ValueError(f"missing feature columns: {missing}")
-    n = batch.num_rows
-    out = np.zeros((spec.num_features, n), dtype=np.float32)
-    for j, f in enumerate(spec.numeric):
-        z = (_arrow_numeric(batch.column(f.name), f.name) - f.mean) / f.std
-        z[np.isnan(z)] = 0.0
-        out[j] = z
-    offset = len(spec.numeric)
-    rows = np.arange(n)
-    for f in spec.categorical:
-        slot = _arrow_slots(batch.column(f.name), f.vocab)
-        hit = slot >= 0
-        out[offset + slot[hit], rows[hit]] = 1.0
-        offset += len(f.vocab)
-    return np.ascontiguousarray(out.T)

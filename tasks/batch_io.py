@@ -174,7 +174,7 @@ class AtomicParquetWriter:
     interrupted multipart upload is never completed; a bucket lifecycle rule reclaims it).
     """
 
-    def __init__(self, destination: str, schema: pa.Schema):
+    def __init__(self, destination: str, schema: pa.Schema, **parquet_options):
         self.fs, self.path = filesystem(destination)
         folder, name = self.path.rsplit("/", 1)
         self.object_store = self.fs.type_name in OBJECT_STORES
@@ -186,6 +186,7 @@ class AtomicParquetWriter:
             self.tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
             self._tmp_fs = self.fs
         self.schema = schema
+        self.options = parquet_options  # for pyarrow.parquet.ParquetWriter (e.g. use_dictionary)
         self.rows = 0
         self._writer = None
         self._folder = folder
@@ -196,7 +197,7 @@ class AtomicParquetWriter:
         try:
             if not self.object_store:  # an object store has no folders (pyarrow would write marker objects)
                 self.fs.create_dir(self._folder, recursive=True)
-            self._writer = pq.ParquetWriter(self.tmp, self.schema, filesystem=self._tmp_fs)
+            self._writer = pq.ParquetWriter(self.tmp, self.schema, filesystem=self._tmp_fs, **self.options)
         except BaseException:
             self._remove_tmp()
             raise
