@@ -171,7 +171,8 @@ class AtomicParquetWriter:
     upload completes, and replaces the old one whole. So the file is spooled to a local
     temporary file (``tempfile``'s folder, ``TMPDIR``) and uploaded to ``dest`` by one
     C++ call once complete; a crash before or during the upload leaves no object (an
-    interrupted multipart upload is never completed; a bucket lifecycle rule reclaims it).
+    interrupted S3 multipart upload is never completed, a bucket lifecycle rule reclaims
+    it; an interrupted GCS resumable upload is never finalized and expires).
     """
 
     def __init__(self, destination: str, schema: pa.Schema, **parquet_options):

@@ -1,6 +1,6 @@
 """Batch inference with its input and predictions on S3: a real S3 API (moto's server, a process on 127.0.0.1)
 reached through pyarrow's S3 filesystem, both by URI options (``?endpoint_override=...&scheme=http``) and by
-AWS_ENDPOINT_URL. gs:// has no local server here and is not tested."""
+AWS_ENDPOINT_URL. gs:// is tested the same way in test_batch_gcs.py."""
 
 from __future__ import annotations
 
