@@ -13,9 +13,10 @@ def rollback_command(settings: Settings, name: str, *, reason: str, to_version: 
     waits for reviewers on the Prefect server (`lockgate pending`, `lockgate approve`)."""
     from pipelines.cli import EXIT_OK, EXIT_ROLLBACK_FAILED
     from tasks.promotion import plan_rollback
-    from tasks.rollback_gate import governed_rollback, rollback_rules
+    from tasks.rollback_gate import checked_reason, governed_rollback, rollback_rules
     from tasks.stores import ledger_for, policy_for, registry_for
 
+    checked_reason(reason)  # bad input first, before what the registry says
     policy = policy_for(settings)
     plan = plan_rollback(registry_for(settings), ledger_for(settings), name=name, to_version=to_version)
     move = f"{name} from v{plan.from_version} to v{plan.to_version}"

@@ -96,6 +96,15 @@ def plan_rollback(registry: MlflowRegistry, ledger: Ledger, *, name: str, to_ver
     return RollbackPlan(model_name=name, from_version=aliases[CHAMPION], to_version=target)
 
 
+class RollbackRefused(LockgateError):
+    """The champion is no longer the one the rollback was decided against: nothing moved, ledger row ``seq`` says
+    why."""
+
+    def __init__(self, reason: str, seq: int):
+        self.seq = seq
+        super().__init__(reason)
+
+
 class RollbackFailed(LockgateError):
     """The rollback target failed its smoke test (or a move failed): aliases restored, ledger row written."""
 
@@ -192,9 +201,9 @@ def rollback(registry: MlflowRegistry, ledger: Ledger, *, name: str, actor: str,
         if expected_champion is not None and current != expected_champion:
             why = (f"rollback not made: the champion is {_v(current)}, but the rollback was decided against "
                    f"v{expected_champion} (it moved while the rollback awaited approval): {reason}")
-            ledger.append(LedgerEntry(action="rollback.refused", version=to_version, alias=CHAMPION,
-                                      previous_version=current, reason=why, **common))
-            raise LockgateError(why)
+            row = ledger.append(LedgerEntry(action="rollback.refused", version=to_version, alias=CHAMPION,
+                                            previous_version=current, reason=why, **common))
+            raise RollbackRefused(why, row.seq)
         target_version = _rollback_target(registry, name, before, champion_history(entries), to_version)
         target = _without_challenger({**before, CHAMPION: target_version}, target_version)
         target.pop(PREVIOUS_CHAMPION, None)

@@ -32,7 +32,7 @@ from tasks.errors import LockgateError
 from tasks.evidence import Check, GateResult, sha256_file, write_json
 from tasks.ledger import LedgerEntry
 from tasks.policy import Policy
-from tasks.promotion import RollbackFailed, RollbackPlan, plan_rollback, rollback
+from tasks.promotion import RollbackFailed, RollbackPlan, RollbackRefused, plan_rollback, rollback
 from tasks.registry import ModelVersionRecord
 from tasks.settings import Settings
 from tasks.stores import ledger_for, registry_for, version_evidence_dir
@@ -67,6 +67,12 @@ def rollback_request(plan: RollbackPlan, reason: str) -> GateResult:
                                f"{reason}"])
 
 
+def checked_reason(reason: str) -> str:
+    if not reason.strip():
+        raise LockgateError("--reason must not be empty: it is recorded in the ledger")
+    return reason
+
+
 def governed_rollback(settings: Settings, policy: Policy, name: str, *, reason: str, to_version: int | None = None,
                       flow_run_id: str | None = None, evidence: dict[str, str] | None = None,
                       ask: AskReviewers | None = None) -> RollbackOutcome:
@@ -74,8 +80,7 @@ def governed_rollback(settings: Settings, policy: Policy, name: str, *, reason: 
     the policy needs reviewers and there is no ``ask``, a one-line LockgateError says how to ask them.
 
     Raises LockgateError (one line) when there is nothing to roll back to."""
-    if not reason.strip():
-        raise LockgateError("--reason must not be empty: it is recorded in the ledger")
+    checked_reason(reason)
     registry, ledger = registry_for(settings), ledger_for(settings)
     plan = plan_rollback(registry, ledger, name=name, to_version=to_version)
     record = registry.get(name, plan.to_version)
@@ -107,6 +112,9 @@ def governed_rollback(settings: Settings, policy: Policy, name: str, *, reason: 
         result = rollback(registry, ledger, name=name, actor=settings.actor, reason=said, to_version=to_version,
                           policy=policy.name, flow_run_id=flow_run_id, expected_champion=plan.from_version,
                           evidence={**(evidence or {}), **approval_evidence})
+    except RollbackRefused as e:  # the champion moved while the request waited
+        return RollbackOutcome(passed=False, decision="refused", status="refused", reasons=[str(e)],
+                               checks=_checks(approval), ledger_seqs=[e.seq], **base)
     except RollbackFailed as e:
         r = e.result
         return RollbackOutcome(passed=False, decision="reverted", status="reverted", reasons=[r.reason],

@@ -35,6 +35,8 @@ def test_rollback_command_and_its_one_line_refusal(model, capsys):
     assert f"{name}: champion v1 (was v2)" in out and "verified" in out
     assert registry.aliases(name) == {CHAMPION: 1}
     assert ledger.entries(model_name=name)[-1].reason.startswith("rollback from v2 to v1: drift breach on day 5")
+    assert main(["rollback", name, "--reason", "  "]) == EXIT_USAGE
+    assert _one_line(capsys) == "lockgate: error: --reason must not be empty: it is recorded in the ledger"
     assert main(["rollback", "--reason", "again"]) == EXIT_USAGE  # MODEL defaults to LOCKGATE_MODEL_NAME
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no previous champion to roll back to" in err and "--to-version" in err
@@ -97,3 +99,9 @@ def test_status_recovers_an_interrupted_promotion(model, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "rollback.recovered" in out and "registry agrees with the ledger" in out and "hash chain intact" in out
     assert registry.aliases(name) == {CHAMPION: 2, PREVIOUS_CHAMPION: 1}
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err

@@ -102,5 +102,27 @@ def test_a_rollback_decided_against_a_champion_that_moved_is_refused(shared_home
     assert "the champion is v3, but the rollback was decided against v2" in str(e.value)
     assert registry.aliases(name) == {CHAMPION: 3, PREVIOUS_CHAMPION: 2}
     row = ledger.entries(model_name=name)[-1]
-    assert (row.action, row.previous_version) == ("rollback.refused", 3)
+    assert (row.action, row.previous_version, row.seq) == ("rollback.refused", 3, e.value.seq)
     assert ledger.verify().ok
+
+
+def test_the_governed_path_reports_a_moved_champion_as_refused(shared_home, model):
+    from tasks.approval import ApprovalResult
+    from tasks.promotion import promote
+    from tasks.rollback_gate import governed_rollback
+    from tasks.stores import policy_for
+
+    name, registry, ledger = model
+    settings = _in(shared_home, "prod")
+
+    def reviewers_while_v3_is_promoted(record, plan, request):
+        promote(registry, ledger, name=name, version=3, reason="meanwhile", expected_champion=2, **COMMON)
+        return ApprovalResult(gate="approval", passed=True, decision="approved", policy="demo", environment="prod",
+                              transition="rollback", approved_by=["ml-lead", "risk-officer-1"],
+                              reasons=["approved by ml-lead, risk-officer-1"])
+
+    outcome = governed_rollback(settings, policy_for(settings), name, reason="drift", ask=reviewers_while_v3_is_promoted)
+    assert (outcome.status, outcome.from_version, outcome.to_version) == ("refused", 2, 1)
+    assert "the champion is v3, but the rollback was decided against v2" in outcome.reasons[0]
+    assert ledger.entries(model_name=name)[-1].seq == outcome.ledger_seqs[0]
+    assert registry.aliases(name) == {CHAMPION: 3, PREVIOUS_CHAMPION: 2}
