@@ -159,176 +159,19 @@ def shared_home(tmp_path_factory):
         yield Settings()
 
 
-@dataclass(frozen=True)
-class S3Server:
-    """A moto S3 server on 127.0.0.1 with one bucket; ``uri(key)`` is a pyarrow URI that reaches it."""
-
-    endpoint: str  # host:port
-    bucket: str
-
-    def uri(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}?endpoint_override={self.endpoint}&scheme=http"
-
-    def client(self):
-        import boto3
-
-        return boto3.client("s3", endpoint_url=f"http://{self.endpoint}", region_name="us-east-1")
-
-    def keys(self, prefix: str) -> list[str]:
-        """Every object key under ``prefix`` (raw, as S3 lists them: temporaries and folder markers included). The
-        server lives for the session: each test writes under a prefix of its own."""
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-
-    def uploads_in_progress(self, prefix: str) -> list[str]:
-        uploads = self.client().list_multipart_uploads(Bucket=self.bucket, Prefix=prefix).get("Uploads", [])
-        return [u["Key"] for u in uploads]
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    """`python -m moto.server` on a free port (an S3 API in a process of its own), dummy credentials in the
-    environment, a bucket `lockgate`; stopped (SIGTERM, wait) at the end of the session."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    """moto's S3 server on 127.0.0.1 for the session (tests/object_stores.py)."""
+    from tests.object_stores import serve_s3
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                assert proc.poll() is None, f"moto server exited with {proc.returncode}: {log.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, "moto server did not answer within 60 s"
-                time.sleep(0.2)
-        with pytest.MonkeyPatch.context() as mp:
-            for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                         "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
-                mp.setenv(k, v)
-            mp.delenv("AWS_ENDPOINT_URL", raising=False)
-            mp.delenv("AWS_PROFILE", raising=False)
-            server = S3Server(endpoint=f"127.0.0.1:{port}", bucket="lockgate")
-            server.client().create_bucket(Bucket=server.bucket)
-            yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@dataclass(frozen=True)
-class GcsServer:
-    """gcp-storage-emulator (GCS's JSON API) on 127.0.0.1 with one bucket; ``uri(key)`` is a pyarrow URI that reaches
-    it. Listings and object metadata come from the JSON API itself (urllib), so they show what is really stored."""
-
-    endpoint: str  # host:port
-    bucket: str
-
-    def uri(self, key: str) -> str:
-        return f"gs://{self.bucket}/{key}?scheme=http&endpoint_override={self.endpoint}"
-
-    def _get(self, path: str, **query) -> dict:
-        import json
-        import urllib.parse
-        import urllib.request
-
-        url = f"http://{self.endpoint}/storage/v1/b/{self.bucket}{path}?{urllib.parse.urlencode(query)}"
-        with urllib.request.urlopen(url, timeout=30) as r:
-            return json.load(r)
-
-    def keys(self, prefix: str) -> list[str]:
-        """Every object name under ``prefix`` (raw, as GCS lists them: temporaries and folder markers included). The
-        server lives for the session: each test writes under a prefix of its own."""
-        names, token = [], ""
-        while True:
-            page = self._get("/o", prefix=prefix, **({"pageToken": token} if token else {}))
-            names += [o["name"] for o in page.get("items", [])]
-            if not (token := page.get("nextPageToken")):
-                return sorted(names)
-
-    def generation(self, key: str) -> str:
-        """The object's generation: a new one for every upload (GCS's ETag for "was it rewritten")."""
-        import urllib.parse
-
-        return self._get(f"/o/{urllib.parse.quote(key, safe='')}")["generation"]
-
-
-def _service_account_key(path: Path) -> Path:
-    """A throwaway service-account key file (a fresh RSA key, no real account). pyarrow's GCS client always takes
-    Google's default credentials for gs:// URIs (the URI cannot ask for anonymous access); with a key file it signs
-    its own JWTs, so it never calls a token endpoint, and the emulator does not check them."""
-    import json
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "lockgate-test", "private_key_id": "0" * 40, "private_key": pem,
-        "client_email": "tester@lockgate-test.iam.gserviceaccount.com", "client_id": "0",
-        "token_uri": "http://127.0.0.1:9/token"}))  # never called (self-signed JWTs); a closed port if it were
-    return path
+    with serve_s3(tmp_path_factory.mktemp("moto")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def gcs_server(tmp_path_factory):
-    """`python -m gcp_storage_emulator start --in-memory` on a free port (GCS's JSON API in a process of its own) with
-    a bucket `lockgate`, and GOOGLE_APPLICATION_CREDENTIALS a throwaway service-account key; stopped (SIGTERM, wait)
-    at the end of the session.
+    """gcp-storage-emulator on 127.0.0.1 for the session (tests/object_stores.py)."""
+    from tests.object_stores import serve_gcs
 
-    The emulator answers one request at a time (a plain http.server): fine for objects of a few hundred KB, but
-    pyarrow's reads of a file over ~2-8 MB (ranged streams open at once, each sent to the end of the object)
-    stall it until curl's 120 s timeout. Keep the objects small."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    folder = tmp_path_factory.mktemp("gcs")
-    log = folder / "gcs-emulator.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
-                                 "--port", str(port), "--in-memory", "--default-bucket", "lockgate"],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/storage/v1/b/lockgate", timeout=1):
-                    break
-            except OSError:
-                assert proc.poll() is None, f"GCS emulator exited with {proc.returncode}: {log.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, "GCS emulator did not answer within 60 s"
-                time.sleep(0.2)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(_service_account_key(folder / "service-account.json")))
-            for var in ("CLOUD_STORAGE_EMULATOR_ENDPOINT", "STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
-                mp.delenv(var, raising=False)
-            yield GcsServer(endpoint=f"127.0.0.1:{port}", bucket="lockgate")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serve_gcs(tmp_path_factory.mktemp("gcs")) as server:
+        yield server

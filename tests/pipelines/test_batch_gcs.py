@@ -7,26 +7,12 @@ from __future__ import annotations
 
 from datetime import date
 
-import pyarrow as pa
 import pytest
+
+from tests.object_stores import upload_day
 
 pytestmark = pytest.mark.flow
 MODEL = "credit-default"
-
-
-def upload_day(gcs_server, day: date, n: int = 300, seed: int = 0) -> str:
-    """A partition date=YYYY-MM-DD of ``n`` synthetic rows under gs://lockgate/batch-gcs/stream/; returns its object
-    name."""
-    import pyarrow.parquet as pq
-
-    from data_contracts.synthetic_credit import generate_frame
-    from tasks.batch_io import filesystem
-
-    frame = generate_frame(n, seed=seed, day=day, id_offset=day.toordinal() * 10_000).drop(columns=["defaulted"])
-    key = f"batch-gcs/stream/date={day.isoformat()}/part-0.parquet"
-    fs, path = filesystem(gcs_server.uri(key))
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, filesystem=fs)
-    return key
 
 
 def test_gcs_input_and_output_scored_once_with_lineage_and_nothing_left_behind(home, gcs_server, monkeypatch):
@@ -36,7 +22,7 @@ def test_gcs_input_and_output_scored_once_with_lineage_and_nothing_left_behind(h
     from tasks.stores import ledger_for
 
     days = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]  # the third is never uploaded
-    inputs = [upload_day(gcs_server, d, seed=40 + i) for i, d in enumerate(days[:2])]
+    inputs = [upload_day(gcs_server, "batch-gcs/stream", d, seed=40 + i) for i, d in enumerate(days[:2])]
     monkeypatch.setenv("LOCKGATE_INPUT_ROOT", gcs_server.uri("batch-gcs/stream"))
     monkeypatch.setenv("LOCKGATE_OUTPUT_ROOT", gcs_server.uri("batch-gcs/predictions"))
     settings = Settings()
