@@ -427,9 +427,8 @@ def load_champion(settings: Settings, policy: Policy, name: str) -> ChampionRef:
     from tasks.promotion_state import committed_alias
 
     registry = registry_for(settings)
-    if committed_alias(registry, ledger_for(settings), name=name, alias=CHAMPION, actor=settings.actor) is None:
-        registry.require_alias(name, CHAMPION)  # its one-line error
-    record = registry.require_alias(name, CHAMPION)
+    record = (committed_alias(registry, ledger_for(settings), name=name, alias=CHAMPION, actor=settings.actor)
+              or registry.require_alias(name, CHAMPION))  # no champion: require_alias's one-line error
     loaded = _load_verified(settings, policy, record)
     ref = ChampionRef(name=name, version=record.version, artifact_sha256=loaded[0].artifact_sha256)
     with _CHAMPIONS_LOCK:

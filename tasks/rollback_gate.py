@@ -95,9 +95,12 @@ def governed_rollback(settings: Settings, policy: Policy, name: str, *, reason: 
                 "Prefect server running (`lockgate server start`) asks the reviewers")
         approval = ask(record, plan, request)
     else:
-        approval = _auto_approve(settings, policy, record, rules, flow_run_id, key)
+        approval = auto_approval(rules, requester=settings.actor)
     approval_evidence = _approval_evidence(settings, record, approval, key)
     common = dict(actor=settings.actor, model_name=name, policy=policy.name, flow_run_id=flow_run_id)
+    if not rules.required:  # the policy's own approval, named in the ledger like a reviewer's
+        ledger.append(LedgerEntry(**{**common, "actor": approval.approved_by[0]}, action="approval.auto",
+                                  version=record.version, reason=approval.reasons[0], evidence=approval_evidence))
     base = dict(gate="rollback", model_name=name, from_version=plan.from_version, to_version=plan.to_version,
                 approval=approval)
     if not approval.passed:
@@ -134,17 +137,6 @@ def approval_role(key: str) -> str:
     """Where a rollback's approval result goes in the target version's evidence: one folder per rollback (a version
     can be rolled back to twice; the promotion's approval.json stays as the ledger hashed it)."""
     return f"rollbacks/{key}/approval"
-
-
-def _auto_approve(settings: Settings, policy: Policy, record: ModelVersionRecord, rules: ApprovalRules,
-                  flow_run_id: str | None, key: str) -> ApprovalResult:
-    """The policy's own approval: its evidence file and an ``approval.auto`` row naming the policy and environment."""
-    approval = auto_approval(rules, requester=settings.actor)
-    ledger_for(settings).append(LedgerEntry(
-        actor=approval.approved_by[0], action="approval.auto", model_name=record.name, version=record.version,
-        reason=approval.reasons[0], policy=policy.name, flow_run_id=flow_run_id,
-        evidence=_approval_evidence(settings, record, approval, key)))
-    return approval
 
 
 def _approval_evidence(settings: Settings, record: ModelVersionRecord, approval: ApprovalResult,
