@@ -5,6 +5,18 @@ from __future__ import annotations
 import pandas as pd
 
 
+def decoded(table, names):
+    """``table`` with its dictionary-typed columns among ``names`` cast back to their value type (a take from the
+    dictionary, no hashing): a categorical read as parquet's dictionary validates as the column the file holds."""
+    import pyarrow as pa
+
+    for name in names:
+        i = table.schema.get_field_index(name)
+        if i >= 0 and pa.types.is_dictionary(table.schema.field(i).type):
+            table = table.set_column(i, name, table.column(i).cast(table.schema.field(i).type.value_type))
+    return table
+
+
 def arrow_to_pandas(table, nullable_integers: set[str] | None = None) -> pd.DataFrame:
     """Arrow -> pandas, keeping integer columns with nulls as nullable Int64.
 

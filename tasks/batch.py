@@ -77,12 +77,13 @@ def already_scored(output: str, version: int, io: BatchIO) -> bool:
     return versions <= {str(version)}
 
 
-def read_with_retries(target: PartitionTarget, io: BatchIO, log: Callable[[str], None] | None):
+def read_with_retries(target: PartitionTarget, io: BatchIO, log: Callable[[str], None] | None,
+                      dictionary_columns: tuple[str, ...] | list[str] = ()):
     def attempt():
         if io.faults_dir is not None:
             maybe_inject_read_failure(target.uri, share=io.inject_read_failures, seed=io.inject_seed,
                                       state_dir=io.faults_dir)
-        return read_partition(target.uri)
+        return read_partition(target.uri, dictionary_columns=dictionary_columns)
 
     return retried(attempt, what=f"read partition {target.name}", retries=io.retries, delay=io.retry_delay, log=log)
 
@@ -96,7 +97,7 @@ def score_partition_data(
     ``reference`` is the champion's training snapshot with its scores in SCORE_COLUMN
     (computed once per worker), so prediction drift is monitored beside feature drift.
     """
-    from data_contracts.frames import arrow_to_pandas
+    from data_contracts.frames import arrow_to_pandas, decoded
     from tasks.batch_io import sha256_of
     from tasks.validation import validate_dataset
 
@@ -110,14 +111,15 @@ def score_partition_data(
     if not exists(target.uri):
         return PartitionOutcome(**common, status="missing", message=f"partition {name} not found at {target.uri}")
     try:
-        table, attempts = read_with_retries(target, io, log)
+        table, attempts = read_with_retries(target, io, log, dictionary_columns=contract.categorical_features)
     except LockgateError as e:
         return PartitionOutcome(**common, status="failed", message=str(e))
     common["read_attempts"] = attempts
     if table.num_rows == 0:
         return PartitionOutcome(**common, status="empty", message=f"partition {name} has no rows; nothing scored")
 
-    df = arrow_to_pandas(table)
+    df = arrow_to_pandas(decoded(table, contract.categorical_features))
+    df.index = pd.RangeIndex(len(df))  # positions (a stored pandas index is not a contract column): see below
     validation, valid = validate_dataset(
         df, contract, policy.validation, dataset=target.uri, include_label=False,
         evidence_dir=io.evidence_dir / name, quarantine_path=io.quarantine_dir / name / "quarantine.parquet",
@@ -136,14 +138,18 @@ def score_partition_data(
     id_type = table.schema.field(contract.id_column).type
     scorer = model.scorer()  # records the devices each batch was scored on
 
+    # the engine scores the valid rows straight from the Arrow table (categoricals as read, dictionary-typed)
+    rows = table.select([contract.id_column, *model.feature_spec.columns])
+    positions = None if len(valid) == len(df) else valid.index.to_numpy()
+
     def write():
         from tasks.batch_io import remove_stale_temporaries
-        from tasks.scoring import frame_batches
+        from tasks.scoring import table_batches
 
         nonlocal scorer
         scorer = model.scorer()  # this attempt's
         remove_stale_temporaries(output)  # left by a crashed earlier attempt
-        return score_to_parquet(frame_batches(valid, io.batch_rows), output, features=model.features,
+        return score_to_parquet(table_batches(rows, io.batch_rows, positions), output, features=model.features,
                                 score=scorer, id_column=contract.id_column, id_type=id_type,
                                 lineage=lineage, threshold=threshold, keep_scores=True)
 

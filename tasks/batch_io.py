@@ -140,15 +140,20 @@ def maybe_inject_read_failure(location: str, *, share: float, seed: int, state_d
     raise InjectedReadFailure(f"injected transient read failure of {location}")
 
 
-def read_partition(location: str, columns: list[str] | None = None) -> pa.Table:
+def read_partition(location: str, columns: list[str] | None = None,
+                   dictionary_columns: tuple[str, ...] | list[str] = ()) -> pa.Table:
     """The whole partition (a parquet file or a hive folder) as one Arrow table.
 
-    Raises LockgateError for data that is not readable parquet; OSError (retryable) for IO."""
+    ``dictionary_columns``: string columns read as dictionary arrays straight from parquet's dictionary pages
+    (categoricals: a handful of values, so no string per row is decoded; names not in the data, or of
+    non-string columns, are ignored). Raises LockgateError for data that is not readable parquet; OSError
+    (retryable) for IO."""
     import pyarrow.dataset as ds
 
     fs, path = filesystem(location)
+    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=list(dictionary_columns)))
     try:
-        return ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive").to_table(columns=columns)
+        return ds.dataset(path, filesystem=fs, format=fmt, partitioning="hive").to_table(columns=columns)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
         raise LockgateError(f"partition {location} is not a readable parquet file: {str(e).splitlines()[0]}") from None
 

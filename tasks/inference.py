@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import LockgateError
@@ -40,8 +41,8 @@ class CompiledModel:
         """Probabilities f32[len(df)] for the rows of ``df`` through the exported artifact."""
         return self.score_features(self.features(df))
 
-    def features(self, df: pd.DataFrame) -> np.ndarray:
-        """The model input f32[len(df), num_features] of the rows of ``df`` (the version's feature spec)."""
+    def features(self, df: pd.DataFrame | pa.RecordBatch) -> np.ndarray:
+        """The model input f32[len(df), num_features] of the rows of a frame or Arrow batch (the version's spec)."""
         from models.features import feature_matrix
 
         return feature_matrix(df, self.feature_spec)

@@ -59,6 +59,9 @@ def test_scores_with_lineage_and_reports_bad_partitions(champion, module_setting
     assert preds["flow_run_id"].str.len().gt(0).all() and preds["score"].between(0, 1).all()
     quarantine = module_settings.quarantine_dir / module_settings.model_name / "dirty" / "quarantine.parquet"
     assert len(pd.read_parquet(quarantine)) == dirty.quarantined
+    bad_ids = set(pd.read_parquet(quarantine)["application_id"])  # scored: every other row, in the input's order
+    dirty_ids = pd.read_parquet(partitions["dirty"])["application_id"]
+    assert pd.read_parquet(dirty.output)["application_id"].tolist() == [i for i in dirty_ids if i not in bad_ids]
 
     actions = [e.action for e in ledger_for(module_settings).entries()[-4:]]
     assert sorted(actions) == ["partition.failed"] * 2 + ["partition.scored"] * 2
