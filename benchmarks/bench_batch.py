@@ -106,8 +106,8 @@ def scoring_engine(n_rows: int, folder: Path) -> list[Comparison]:
 
     schema = predictions_schema(id_col, id_type, classifier=True)
 
-    def io_only():  # read the partition, write the same predictions table with the same writer options
-        table = pq.read_table(src)
+    def io_only():  # read the partition as lockgate does, write the same predictions table with the same options
+        table = read_partition(str(src), dictionary_columns=contract.categorical_features)
         out_table = predictions_table(table.column(id_col).combine_chunks().cast(id_type),
                                       np.zeros(table.num_rows, np.float32), schema=schema, lineage=LINEAGE,
                                       threshold=0.5)

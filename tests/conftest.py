@@ -13,6 +13,12 @@ os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
 
+# Prefect's SDK (prefect.main) adds its console handler to the root logger when first imported, bound to the
+# sys.stderr of that moment. Imported here, that is pytest's session-wide capture; imported first inside a test using
+# capsys, it was that test's stream, closed when the test ended, so every later warning anywhere wrote to a closed
+# file (a CLI one-line-error test then failed, and the session lost its stderr).
+import prefect.main  # noqa: E402, F401
+
 import json  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import date  # noqa: E402
