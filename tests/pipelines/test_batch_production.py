@@ -72,7 +72,10 @@ def test_dates_with_bad_input_and_transient_reads(stream, monkeypatch):
     write_day(inputs, days[1], n=0)
     drifted_schema = write_day(inputs, days[2])
     frame = pd.read_parquet(drifted_schema / "part-0.parquet")
-    frame.assign(annual_income=frame["annual_income"].astype(str)).to_parquet(drifted_schema / "part-0.parquet")
+    frame.assign(annual_income=frame["annual_income"].astype(str),  # a numeric column turned text, and a
+                 region=frame["region"].astype("category").cat.codes,  # categorical turned codes (read as is)
+                 ).to_parquet(drifted_schema / "part-0.parquet")
+    drifted_bytes = (drifted_schema / "part-0.parquet").read_bytes()
     # days[3]: never written (missing)
     settings = make_settings()
     outcomes = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days])}
@@ -82,6 +85,7 @@ def test_dates_with_bad_input_and_transient_reads(stream, monkeypatch):
     assert clean.model_version == 2 and clean.monitor == "none"
     assert empty.status == "empty" and empty.read_attempts == 2
     assert schema.status == "failed" and "validation failed" in schema.message and "annual_income" in schema.message
+    assert "region" in schema.message and (drifted_schema / "part-0.parquet").read_bytes() == drifted_bytes
     assert missing.status == "missing" and "not found" in missing.message
     preds = pd.read_parquet(predictions(outputs, days[0]))
     assert preds["model_version"].unique().tolist() == ["2"] and len(preds) == clean.scored
