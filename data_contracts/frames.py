@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-def decoded(table, names):
+
+def decoded(table: pa.Table, names: list[str]) -> pa.Table:
     """``table`` with its dictionary-typed columns among ``names`` cast back to their value type (a take from the
     dictionary, no hashing): a categorical read as parquet's dictionary validates as the column the file holds."""
     import pyarrow as pa

@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import LockgateError
 from tasks.evidence import sha256_file
 from tasks.registration import CONFIG_FILE, CONTRACT_FILE, FEATURES_FILE, PARAMS_FILE, REFERENCE_FILE
 from tasks.registry import MlflowRegistry, ModelVersionRecord
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ARTIFACT_FILE = "inference.jaxexport"
 ARTIFACT_SHA_TAG = "lockgate.artifact_sha256"
