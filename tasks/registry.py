@@ -166,14 +166,30 @@ class MlflowRegistry:
 
     # -- artifacts -----------------------------------------------------------------
     def fetch(self, record: ModelVersionRecord, filename: str, dst: Path) -> Path:
-        """Download one file of the version's model folder into ``dst`` and return its path."""
+        """Download one file of the version's model folder into ``dst`` and return its path.
+
+        The file is downloaded beside its place and renamed into it, so processes sharing a cache
+        (Dask workers scoring partitions of one version) never read a half-copied file: MLflow's
+        own download truncates and rewrites the destination in place.
+        """
+        import os
+        import shutil
+
+        relpath = f"{MODEL_DIR}/{filename}"
         dst.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=dst))
         try:
-            return Path(self.client.download_artifacts(record.run_id, f"{MODEL_DIR}/{filename}", str(dst)))
+            got = Path(self.client.download_artifacts(record.run_id, relpath, str(staging)))
+            final = dst / relpath
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(got, final)
+            return final
         except Exception as e:  # MLflow raises several types for a missing artifact
             raise LockgateError(
-                f"artifact {MODEL_DIR}/{filename} of {record.name} v{record.version} could not be read: {str(e).splitlines()[0]}"
+                f"artifact {relpath} of {record.name} v{record.version} could not be read: {str(e).splitlines()[0]}"
             ) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def run_name(self, record: ModelVersionRecord) -> str:
         """The version's run name: the description given at registration."""

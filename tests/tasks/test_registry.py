@@ -1,0 +1,48 @@
+"""The registry interface on a real SQLite MLflow: fetching a version's files into a cache shared by processes."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from pathlib import Path
+
+from tasks.registration import REFERENCE_FILE, register_candidate
+from tasks.stores import ledger_for, registry_for
+
+
+def _registered(settings, files):
+    return register_candidate(registry_for(settings), ledger_for(settings), name=settings.model_name, arch="mlp",
+                              config_path=files.config, params_path=files.params, reference_path=files.reference,
+                              contract_name="credit_default", actor="tester")
+
+
+def test_fetch_replaces_the_cached_file_instead_of_rewriting_it(settings, candidate_files, tmp_path):
+    """A reader holding the cached file keeps whole bytes while another fetch lands (MLflow's copy truncates in place)."""
+    registry, record = registry_for(settings), _registered(settings, candidate_files)
+    first = registry.fetch(record, REFERENCE_FILE, tmp_path / "cache")
+    expected = first.read_bytes()
+    with first.open("rb") as held:
+        again = registry.fetch(record, REFERENCE_FILE, tmp_path / "cache")
+        assert again == first and again.read_bytes() == expected
+        assert held.read() == expected  # still the first copy's inode, never truncated under the reader
+        assert again.stat().st_ino != os.fstat(held.fileno()).st_ino
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["model"]  # no staging folders left behind
+
+
+def _fetch_and_hash(args) -> set[str]:
+    version, dst, rounds = args  # the spawned process inherits LOCKGATE_HOME from the test
+    from tasks.settings import Settings
+
+    registry = registry_for(Settings())
+    record = next(r for r in registry.versions(Settings().model_name) if r.version == version)
+    return {hashlib.sha256(registry.fetch(record, REFERENCE_FILE, Path(dst)).read_bytes()).hexdigest()
+            for _ in range(rounds)}
+
+
+def test_processes_fetching_into_one_cache_always_read_whole_files(settings, candidate_files, tmp_path):
+    record = _registered(settings, candidate_files)
+    args = (record.version, str(tmp_path / "shared"), 40)
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        seen = set().union(*pool.map(_fetch_and_hash, [args] * 3))
+    assert seen == {record.tags["lockgate.reference_sha256"]}
