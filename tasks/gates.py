@@ -403,7 +403,7 @@ def _load_verified(settings: Settings, policy: Policy, record: ModelVersionRecor
     registry = registry_for(settings)
     model = load_compiled(registry, record, cache_dir(settings), policy.compilation.batch_buckets)
     reference = load_reference(registry, record, cache_dir(settings))
-    # the contract too: tasks in threads fetching it into the same cache folder at once would read half-written files
+    # the contract too, loaded once per process (registry.fetch renames whole files into the shared cache)
     return model, reference.assign(**{SCORE_COLUMN: model.score(reference)}), _version_contract(settings, record)
 
 
