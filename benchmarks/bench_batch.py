@@ -18,6 +18,11 @@
    flow (validate, score, drift, ledger) with 10% of the partitions failing their first
    read (injected, seeded): every partition must be scored exactly once; time and rows/s
    with the threads runner and with a local Dask cluster (2 processes x 1 thread).
+3. The partition step of that flow (read, validate, score, write, drift) on
+   ``LOCKGATE_BENCH_REPORT_PARTITIONS`` of those partitions (default 5), interleaved, with
+   the policy's ``monitoring.evidently_report: warn_or_breach`` (Evidently's report only
+   where drift warns or breaches; lockgate's measurements always) vs ``every_partition``
+   (the default): what the report costs per partition, and what the option saves.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import Comparison
+from benchmarks.harness import Comparison, compare
 
 REPEATS = 7  # interleaved runs per variant (medians): a run here varies by +-10% on a shared 2-core VM
 LINEAGE = {"model_name": "bench", "model_version": "1", "artifact_sha256": "0" * 64, "contract_version": "c@1",
@@ -231,7 +236,48 @@ def many_partitions(n_partitions: int, rows: int, folder: Path) -> list[Comparis
         "Dask local cluster (2 processes x 1 thread)", "threads", t_dask, t_threads, t_threads / t_dask, 1, _peak_mb(),
         f"every partition scored exactly once by both; threads {rows_t / t_threads:,.0f} rows/s ({retried_t} "
         f"partitions retried), Dask {rows_d / t_dask:,.0f} rows/s ({retried_d} retried); flow includes validation, "
-        "drift with Evidently report, ledger and artifacts per partition")]
+        "drift with Evidently report, ledger and artifacts per partition")] + [report_modes(folder, days, rows)]
+
+
+def report_modes(folder: Path, days: list[date], rows: int) -> Comparison:
+    """The partition step with Evidently's report only on warn or breach vs for every partition (same partitions)."""
+    from tasks.batch import score_partition_data
+    from tasks.batch_io import PartitionTarget
+    from tasks.gates import ChampionRef, batch_io, champion_model
+    from tasks.inference import ARTIFACT_SHA_TAG
+    from tasks.registry import CHAMPION
+    from tasks.settings import Settings
+    from tasks.stores import policy_for, registry_for
+
+    k = int(os.environ.get("LOCKGATE_BENCH_REPORT_PARTITIONS", 5))
+    os.environ.update({"LOCKGATE_INJECT_READ_FAILURES": "0", "LOCKGATE_OUTPUT_ROOT": str(folder / "out-reports")})
+    settings = Settings()
+    policy = policy_for(settings)
+    record = registry_for(settings).require_alias(settings.model_name, CHAMPION)
+    ref = ChampionRef(name=record.name, version=record.version, artifact_sha256=record.tags[ARTIFACT_SHA_TAG])
+    model, reference, contract = champion_model(settings, policy, ref)
+    io = batch_io(settings, record.name)
+    targets = [PartitionTarget(name=f"date={d}", uri=str(folder / "stream" / f"date={d}")) for d in days[:k]]
+    reported: dict[str, list[int]] = {}
+
+    def scoring(mode: str):
+        modes = policy.monitoring.model_copy(update={"evidently_report": mode})
+        p = policy.model_copy(update={"monitoring": modes})
+
+        def run() -> None:
+            outs = [score_partition_data(t, model=model, contract=contract, policy=p, reference=reference, io=io,
+                                         flow_run_id="bench", force=True) for t in targets]
+            assert [o.status for o in outs] == ["scored"] * k, [o.message for o in outs]
+            reported.setdefault(mode, []).append(sum("drift.html" in o.evidence for o in outs))
+        return run
+
+    c = compare(f"batch partition step, {k} partitions x {rows:,} rows",
+                ("evidently_report: warn_or_breach", scoring("warn_or_breach")),
+                ("evidently_report: every_partition", scoring("every_partition")), repeats=3)
+    c.notes = (f"per partition {c.candidate_median_s / k * 1e3:,.0f} ms vs {c.baseline_median_s / k * 1e3:,.0f} ms; "
+               f"Evidently reports written per run: {max(reported['warn_or_breach'])} of {k} vs "
+               f"{min(reported['every_partition'])} of {k} (the others' drift decision was ok)")
+    return c
 
 
 def run() -> list[Comparison]:

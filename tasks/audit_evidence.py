@@ -34,6 +34,7 @@ PARTITION_FILES = {
     "validation.quarantine": ("quarantine", "quarantine.parquet"),
     "drift.html": ("batches", "drift/drift_report.html"),
     "drift.json": ("batches", "drift/drift_snapshot.json"),
+    "drift.result": ("batches", "drift/drift.json"),
 }
 _PARTITION = re.compile(r"\bpartition (\S+?):?(?:\s|$)")
 

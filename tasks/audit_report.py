@@ -304,10 +304,16 @@ def canary_summary(settings: Settings, model: str, version: int) -> CanarySummar
 
 
 def partition_drift(settings: Settings, model: str, partition: str | None) -> float | None:
-    """Share of drifted columns in a scored partition, from its Evidently snapshot (DriftedColumnsCount)."""
+    """Share of drifted columns in a scored partition: the monitor's own (drift/drift.json), else, for partitions
+    scored before that file was written, the Evidently snapshot's DriftedColumnsCount."""
     if partition is None:
         return None
-    path = settings.evidence_dir / model / "batches" / partition / "drift" / "drift_snapshot.json"
+    folder = settings.evidence_dir / model / "batches" / partition / "drift"
+    try:
+        return float(json.loads((folder / "drift.json").read_text())["drifted_share"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    path = folder / "drift_snapshot.json"
     try:
         snapshot = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -179,16 +179,25 @@ def monitor_partition(current: pd.DataFrame, reference: pd.DataFrame, contract, 
     """(drift result or None, monitor decision): drift of the scored rows against the reference, held to the policy.
 
     Monitoring that cannot run (e.g. a column with another type than the reference's) is an alert."""
-    from tasks.drift import drift_evidence, drift_result, specs_for
+    from tasks.drift import HTML_NAME, SNAPSHOT_NAME, drift_evidence, drift_result, specs_for
+    from tasks.evidence import write_json
     from tasks.monitoring import MonitorDecision, monitor_decision
 
     dp = policy.drift
+
+    def evidently(measured) -> bool:  # the monitor decides on lockgate's measurements, not on the report
+        return policy.monitoring.evidently_report == "every_partition" or drift_result(measured, dp).decision != "ok"
+
     try:
         evidence = drift_evidence(reference, current, specs=specs_for(contract, SCORE_COLUMN), out_dir=out_dir,
                                   drift_share=dp.max_drifted_share, report_rows=dp.report_rows,
-                                  sample_rows=dp.sample_rows)
+                                  sample_rows=dp.sample_rows, evidently=evidently)
     except LockgateError as e:
         return None, MonitorDecision(action="alert", triggers=["monitoring error"],
                                      reasons=[f"drift could not be measured: {e}"])
     drift = drift_result(evidence, dp)
+    if not evidence.evidence:  # no report this time: an earlier run's would not match these rows
+        for name in (HTML_NAME, SNAPSHOT_NAME):
+            (out_dir / name).unlink(missing_ok=True)
+    drift = drift.model_copy(update={"evidence": {**drift.evidence, "result": write_json(out_dir / "drift.json", drift)}})
     return drift, monitor_decision(drift, policy.monitoring)

@@ -14,7 +14,7 @@ mergeable form): its import costs ~7 s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -200,6 +200,7 @@ def drift_evidence(
     report_rows: int = 20_000,
     sample_rows: int = 1_000_000,
     progress=None,
+    evidently: bool | Callable[[DriftEvidence], bool] = True,
 ) -> DriftEvidence:
     """Measure drift per column and write Evidently's report.
 
@@ -217,6 +218,9 @@ def drift_evidence(
       report_rows: rows per side in Evidently's report (a seeded sample above that).
       sample_rows: rows per side for stattests without a mergeable form.
       progress: optional ``(phase, partitions done, partitions total, rows done)`` callback.
+      evidently: whether to write Evidently's report after measuring, or a function of the
+        measurements that decides (the batch monitor's ``evidently_report: warn_or_breach``).
+        Without the report, ``evidence`` is empty and the measurements are the evidence.
 
     Raises:
       DriftInputError: a declared column is missing from either side, declared twice, not
@@ -227,22 +231,17 @@ def drift_evidence(
 
     specs = specs or _specs(numeric, categorical, prediction_column, methods, thresholds)
     m = measure(reference, current, specs, report_rows=report_rows, sample_rows=sample_rows, progress=progress)
+    count = sum(c.drifted for c in m.columns)
+    measured = DriftEvidence(columns=m.columns, drifted_count=count, drifted_share=count / len(m.columns),
+                             n_reference=m.n_reference, n_current=m.n_current, quality=m.quality,
+                             engine="lockgate summaries", accuracy=error_bound_note(m.columns), seconds=m.seconds)
+    if not (evidently(measured) if callable(evidently) else evidently):
+        return measured
     files, scores, engine = _evidently_report(m.columns, m.report_reference, m.report_current, Path(out_dir),
                                               drift_share)
     columns = [c.model_copy(update={"evidently_score": scores[c.column][0], "evidently_drifted": scores[c.column][1]})
                if c.column in scores else c for c in m.columns]
-    count = sum(c.drifted for c in columns)
-    return DriftEvidence(
-        columns=columns,
-        drifted_count=count,
-        drifted_share=count / len(columns),
-        n_reference=m.n_reference,
-        n_current=m.n_current,
-        quality=m.quality,
-        evidence=files,
-        engine=f"lockgate summaries + {engine}",
-        report_rows=(len(m.report_reference), len(m.report_current)),
-        accuracy=error_bound_note(columns),
-        seconds=m.seconds,
-    )
+    return measured.model_copy(update={"columns": columns, "evidence": files,
+                                       "engine": f"lockgate summaries + {engine}",
+                                       "report_rows": (len(m.report_reference), len(m.report_current))})
 

@@ -6,6 +6,7 @@ The champions come from the ``home`` fixture (tests/pipelines/conftest.py).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -54,9 +55,10 @@ def ledger_rows(settings, action=None, partition=None):
             if (action is None or e.action == action) and (partition is None or partition in e.reason)]
 
 
-def use_policy(monkeypatch, tmp_path, **monitoring) -> None:
+def use_policy(monkeypatch, tmp_path, drift: dict | None = None, **monitoring) -> None:
     doc = yaml.safe_load(POLICY.read_text())
     doc["monitoring"].update(monitoring)
+    doc["drift"].update(drift or {})
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(doc))
     monkeypatch.setenv("LOCKGATE_POLICY_FILE", str(path))
@@ -198,6 +200,42 @@ def test_quality_breach_blocks_scoring_until_unblocked(stream, monkeypatch, tmp_
     assert unblock(settings, reason="looked at the incident") == 0
     (scored,) = run_batch(settings, dates=[good.isoformat()])
     assert scored.status == "scored"
+
+
+def test_evidently_report_only_where_drift_warns_or_breaches(stream, monkeypatch, tmp_path):
+    """``evidently_report: warn_or_breach``: a clean partition keeps lockgate's measurements (drift.json, named in the
+    ledger and found by the audit) and no Evidently report, not even an earlier run's; a drifted one gets the report."""
+    from pipelines.batch_inference import run_batch
+    from tasks.audit_evidence import EvidenceLocator
+    from tasks.stores import registry_for
+
+    make_settings, inputs, outputs = stream
+    use_policy(monkeypatch, tmp_path, drift={"warn_drifted_share": 0.2})  # 300 clean rows: a chance drift stays ok
+    clean, drifted = date(2026, 12, 27), date(2026, 12, 28)
+    write_day(inputs, clean, seed=30)
+    write_day(inputs, drifted, n=600, seed=31, covariate_drift=1.0)
+    settings = make_settings()
+    folder = {d: settings.evidence_dir / settings.model_name / "batches" / f"date={d}" / "drift" for d in (clean, drifted)}
+    (first,) = run_batch(settings, dates=[clean.isoformat()])  # by default a report for every partition
+    assert first.drift == "ok" and (folder[clean] / "drift_report.html").exists()
+
+    use_policy(monkeypatch, tmp_path, drift={"warn_drifted_share": 0.2}, evidently_report="warn_or_breach")
+    settings = make_settings()
+    ok, breach = run_batch(settings, dates=[clean.isoformat(), drifted.isoformat()], force=True)
+    assert (ok.drift, breach.drift) == ("ok", "breach") and breach.monitor == "alert"
+    assert sorted(p.name for p in folder[clean].iterdir()) == ["drift.json"]  # the earlier run's report is gone
+    assert {"drift_report.html", "drift_snapshot.json", "drift.json"} <= {p.name for p in folder[drifted].iterdir()}
+    measured = json.loads((folder[clean] / "drift.json").read_text())
+    assert measured["decision"] == "ok" and measured["evidence"] == {}  # no report this time
+    assert {c["column"] for c in measured["columns"]} >= {"annual_income", "region", "score"}
+    assert all({"score", "threshold", "method", "drifted"} <= c.keys() for c in measured["columns"])
+
+    locator = EvidenceLocator(settings, registry_for(settings), None)
+    for day, roles in ((clean, {"drift.result"}), (drifted, {"drift.result", "drift.html", "drift.json"})):
+        (row,) = ledger_rows(settings, "partition.scored", f"date={day}")[-1:]
+        assert {r for r in row.evidence if r.startswith("drift.")} == roles
+        checks = locator.check_entry(settings.model_name, row.version, row.evidence, row.reason)
+        assert {c.role: c.status for c in checks if c.role.startswith("drift.")} == dict.fromkeys(roles, "ok")
 
 
 def test_dask_runner_scores_every_partition_exactly_once(stream, monkeypatch):

@@ -117,6 +117,27 @@ def test_same_distribution_is_ok(no_drift):
     assert "ok" in result.reasons[0] and "warn_drifted_share 0.1" in result.reasons[0]
 
 
+def test_report_can_be_left_to_a_decision_on_the_measurements(mean_shift, tmp_path):
+    """``evidently=`` a function of the measurements: called once with lockgate's own scores (the same as with the
+    report), and when it says no, nothing is written and the evidence names no file."""
+    evidence, (reference, current), _ = mean_shift
+    seen = []
+    skipped = drift_evidence(reference, current, numeric=NUMERIC, out_dir=tmp_path / "skipped",
+                             evidently=lambda m: seen.append(m) or False)
+    assert len(seen) == 1 and seen[0].drifted_share == 0.5
+    assert skipped.evidence == {} and skipped.engine == "lockgate summaries" and skipped.report_rows is None
+    assert not (tmp_path / "skipped").exists() or not any((tmp_path / "skipped").iterdir())
+    assert [(c.column, c.score, c.drifted) for c in skipped.columns] == \
+        [(c.column, c.score, c.drifted) for c in evidence.columns]
+    assert all(c.evidently_score is None for c in skipped.columns)
+    assert drift_result(skipped, DriftPolicy(max_drifted_share=0.3)).decision == "breach"
+
+    kept = drift_evidence(reference, current, numeric=NUMERIC, out_dir=tmp_path / "kept",
+                          evidently=lambda m: drift_result(m, DriftPolicy()).decision != "ok")
+    assert set(kept.evidence) == {"html", "json"} and "evidently 0.7" in kept.engine
+    assert all(c.evidently_score is not None for c in kept.columns)
+
+
 def test_mean_shift_flags_shifted_columns_and_breaches(mean_shift):
     evidence, _, _ = mean_shift
     cols = _by_column(evidence)

@@ -71,15 +71,17 @@ def test_monitoring_state_from_the_ledger(tmp_path):
 
 def test_policy_monitoring_section_is_strict(tmp_path):
     from tasks.errors import LockgateError
-    from tasks.policy import load_policy
+    from tasks.policy import Policy, load_policy
 
     good = tmp_path / "p.yaml"
-    good.write_text("monitoring: {on_drift_breach: rollback, on_quality_breach: block, rescore_after_rollback: false}\n")
+    good.write_text("monitoring: {on_drift_breach: rollback, on_quality_breach: block, rescore_after_rollback: false,"
+                    " evidently_report: warn_or_breach}\n")
     m = load_policy(good).monitoring
     assert (m.on_drift_breach, m.on_quality_breach, m.rescore_after_rollback) == ("rollback", "block", False)
+    assert m.evidently_report == "warn_or_breach" and Policy().monitoring.evidently_report == "every_partition"
     bad = tmp_path / "bad.yaml"
-    bad.write_text("monitoring: {on_drift_breach: page-someone, on_breach: alert}\n")
-    with pytest.raises(LockgateError, match=r"monitoring.on_drift_breach: .*monitoring.on_breach: unknown key"):
+    bad.write_text("monitoring: {on_drift_breach: page-someone, on_breach: alert, evidently_report: never}\n")
+    with pytest.raises(LockgateError, match=r"monitoring.on_drift_breach: .*monitoring.evidently_report: .*monitoring.on_breach: unknown key"):
         load_policy(bad)
 
 
