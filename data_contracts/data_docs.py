@@ -5,7 +5,7 @@ that context's local Data Docs site for it, and keeps the validation page as
 ``<out_dir>/data_docs.html``. GE's page templates load Bootstrap, jQuery, Vega and Font
 Awesome from CDNs and its logo from S3; the page itself is server-rendered HTML, so those tags are removed and
 a small inline stylesheet is added: the page renders the same offline, in an MLflow
-artifact view, and in ten years. Building takes ~0.3 s (the context is created fresh each
+artifact view, and in ten years. Building takes ~0.15 s (the context is created fresh each
 time; GE's process-wide validation context is restored afterwards).
 """
 
