@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import Field
 
+from data_contracts.data_docs import DATA_DOCS_FILE
 from data_contracts.validate import ExpectationOutcome
 from tasks.datasets import write_table
 from tasks.evidence import Check, GateResult, evidence_file, held_to, write_json
@@ -118,6 +119,10 @@ def _add_data_docs(ge_result: dict, folder: Path, run_name: str, key: str, resul
 DATA_DOCS_CHUNKS = 3
 
 
+def _wants_data_docs(policy: ValidationPolicy, result, rows_failed: bool) -> bool:
+    return policy.data_docs == "always" or rows_failed or not result.passed
+
+
 def validate_dataset(
     df: pd.DataFrame,
     contract,
@@ -136,8 +141,10 @@ def validate_dataset(
     result = validation_result(outcome, policy, dataset=dataset, contract=contract)
     evidence = {"ge_result": write_json(evidence_dir / "ge_validation_result.json", outcome.ge_result)}
     update: dict = {"evidence": evidence}
-    if outcome.ge_result:  # empty when GE never ran (duplicated column names, a crash inside GE)
+    if outcome.ge_result and _wants_data_docs(policy, result, bool(outcome.row_failures)):  # empty: GE never ran
         _add_data_docs(outcome.ge_result, evidence_dir, dataset, "data_docs", result, update)
+    else:  # an earlier validation's page here would not be this one's
+        (evidence_dir / DATA_DOCS_FILE).unlink(missing_ok=True)
     if outcome.row_failures and quarantine_path is not None:
         write_table(quarantine_frame(df, outcome.row_failures), quarantine_path)
         evidence["quarantine"] = evidence_file(quarantine_path)
@@ -200,6 +207,8 @@ def validate_location(
     # Data Docs per chunk: the first chunks with a failure (or the first chunk), not one page per million rows.
     chunks = [c for c in outcome.ge_result.get("chunks", []) if c["result"]]
     shown = [c for c in chunks if not c["result"].get("success", True)][:DATA_DOCS_CHUNKS] or chunks[:1]
+    if not _wants_data_docs(policy, result, bool(writer)):
+        shown = []
     for c in shown:
         key = "data_docs" if len(shown) == 1 else f"data_docs_rows_{c['first_row']}"
         _add_data_docs(c["result"], evidence_dir / key, f"{dataset} rows {c['first_row']}+", key, result, update)

@@ -55,10 +55,11 @@ def ledger_rows(settings, action=None, partition=None):
             if (action is None or e.action == action) and (partition is None or partition in e.reason)]
 
 
-def use_policy(monkeypatch, tmp_path, drift: dict | None = None, **monitoring) -> None:
+def use_policy(monkeypatch, tmp_path, drift: dict | None = None, validation: dict | None = None, **monitoring) -> None:
     doc = yaml.safe_load(POLICY.read_text())
     doc["monitoring"].update(monitoring)
     doc["drift"].update(drift or {})
+    doc.setdefault("validation", {}).update(validation or {})
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(doc))
     monkeypatch.setenv("LOCKGATE_POLICY_FILE", str(path))
@@ -202,9 +203,10 @@ def test_quality_breach_blocks_scoring_until_unblocked(stream, monkeypatch, tmp_
     assert scored.status == "scored"
 
 
-def test_evidently_report_only_where_drift_warns_or_breaches(stream, monkeypatch, tmp_path):
-    """``evidently_report: warn_or_breach``: a clean partition keeps lockgate's measurements (drift.json, named in the
-    ledger and found by the audit) and no Evidently report, not even an earlier run's; a drifted one gets the report."""
+def test_report_pages_only_where_drift_warns_or_breaches(stream, monkeypatch, tmp_path):
+    """``evidently_report: warn_or_breach`` and ``data_docs: on_failures``: a clean partition keeps lockgate's
+    measurements (drift.json) and GE's result, named in the ledger and found by the audit, and neither page, not even
+    an earlier run's; a drifted one gets Evidently's report."""
     from pipelines.batch_inference import run_batch
     from tasks.audit_evidence import EvidenceLocator
     from tasks.stores import registry_for
@@ -218,12 +220,16 @@ def test_evidently_report_only_where_drift_warns_or_breaches(stream, monkeypatch
     folder = {d: settings.evidence_dir / settings.model_name / "batches" / f"date={d}" / "drift" for d in (clean, drifted)}
     (first,) = run_batch(settings, dates=[clean.isoformat()])  # by default a report for every partition
     assert first.drift == "ok" and (folder[clean] / "drift_report.html").exists()
+    assert (folder[clean].parent / "data_docs.html").exists()
 
-    use_policy(monkeypatch, tmp_path, drift={"warn_drifted_share": 0.2}, evidently_report="warn_or_breach")
+    use_policy(monkeypatch, tmp_path, drift={"warn_drifted_share": 0.2}, validation={"data_docs": "on_failures"},
+               evidently_report="warn_or_breach")
     settings = make_settings()
     ok, breach = run_batch(settings, dates=[clean.isoformat(), drifted.isoformat()], force=True)
     assert (ok.drift, breach.drift) == ("ok", "breach") and breach.monitor == "alert"
     assert sorted(p.name for p in folder[clean].iterdir()) == ["drift.json"]  # the earlier run's report is gone
+    assert not (folder[clean].parent / "data_docs.html").exists() and ok.quarantined == 0
+    assert (folder[clean].parent / "ge_validation_result.json").exists()
     assert {"drift_report.html", "drift_snapshot.json", "drift.json"} <= {p.name for p in folder[drifted].iterdir()}
     measured = json.loads((folder[clean] / "drift.json").read_text())
     assert measured["decision"] == "ok" and measured["evidence"] == {}  # no report this time
@@ -234,6 +240,8 @@ def test_evidently_report_only_where_drift_warns_or_breaches(stream, monkeypatch
     for day, roles in ((clean, {"drift.result"}), (drifted, {"drift.result", "drift.html", "drift.json"})):
         (row,) = ledger_rows(settings, "partition.scored", f"date={day}")[-1:]
         assert {r for r in row.evidence if r.startswith("drift.")} == roles
+        docs = day == drifted and breach.quarantined > 0  # a page only where rows failed
+        assert "validation.ge_result" in row.evidence and ("validation.data_docs" in row.evidence) == docs
         checks = locator.check_entry(settings.model_name, row.version, row.evidence, row.reason)
         assert {c.role: c.status for c in checks if c.role.startswith("drift.")} == dict.fromkeys(roles, "ok")
 

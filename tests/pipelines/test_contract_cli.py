@@ -142,6 +142,20 @@ def test_validate_pass(settings, capsys, frame, tmp_path):
     assert json.loads((folder / "validation.json").read_text())["decision"] == "pass"
 
 
+def test_validate_data_docs_on_failures(settings, capsys, frame, tmp_path, monkeypatch):
+    """The policy's ``validation.data_docs: on_failures``: GE's page only for a dataset with failing rows."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("validation: {data_docs: on_failures}\n")
+    monkeypatch.setenv("LOCKGATE_POLICY_FILE", str(policy))
+    clean = _write(frame, tmp_path / "clean.parquet")
+    dirty = _write(frame.assign(age=frame["age"].where(frame.index != 3, 150)), tmp_path / "dirty.parquet")
+    root = settings.home_dir / "validation" / "credit_default"
+    assert run(capsys, ["validate", "credit_default", clean, "--include-label"], [clean])[0] == EXIT_OK
+    assert (root / "clean" / "ge_validation_result.json").is_file() and not list((root / "clean").rglob("*.html"))
+    assert run(capsys, ["validate", "credit_default", dirty, "--include-label"], [dirty])[0] == EXIT_OK
+    assert [p.name for p in (root / "dirty").rglob("*.html")] == ["data_docs.html"]
+
+
 def test_validate_hive_folder(settings, capsys, frame, tmp_path):
     folder = tmp_path / "stream"
     for day, part in ((1, frame.iloc[:100]), (2, frame.iloc[100:])):

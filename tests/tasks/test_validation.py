@@ -69,6 +69,24 @@ def test_data_docs_page_is_evidence_with_its_sha256(tmp_path):
     assert result.data_docs_error is None and result.decision == "quarantine"
 
 
+def test_data_docs_on_failures_only_where_rows_fail(tmp_path):
+    """``data_docs: on_failures``: a clean validation keeps GE's result and no page (an earlier one is removed); one
+    with failing rows gets its page."""
+    policy = ValidationPolicy(max_quarantine_share=0.2, data_docs="on_failures")
+    clean = generate_frame(120, seed=4, day=date(2026, 11, 1))
+    dirty = clean.assign(age=lambda d: d["age"].where(d.index >= 4, 5))
+    page = tmp_path / "ev" / "data_docs.html"
+    validate_dataset(clean, CONTRACT, ValidationPolicy(), dataset="golden", include_label=True,
+                     evidence_dir=tmp_path / "ev", quarantine_path=None)
+    assert page.exists()  # "always", the default
+    result, _ = validate_dataset(clean, CONTRACT, policy, dataset="golden", include_label=True,
+                                 evidence_dir=tmp_path / "ev", quarantine_path=None)
+    assert result.decision == "pass" and set(result.evidence) == {"ge_result"} and not page.exists()
+    result, _ = validate_dataset(dirty, CONTRACT, policy, dataset="golden", include_label=True,
+                                 evidence_dir=tmp_path / "ev", quarantine_path=None)
+    assert result.decision == "quarantine" and result.evidence["data_docs"].path == str(page) and page.exists()
+
+
 def test_data_docs_failure_is_recorded_not_raised(tmp_path):
     (tmp_path / "ev" / "data_docs.html").mkdir(parents=True)  # the page cannot be written
     df = generate_frame(50, seed=4, day=date(2026, 11, 1))
