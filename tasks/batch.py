@@ -25,6 +25,7 @@ from tasks.policy import Policy
 from tasks.scoring import SCORE_COLUMN, score_to_parquet
 
 PREDICTIONS_FILE = "predictions.parquet"
+RESULT_NAME = "drift.json"  # the monitor's measurements and decision, beside Evidently's files
 STATUSES = ("scored", "skipped", "empty", "missing", "blocked", "failed")
 
 
@@ -193,11 +194,16 @@ def monitor_partition(current: pd.DataFrame, reference: pd.DataFrame, contract, 
                                   drift_share=dp.max_drifted_share, report_rows=dp.report_rows,
                                   sample_rows=dp.sample_rows, evidently=evidently)
     except LockgateError as e:
+        _remove(out_dir, HTML_NAME, SNAPSHOT_NAME, RESULT_NAME)  # an earlier run's files would not match these rows
         return None, MonitorDecision(action="alert", triggers=["monitoring error"],
                                      reasons=[f"drift could not be measured: {e}"])
     drift = drift_result(evidence, dp)
-    if not evidence.evidence:  # no report this time: an earlier run's would not match these rows
-        for name in (HTML_NAME, SNAPSHOT_NAME):
-            (out_dir / name).unlink(missing_ok=True)
-    drift = drift.model_copy(update={"evidence": {**drift.evidence, "result": write_json(out_dir / "drift.json", drift)}})
+    if not evidence.evidence:  # no report this time
+        _remove(out_dir, HTML_NAME, SNAPSHOT_NAME)
+    drift = drift.model_copy(update={"evidence": {**drift.evidence, "result": write_json(out_dir / RESULT_NAME, drift)}})
     return drift, monitor_decision(drift, policy.monitoring)
+
+
+def _remove(folder: Path, *names: str) -> None:
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
