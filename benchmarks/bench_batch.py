@@ -17,7 +17,8 @@
    ``LOCKGATE_BENCH_PARTITION_ROWS`` rows (default 2,000) through the real batch-inference
    flow (validate, score, drift, ledger) with 10% of the partitions failing their first
    read (injected, seeded): every partition must be scored exactly once; time and rows/s
-   with the threads runner and with a local Dask cluster (2 processes x 1 thread).
+   with the threads runner and with a local Dask cluster (2 processes x 1 thread), and
+   with threads under a policy with fewer report pages (see 3).
 3. The partition step of that flow (read, validate, score, write, drift) on
    ``LOCKGATE_BENCH_REPORT_PARTITIONS`` of those partitions (default 5), interleaved, with
    the policy's ``monitoring.evidently_report: warn_or_breach`` (Evidently's report only
@@ -199,6 +200,9 @@ def many_partitions(n_partitions: int, rows: int, folder: Path) -> list[Comparis
     policy = folder / "policy.yaml"
     policy.write_text("name: bench\ncompilation: {platforms: [cpu], targets: [cpu], required_targets: [cpu], "
                       "variants: [f32]}\ndrift: {report_rows: 1000}\n")
+    fewer_pages = folder / "policy-fewer-pages.yaml"
+    fewer_pages.write_text(policy.read_text() + "monitoring: {evidently_report: warn_or_breach}\n"
+                           "validation: {data_docs: on_failures}\n")
     os.environ.update({"LOCKGATE_HOME": str(folder / "home"), "LOCKGATE_POLICY_FILE": str(policy),
                        "LOCKGATE_INPUT_ROOT": str(folder / "stream"), "LOCKGATE_INJECT_READ_FAILURES": "0.1",
                        "LOCKGATE_IO_RETRY_DELAY_SECONDS": "0.05", "LOCKGATE_ACTOR": "bench"})
@@ -218,9 +222,10 @@ def many_partitions(n_partitions: int, rows: int, folder: Path) -> list[Comparis
     from tasks.stores import ledger_for
 
     timings = {}
-    for seed, runner in enumerate(("threads", "dask")):
-        os.environ.update({"LOCKGATE_TASK_RUNNER": runner, "LOCKGATE_OUTPUT_ROOT": str(folder / f"out-{runner}"),
-                           "LOCKGATE_INJECT_SEED": str(seed)})
+    runs = (("threads", "threads", policy), ("dask", "dask", policy), ("threads-fewer-pages", "threads", fewer_pages))
+    for seed, (label, runner, policy_file) in enumerate(runs):
+        os.environ.update({"LOCKGATE_TASK_RUNNER": runner, "LOCKGATE_OUTPUT_ROOT": str(folder / f"out-{label}"),
+                           "LOCKGATE_INJECT_SEED": str(seed), "LOCKGATE_POLICY_FILE": str(policy_file)})
         settings = Settings()
         ledger = ledger_for(settings)
         before = len(ledger.entries())
@@ -232,14 +237,22 @@ def many_partitions(n_partitions: int, rows: int, folder: Path) -> list[Comparis
         scored_rows = [e.reason.split(" partition ")[1].split(":")[0] for e in ledger.entries()[before:]
                        if e.action == "partition.scored"]
         assert sorted(scored_rows) == sorted(o.partition for o in outcomes), "a partition was not scored exactly once"
-        timings[runner] = (seconds, sum(o.rows for o in outcomes), sum(o.read_attempts > 1 for o in outcomes))
-    (t_threads, rows_t, retried_t), (t_dask, rows_d, retried_d) = timings["threads"], timings["dask"]
+        pages = (sum("drift.html" in o.evidence for o in outcomes),
+                 sum("validation.data_docs" in o.evidence for o in outcomes))
+        timings[label] = (seconds, sum(o.rows for o in outcomes), sum(o.read_attempts > 1 for o in outcomes), pages)
+    os.environ["LOCKGATE_POLICY_FILE"] = str(policy)
+    (t_threads, rows_t, retried_t, _), (t_dask, rows_d, retried_d, _) = timings["threads"], timings["dask"]
+    t_fewer, rows_f, retried_f, (reports, docs) = timings["threads-fewer-pages"]
+    name = f"batch-inference flow, {n_partitions} partitions x {rows:,} rows, 10% transient read failures"
     return [Comparison(
-        f"batch-inference flow, {n_partitions} partitions x {rows:,} rows, 10% transient read failures",
-        "Dask local cluster (2 processes x 1 thread)", "threads", t_dask, t_threads, t_threads / t_dask, 1, _peak_mb(),
-        f"every partition scored exactly once by both; threads {rows_t / t_threads:,.0f} rows/s ({retried_t} "
-        f"partitions retried), Dask {rows_d / t_dask:,.0f} rows/s ({retried_d} retried); flow includes validation, "
-        "drift with Evidently report, ledger and artifacts per partition")] + report_modes(folder, days, rows)
+        name, "Dask local cluster (2 processes x 1 thread)", "threads", t_dask, t_threads, t_threads / t_dask, 1,
+        _peak_mb(), f"every partition scored exactly once by both; threads {rows_t / t_threads:,.0f} rows/s "
+        f"({retried_t} partitions retried), Dask {rows_d / t_dask:,.0f} rows/s ({retried_d} retried); flow includes "
+        "validation, drift with Evidently report, ledger and artifacts per partition"), Comparison(
+        name, "threads, evidently_report: warn_or_breach + data_docs: on_failures", "threads, both pages always",
+        t_fewer, t_threads, t_threads / t_fewer, 1, _peak_mb(), f"every partition scored exactly once; "
+        f"{rows_f / t_fewer:,.0f} rows/s ({retried_f} retried); Evidently reports for {reports}, Data Docs pages for "
+        f"{docs} of {n_partitions} partitions")] + report_modes(folder, days, rows)
 
 
 def report_modes(folder: Path, days: list[date], rows: int) -> list[Comparison]:
