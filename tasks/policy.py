@@ -241,7 +241,7 @@ class MonitoringPolicy(_Strict):
         "champion (their predictions are replaced; the re-score can alert but never rolls back again).")
     evidently_report: Literal["every_partition", "warn_or_breach"] = Field(
         "every_partition", description="Which scored partitions get Evidently's drift report (HTML and snapshot, "
-        "about 60% of a small partition's time): every one, or only those whose drift decision is warn or breach. "
+        "about two thirds of a small partition's time): every one, or only those whose drift decision is warn or breach. "
         "Every partition keeps lockgate's own measurements as evidence (drift/drift.json: score, method, threshold "
         "and verdict per column, quality signals, the decision), which are what the monitor decides on.")
 
