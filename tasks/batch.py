@@ -179,7 +179,8 @@ def score_partition_data(
 def monitor_partition(current: pd.DataFrame, reference: pd.DataFrame, contract, policy: Policy, out_dir: Path):
     """(drift result or None, monitor decision): drift of the scored rows against the reference, held to the policy.
 
-    Monitoring that cannot run (e.g. a column with another type than the reference's) is an alert."""
+    Monitoring that cannot run (a column with another type than the reference's, an error inside Evidently) is an
+    alert: the partition's predictions are written by then."""
     from tasks.drift import HTML_NAME, SNAPSHOT_NAME, drift_evidence, drift_result, specs_for
     from tasks.evidence import write_json
     from tasks.monitoring import MonitorDecision, monitor_decision
@@ -193,10 +194,11 @@ def monitor_partition(current: pd.DataFrame, reference: pd.DataFrame, contract, 
         evidence = drift_evidence(reference, current, specs=specs_for(contract, SCORE_COLUMN), out_dir=out_dir,
                                   drift_share=dp.max_drifted_share, report_rows=dp.report_rows,
                                   sample_rows=dp.sample_rows, evidently=evidently)
-    except LockgateError as e:
+    except Exception as e:  # noqa: BLE001 - the predictions are written: a monitor that cannot run is an alert
         _remove(out_dir, HTML_NAME, SNAPSHOT_NAME, RESULT_NAME)  # an earlier run's files would not match these rows
+        what = str(e) if isinstance(e, LockgateError) else f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
         return None, MonitorDecision(action="alert", triggers=["monitoring error"],
-                                     reasons=[f"drift could not be measured: {e}"])
+                                     reasons=[f"drift could not be measured: {what}"])
     drift = drift_result(evidence, dp)
     if not evidence.evidence:  # no report this time
         _remove(out_dir, HTML_NAME, SNAPSHOT_NAME)

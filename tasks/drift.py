@@ -158,8 +158,12 @@ def _evidently_report(columns: list[ColumnDrift], reference: pd.DataFrame, curre
 
     shown = [c for c in columns if c.status == "measured"
              and reference[c.column].notna().any() and current[c.column].notna().any()]
-    numeric = [c.column for c in shown if c.kind == "numeric"]
-    categorical = [c.column for c in shown if c.kind == "categorical"]
+    # Evidently's own choice for a reference of <= 1,000 rows tests a numeric column with <= 5 distinct values as
+    # categories (z-test or chi-square), but refuses those methods pinned on a numerical column: the report declares
+    # such a column categorical, which is how the test treats it.
+    kinds = {c.column: c.kind if c.kind in METHODS[c.method].kinds else METHODS[c.method].kinds[0] for c in shown}
+    numeric = [c.column for c in shown if kinds[c.column] == "numeric"]
+    categorical = [c.column for c in shown if kinds[c.column] == "categorical"]
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     names = numeric + categorical
     ref_ds = Dataset.from_pandas(reference[names], data_definition=definition)

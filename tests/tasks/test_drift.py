@@ -457,3 +457,17 @@ def test_demo_scenarios_match_full_data_evidently(monkeypatch, tmp_path, scenari
         assert not drifted
     else:
         assert drifted
+
+
+def test_low_cardinality_numeric_column_with_a_small_reference(tmp_path):
+    """Evidently's own choice for <= 1,000 reference rows tests a numeric column with <= 5 values as categories (z-test
+    for two): its report runs that test too (the column declared categorical there) and agrees with the score."""
+    rng = np.random.default_rng(0)
+    reference, current = (pd.DataFrame({"flag": rng.integers(0, 2, 500).astype(float), "x1": rng.normal(size=500)})
+                          for _ in range(2))
+    evidence = drift_evidence(reference, current, numeric=["flag", "x1"], out_dir=tmp_path)
+    cols = _by_column(evidence)
+    assert (cols["flag"].method, cols["flag"].kind, cols["x1"].method) == ("z", "numeric", "ks")
+    assert set(evidence.evidence) == {"html", "json"}
+    for c in cols.values():
+        assert c.evidently_score == pytest.approx(c.score, abs=1e-9) and c.evidently_drifted == c.drifted
