@@ -237,9 +237,8 @@ def many_partitions(n_partitions: int, rows: int, folder: Path) -> list[Comparis
         scored_rows = [e.reason.split(" partition ")[1].split(":")[0] for e in ledger.entries()[before:]
                        if e.action == "partition.scored"]
         assert sorted(scored_rows) == sorted(o.partition for o in outcomes), "a partition was not scored exactly once"
-        pages = (sum("drift.html" in o.evidence for o in outcomes),
-                 sum("validation.data_docs" in o.evidence for o in outcomes))
-        timings[label] = (seconds, sum(o.rows for o in outcomes), sum(o.read_attempts > 1 for o in outcomes), pages)
+        timings[label] = (seconds, sum(o.rows for o in outcomes), sum(o.read_attempts > 1 for o in outcomes),
+                          _pages(outcomes))
     os.environ["LOCKGATE_POLICY_FILE"] = str(policy)
     (t_threads, rows_t, retried_t, _), (t_dask, rows_d, retried_d, _) = timings["threads"], timings["dask"]
     t_fewer, rows_f, retried_f, (reports, docs) = timings["threads-fewer-pages"]
@@ -253,6 +252,12 @@ def many_partitions(n_partitions: int, rows: int, folder: Path) -> list[Comparis
         t_fewer, t_threads, t_threads / t_fewer, 1, _peak_mb(), f"every partition scored exactly once; "
         f"{rows_f / t_fewer:,.0f} rows/s ({retried_f} retried); Evidently reports for {reports}, Data Docs pages for "
         f"{docs} of {n_partitions} partitions")] + report_modes(folder, days, rows)
+
+
+def _pages(outcomes) -> tuple[int, int]:
+    """(Evidently reports, Data Docs pages) the partitions' evidence names."""
+    return (sum("drift.html" in o.evidence for o in outcomes),
+            sum("validation.data_docs" in o.evidence for o in outcomes))
 
 
 def report_modes(folder: Path, days: list[date], rows: int) -> list[Comparison]:
@@ -286,8 +291,7 @@ def report_modes(folder: Path, days: list[date], rows: int) -> list[Comparison]:
             outs = [score_partition_data(t, model=model, contract=contract, policy=p, reference=reference, io=io,
                                          flow_run_id="bench", force=True) for t in targets]
             assert [o.status for o in outs] == ["scored"] * k, [o.message for o in outs]
-            pages.setdefault(label, []).append((sum("drift.html" in o.evidence for o in outs),
-                                                sum("validation.data_docs" in o.evidence for o in outs)))
+            pages.setdefault(label, []).append(_pages(outs))
         return run
 
     base = "evidently_report: every_partition, data_docs: always"

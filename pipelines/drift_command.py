@@ -45,7 +45,7 @@ def inferred_specs(reference: str, prediction: str | None):
 def drift_command(settings: Settings, reference: str, current: str, *, contract_ref: str | None,
                   prediction: str | None, out: Path | None) -> int:
     from pipelines.cli import EXIT_DRIFT_BREACH, EXIT_OK
-    from tasks.drift import DriftSpec, drift_evidence, drift_result, specs_for
+    from tasks.drift import RESULT_NAME, DriftSpec, drift_evidence, drift_result, specs_for
     from tasks.evidence import write_json
     from tasks.stores import policy_for
 
@@ -80,7 +80,7 @@ def drift_command(settings: Settings, reference: str, current: str, *, contract_
         evidence = drift_evidence(reference, current, specs=specs, out_dir=out, drift_share=policy.max_drifted_share,
                                   report_rows=policy.report_rows, sample_rows=policy.sample_rows, progress=progress)
     result = drift_result(evidence, policy)
-    result = result.model_copy(update={"evidence": {**result.evidence, "result": write_json(out / "drift.json", result)}})
+    result = result.model_copy(update={"evidence": {**result.evidence, "result": write_json(out / RESULT_NAME, result)}})
 
     console.print(f"{escape(current)} vs reference {escape(reference)}: {evidence.n_current:,} vs "
                   f"{evidence.n_reference:,} rows, {len(specs)} columns ({what}), {evidence.seconds:.1f} s",

@@ -25,7 +25,6 @@ from tasks.policy import Policy
 from tasks.scoring import SCORE_COLUMN, score_to_parquet
 
 PREDICTIONS_FILE = "predictions.parquet"
-RESULT_NAME = "drift.json"  # the monitor's measurements and decision, beside Evidently's files
 STATUSES = ("scored", "skipped", "empty", "missing", "blocked", "failed")
 
 
@@ -181,7 +180,7 @@ def monitor_partition(current: pd.DataFrame, reference: pd.DataFrame, contract, 
 
     Monitoring that cannot run (a column with another type than the reference's, an error inside Evidently) is an
     alert: the partition's predictions are written by then."""
-    from tasks.drift import HTML_NAME, SNAPSHOT_NAME, drift_evidence, drift_result, specs_for
+    from tasks.drift import HTML_NAME, RESULT_NAME, SNAPSHOT_NAME, drift_evidence, drift_result, specs_for
     from tasks.evidence import write_json
     from tasks.monitoring import MonitorDecision, monitor_decision
 

@@ -33,13 +33,14 @@ from tasks.evidence import Check, Comparison, EvidenceFile, evidence_file, held_
 from tasks.policy import DriftPolicy
 
 __all__ = ["ColumnDrift", "ColumnQuality", "DriftEvidence", "DriftInputError", "DriftResult", "DriftSpec",
-           "HTML_NAME", "METHODS", "SNAPSHOT_NAME", "drift_evidence", "drift_result", "drift_rule", "specs_for"]
+           "HTML_NAME", "METHODS", "RESULT_NAME", "SNAPSHOT_NAME", "drift_evidence", "drift_result", "drift_rule", "specs_for"]
 
 # The comparison under which a column does NOT drift, i.e. how its Check passes.
 _PASS_WHEN: dict[str, Comparison] = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 
 HTML_NAME = "drift_report.html"
 SNAPSHOT_NAME = "drift_snapshot.json"
+RESULT_NAME = "drift.json"  # the DriftResult: measurements and decision, beside Evidently's files
 
 
 def _column_check(c: ColumnDrift) -> Check:

@@ -141,7 +141,7 @@ def validate_dataset(
     result = validation_result(outcome, policy, dataset=dataset, contract=contract)
     evidence = {"ge_result": write_json(evidence_dir / "ge_validation_result.json", outcome.ge_result)}
     update: dict = {"evidence": evidence}
-    if outcome.ge_result and _wants_data_docs(policy, result, bool(outcome.row_failures)):  # empty: GE never ran
+    if outcome.ge_result and _wants_data_docs(policy, result, rows_failed=bool(outcome.row_failures)):  # {}: no GE run
         _add_data_docs(outcome.ge_result, evidence_dir, dataset, "data_docs", result, update)
     else:  # an earlier validation's page here would not be this one's
         (evidence_dir / DATA_DOCS_FILE).unlink(missing_ok=True)
@@ -207,7 +207,7 @@ def validate_location(
     # Data Docs per chunk: the first chunks with a failure (or the first chunk), not one page per million rows.
     chunks = [c for c in outcome.ge_result.get("chunks", []) if c["result"]]
     shown = [c for c in chunks if not c["result"].get("success", True)][:DATA_DOCS_CHUNKS] or chunks[:1]
-    if not _wants_data_docs(policy, result, bool(writer)):
+    if not _wants_data_docs(policy, result, rows_failed=bool(writer)):  # the writer opens at the first quarantined row
         shown = []
     for c in shown:
         key = "data_docs" if len(shown) == 1 else f"data_docs_rows_{c['first_row']}"

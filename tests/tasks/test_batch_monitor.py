@@ -6,8 +6,8 @@ from datetime import date
 
 from data_contracts.contract import load_contract
 from data_contracts.synthetic_credit import generate_frame
-from tasks.batch import RESULT_NAME, monitor_partition
-from tasks.drift import HTML_NAME, SNAPSHOT_NAME
+from tasks.batch import monitor_partition
+from tasks.drift import HTML_NAME, RESULT_NAME, SNAPSHOT_NAME
 from tasks.policy import Policy
 
 CONTRACT = load_contract("credit_default")

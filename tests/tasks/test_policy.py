@@ -26,6 +26,8 @@ def test_demo_policy_loads():
         ("compilation:\n  targets: [cpu]\n  required_targets: [v5e-4]\n", "not in targets"),
         ("compilation:\n  batch_buckets: [0, 8]\n", "positive"),
         ("compilation:\n  variants: [int8]\n", "start with f32"),
+        ("validation:\n  data_docs: sometimes\n", "validation.data_docs"),
+        ("monitoring:\n  evidently_report: never\n", "monitoring.evidently_report"),
     ],
 )
 def test_bad_policy_is_one_line_error_naming_the_key(tmp_path, text, fragment):
