@@ -56,7 +56,7 @@ def latency_report(cand, champ, golden: pd.DataFrame, cp: CanaryPolicy):
     """p50/p95/p99 per bucket of both compiled artifacts on this host, timed interleaved; budget checks."""
     from models.export import score_bucketed
     from models.features import feature_matrix
-    from tasks.latency import latency_checks, measure_latency
+    from tasks.latency import latency_checks, measure_latency, retimed_checks
 
     # rows are passed as indices so each model uses its own feature encoding of the same rows
     features = {name: feature_matrix(golden, m.feature_spec) for name, m in (("candidate", cand), ("champion", champ))
@@ -68,11 +68,17 @@ def latency_report(cand, champ, golden: pd.DataFrame, cp: CanaryPolicy):
         return lambda idx: score_bucketed(m.exported, m.params, x[idx[:, 0].astype(np.int64)], buckets=(len(idx),))
 
     rows = np.arange(len(golden), dtype=np.float32)[:, None]
-    report = measure_latency({name: scorer(name) for name in models}, rows, buckets=cp.latency_buckets,
-                             repeats=cp.latency_repeats)
-    checks = latency_checks(report, champion="champion" if champ is not None else None,
-                            max_p99_ratio=cp.max_p99_ratio, max_p99_ms=cp.max_p99_ms or None)
-    return report, checks
+    scorers = {name: scorer(name) for name in models}
+
+    def measure(buckets):
+        return measure_latency(scorers, rows, buckets=buckets, repeats=cp.latency_repeats)
+
+    def budget(report):
+        return latency_checks(report, champion="champion" if champ is not None else None,
+                              max_p99_ratio=cp.max_p99_ratio, max_p99_ms=cp.max_p99_ms or None)
+
+    report = measure(cp.latency_buckets)
+    return report, retimed_checks(report, budget, measure, retimes=cp.latency_retimes)
 
 
 def tpu_estimates(version_evidence: Path) -> dict[str, dict[int, float]]:

@@ -43,6 +43,9 @@ class LatencyReport(BaseModel):
     warmup: int = Field(description="Untimed calls per model and bucket before measuring (compilation, caches).")
     repeats: int = Field(description="Timed calls per model and bucket.")
     results: list[BucketLatency] = Field(description="One entry per model and bucket.")
+    retimings: list[LatencyReport] = Field(
+        default_factory=list, description="Later timings of the buckets whose budget failed, in order "
+        "(tasks.latency.retimed_checks): a budget fails only if it fails in every timing.")
 
     def get(self, model: str, bucket: int) -> BucketLatency | None:
         return next((r for r in self.results if r.model == model and r.bucket == bucket), None)
@@ -141,3 +144,49 @@ def latency_checks(
         c = report.get(candidate, bucket)
         checks.append(held_to(f"latency_p99_ms:b{bucket}", None if c is None else c.p99_ms, "<=", limit))
     return checks
+
+
+def retimed_checks(
+    report: LatencyReport,
+    checks_of: Callable[[LatencyReport], list[Check]],
+    measure: Callable[[list[int]], LatencyReport],
+    *,
+    retimes: int,
+) -> list[Check]:
+    """Hold ``report`` to its budget and re-time the buckets of failed budget checks, up to ``retimes`` times.
+
+    With a few repeats a p99 is close to the max, so one stall of the machine (another process, GC, a page
+    fault) during one call can put a candidate over its budget. A real slowdown fails every timing; a stall
+    seldom hits the same bucket twice. So a check fails only if it fails in every timing, and its value is the
+    best one measured. Each re-timing (``measure(buckets)``, interleaved and warmed up again) is appended to
+    ``report.retimings`` so the evidence shows every number behind the decision.
+
+    Args:
+      report: the first timing, as returned by :func:`measure_latency`.
+      checks_of: the budget, e.g. ``lambda r: latency_checks(r, max_p99_ratio=3.0)``; every check it returns
+        must be named ``<name>:b<bucket>``.
+      measure: times the given buckets of every model again.
+      retimes: how many re-timings a failed check may get (0: decide on the first timing).
+    """
+    checks = checks_of(report)
+    for _ in range(retimes):
+        failed = sorted({_bucket_of(c) for c in checks if not c.passed} & {r.bucket for r in report.results})
+        if not failed:
+            break
+        again = measure(failed)
+        report.retimings.append(again)
+        newer = {c.name: c for c in checks_of(again) if _bucket_of(c) in failed}
+        checks = [_better(c, newer.get(c.name)) for c in checks]
+    return checks
+
+
+def _bucket_of(check: Check) -> int:
+    return int(check.name.rsplit(":b", 1)[1])
+
+
+def _better(old: Check, new: Check | None) -> Check:
+    if old.passed or new is None:
+        return old
+    if new.passed or old.value is None:
+        return new
+    return new if new.value is not None and new.value < old.value else old

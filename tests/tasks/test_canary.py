@@ -106,3 +106,23 @@ def test_variant_verdict_budget(noise, max_abs_diff, accepted):
     assert verdict.delta == pytest.approx(roc_auc(y, p_variant) - roc_auc(y, p))  # variant - f32
     if noise == 0.3:
         assert verdict.ci_high < -0.005 and "< -0.005" in verdict.reason
+
+
+def test_re_timed_latency_decides_and_the_report_shows_every_timing():
+    from tasks.latency import BucketLatency, LatencyReport, latency_checks, retimed_checks
+
+    def timing(candidate_p99, buckets=(1, 64)):
+        rows = [BucketLatency(model=m, bucket=b, p50_ms=1.0, p95_ms=1.0, p99_ms=candidate_p99 if m == "candidate" else 1.0,
+                              rows_per_s=b * 1e3, samples_ms=[1.0]) for m in ("candidate", "champion") for b in buckets]
+        return LatencyReport(platform="test", warmup=0, repeats=1, results=rows)
+
+    first = timing(9.0)  # both buckets 9x the champion: over the 3x budget
+    checks = retimed_checks(first, lambda r: latency_checks(r, max_p99_ratio=3.0), lambda bs: timing(1.5, bs),
+                            retimes=1)
+    result = canary_result(_m(0.8, 0.3), _m(0.8, 0.3), POLICY, candidate_version=2, champion_version=1,
+                           extra_checks=checks, latency=first)
+    assert result.passed and {c.name: c.value for c in checks} == {"latency_p99_ratio:b1": 1.5,
+                                                                     "latency_p99_ratio:b64": 1.5}
+    page = result.markdown()
+    assert "| candidate | 64 | 1.000 | 9.000 |" in page  # the first timing, over budget, stays in the evidence
+    assert "Re-timing 1 of the buckets over budget: candidate b1 p99 1.500 ms, candidate b64 p99 1.500 ms" in page

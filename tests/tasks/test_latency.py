@@ -1,7 +1,9 @@
+import time
+
 import numpy as np
 import pytest
 
-from tasks.latency import LatencyReport, latency_checks, measure_latency
+from tasks.latency import LatencyReport, latency_checks, measure_latency, retimed_checks
 
 BUCKETS = (64, 4096)
 NUM_FEATURES = 32
@@ -79,3 +81,69 @@ def test_bad_arguments(kw, match):
     args = {"models": {"a": lambda xb: xb[:, 0]}, "x": np.zeros((4, 3)), "buckets": (2,)} | kw
     with pytest.raises(ValueError, match=match):
         measure_latency(args.pop("models"), args.pop("x"), **args)
+
+
+def _sleeper(ms: float, stall_ms: float = 0.0, stall_at: int | None = None, bucket: int | None = None):
+    """A scorer taking ``ms`` per call, and ``stall_ms`` more on its ``stall_at``-th call at ``bucket``."""
+    calls = {"n": 0}
+
+    def score(xb):
+        if bucket is None or len(xb) == bucket:
+            calls["n"] += 1
+        extra = stall_ms if calls["n"] == stall_at and (bucket is None or len(xb) == bucket) else 0.0
+        time.sleep((ms + extra) / 1e3)
+        return np.zeros(len(xb))
+
+    return score
+
+
+def _retimed(models, *, retimes, budget=lambda r: latency_checks(r, max_p99_ratio=3.0), buckets=(1, 4)):
+    x = np.zeros((4, 2), dtype=np.float32)
+    timings = []
+
+    def measure(bs):
+        timings.append(list(bs))
+        return measure_latency(models, x, buckets=bs, warmup=1, repeats=5)
+
+    report = measure(list(buckets))
+    return report, retimed_checks(report, budget, measure, retimes=retimes), timings
+
+
+def test_one_stall_is_re_timed_and_passes_with_every_timing_kept():
+    # the candidate's 3rd timed call at bucket 4 stalls 200 ms: its p99 there is ~20x the champion's
+    models = {"candidate": _sleeper(10, stall_ms=200, stall_at=1 + 3, bucket=4), "champion": _sleeper(10)}
+    report, checks, timings = _retimed(models, retimes=1)
+    assert report.get("candidate", 4).p99_ms > 3 * report.get("champion", 4).p99_ms  # the first timing failed
+    assert timings == [[1, 4], [4]]  # only the bucket over budget is timed again
+    assert len(report.retimings) == 1 and {r.bucket for r in report.retimings[0].results} == {4}
+    assert all(c.passed for c in checks), [c.describe() for c in checks]
+    again = report.retimings[0]
+    assert {c.name: c.value for c in checks}["latency_p99_ratio:b4"] == pytest.approx(
+        again.get("candidate", 4).p99_ms / again.get("champion", 4).p99_ms)
+    LatencyReport.model_validate_json(report.model_dump_json())  # the re-timing round-trips as evidence
+
+
+def test_without_retimes_the_stall_decides():
+    models = {"candidate": _sleeper(10, stall_ms=200, stall_at=1 + 3, bucket=4), "champion": _sleeper(10)}
+    report, checks, timings = _retimed(models, retimes=0)
+    assert timings == [[1, 4]] and report.retimings == []
+    assert [c.name for c in checks if not c.passed] == ["latency_p99_ratio:b4"]
+
+
+def test_a_real_slowdown_fails_every_timing_and_keeps_its_best_value():
+    models = {"candidate": _sleeper(60), "champion": _sleeper(10)}
+    report, checks, timings = _retimed(models, retimes=2)
+    assert timings == [[1, 4], [1, 4], [1, 4]]
+    assert not any(c.passed for c in checks)
+    ratios = {b: [t.get("candidate", b).p99_ms / t.get("champion", b).p99_ms for t in [report, *report.retimings]]
+              for b in (1, 4)}
+    assert {c.name: c.value for c in checks} == {f"latency_p99_ratio:b{b}": pytest.approx(min(ratios[b]))
+                                                 for b in (1, 4)}
+
+
+def test_absolute_budget_is_re_timed_and_a_passing_timing_is_not():
+    models = {"candidate": _sleeper(5, stall_ms=300, stall_at=1 + 2, bucket=1)}
+    budget = lambda r: latency_checks(r, champion=None, max_p99_ratio=1.0, max_p99_ms={1: 150.0, 4: 150.0})  # noqa: E731
+    report, checks, timings = _retimed(models, retimes=3, budget=budget)
+    assert timings == [[1, 4], [1]]  # passed on the first re-timing: no more
+    assert [c.passed for c in checks] == [True, True]

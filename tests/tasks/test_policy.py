@@ -28,6 +28,7 @@ def test_demo_policy_loads():
         ("compilation:\n  variants: [int8]\n", "start with f32"),
         ("validation:\n  data_docs: sometimes\n", "validation.data_docs"),
         ("monitoring:\n  evidently_report: never\n", "monitoring.evidently_report"),
+        ("canary:\n  latency_retimes: -1\n", "canary.latency_retimes"),
     ],
 )
 def test_bad_policy_is_one_line_error_naming_the_key(tmp_path, text, fragment):
