@@ -8,6 +8,7 @@ quarantined rows). The input is never modified.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pandas as pd
@@ -209,8 +210,13 @@ def validate_location(
     shown = [c for c in chunks if not c["result"].get("success", True)][:DATA_DOCS_CHUNKS] or chunks[:1]
     if not _wants_data_docs(policy, result, rows_failed=bool(writer)):  # the writer opens at the first quarantined row
         shown = []
-    for c in shown:
-        key = "data_docs" if len(shown) == 1 else f"data_docs_rows_{c['first_row']}"
+    keys = {("data_docs" if len(shown) == 1 else f"data_docs_rows_{c['first_row']}"): c for c in shown}
+    for stale in evidence_dir.glob(f"data_docs*/{DATA_DOCS_FILE}"):  # an earlier validation's pages are not this one's
+        if stale.parent.name not in keys:
+            stale.unlink()
+            with contextlib.suppress(OSError):
+                stale.parent.rmdir()
+    for key, c in keys.items():
         _add_data_docs(c["result"], evidence_dir / key, f"{dataset} rows {c['first_row']}+", key, result, update)
     if writer:
         tmp.replace(quarantine_path)

@@ -11,7 +11,7 @@ from data_contracts.contract import load_contract
 from data_contracts.synthetic_credit import generate_frame
 from data_contracts.validate import ContractValidation
 from tasks.policy import ValidationPolicy
-from tasks.validation import FAILURES_COLUMN, validate_dataset, validation_result
+from tasks.validation import FAILURES_COLUMN, validate_dataset, validate_location, validation_result
 
 CONTRACT = load_contract("credit_default")
 
@@ -94,3 +94,31 @@ def test_data_docs_failure_is_recorded_not_raised(tmp_path):
                                  evidence_dir=tmp_path / "ev", quarantine_path=None)
     assert result.decision == "pass" and "data_docs" not in result.evidence and "ge_result" in result.evidence
     assert result.data_docs_error.startswith("IsADirectoryError") and "Data Docs not built" in result.reasons[-1]
+
+
+def test_chunked_validation_again_keeps_only_its_own_pages(tmp_path):
+    """Failing rows in two chunks: a page per chunk. Validated again once fixed: only the first chunk's page, the
+    earlier chunk pages are gone (they would not be this validation's)."""
+    clean = generate_frame(200, seed=4, day=date(2026, 11, 1))
+    data, ev = tmp_path / "batch.parquet", tmp_path / "ev"
+
+    def validate(df):
+        df.to_parquet(data, index=False)
+        return validate_location(data, CONTRACT, ValidationPolicy(max_quarantine_share=0.2), dataset="batch",
+                                 include_label=True, evidence_dir=ev, quarantine_path=tmp_path / "q.parquet",
+                                 chunk_rows=100)
+
+    def pages():
+        return sorted(p.relative_to(ev).as_posix() for p in ev.rglob("*.html"))
+
+    result = validate(clean.assign(age=clean["age"].where(~clean.index.isin([3, 150]), 150)))
+    assert result.decision == "quarantine" and result.n_quarantined == 2
+    assert pages() == ["data_docs_rows_0/data_docs.html", "data_docs_rows_100/data_docs.html"]
+    assert {"data_docs_rows_0", "data_docs_rows_100"} <= set(result.evidence)
+    result = validate(clean)
+    assert result.decision == "pass" and pages() == ["data_docs/data_docs.html"]
+    assert sorted(p.name for p in ev.iterdir() if p.is_dir()) == ["data_docs"]
+    result = validate_location(data, CONTRACT, ValidationPolicy(data_docs="on_failures"), dataset="batch",
+                               include_label=True, evidence_dir=ev, quarantine_path=tmp_path / "q.parquet",
+                               chunk_rows=100)
+    assert result.decision == "pass" and pages() == [] and "data_docs" not in result.evidence
