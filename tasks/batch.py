@@ -206,5 +206,8 @@ def monitor_partition(current: pd.DataFrame, reference: pd.DataFrame, contract, 
 
 
 def _remove(folder: Path, *names: str) -> None:
+    """Remove the files left by an earlier run; a folder of that name is not lockgate's file and is left alone."""
     for name in names:
-        (folder / name).unlink(missing_ok=True)
+        path = folder / name
+        if path.is_file() or path.is_symlink():
+            path.unlink(missing_ok=True)

@@ -145,8 +145,11 @@ def _specs(numeric, categorical, prediction_column, methods, thresholds) -> list
 
 def _write_text(path: Path, text: str) -> EvidenceFile:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only when the write or the rename failed
     return evidence_file(path)
 
 

@@ -44,3 +44,16 @@ def test_measurements_always_and_the_report_as_the_policy_says(tmp_path):
     drift, _ = monitor_partition(_frame(2), _frame(1), CONTRACT, Policy(), tmp_path / "drift")  # every_partition
     assert set(drift.evidence) == {"html", "json", "result"}
     assert {p.name for p in (tmp_path / "drift").iterdir()} == {HTML_NAME, SNAPSHOT_NAME, RESULT_NAME}
+
+
+def test_an_error_inside_the_report_is_an_alert_naming_it(tmp_path):
+    """Not a lockgate error (here the report's file name is taken by a folder): the partition's monitor alerts with
+    the error's type and message, removes the earlier run's files and leaves no temporary file."""
+    _earlier_run(tmp_path / "drift")
+    (tmp_path / "drift" / HTML_NAME).unlink()
+    (tmp_path / "drift" / HTML_NAME).mkdir()
+    drift, decision = monitor_partition(_frame(2), _frame(1), CONTRACT, Policy(), tmp_path / "drift")
+    assert drift is None and decision.action == "alert" and decision.triggers == ["monitoring error"]
+    assert decision.reasons[0].startswith("drift could not be measured: IsADirectoryError: ")
+    assert HTML_NAME in decision.reasons[0] and "\n" not in decision.reasons[0]
+    assert [p.name for p in (tmp_path / "drift").iterdir()] == [HTML_NAME]  # the folder; no file of an earlier run
