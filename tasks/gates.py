@@ -24,6 +24,24 @@ from tasks.settings import Settings
 from tasks.stores import cache_dir, ledger_for, registry_for, version_evidence_dir
 
 
+def _in_a_run() -> bool:
+    """Prefect attaches artifacts to a flow or task run; a gate function called outside one (``.fn`` in a fixture
+    or a benchmark) has its JSON evidence and nothing to attach an artifact to."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+def _markdown_artifact(**kwargs) -> None:
+    if _in_a_run():
+        create_markdown_artifact(**kwargs)
+
+
+def _table_artifact(**kwargs) -> None:
+    if _in_a_run():
+        create_table_artifact(**kwargs)
+
+
 def _flow_run_id() -> str | None:
     run_id = flow_run.get_id()
     return str(run_id) if run_id else None
@@ -33,7 +51,7 @@ def publish(settings: Settings, record: ModelVersionRecord, result: GateResult, 
     """Write ``result`` to the evidence folder, the MLflow run and a Prefect artifact."""
     write_json(version_evidence_dir(settings, record.name, record.version) / f"{role}.json", result)
     registry_for(settings).log_gate(record, result, prefix=role)
-    create_markdown_artifact(
+    _markdown_artifact(
         markdown=result.markdown(),
         key=re.sub(r"[^a-z0-9-]", "-", f"{role}-{record.name}-v{record.version}".lower()),
         description=result.summary_line()[:500],
@@ -111,7 +129,7 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
     result = compile_evidence(config, params, sample, policy.compilation, folder, arch=arch,
                               cache_dir=settings.home_dir / "compile_cache")
     if result.report is not None:
-        create_markdown_artifact(markdown=result.report.markdown(), description="compile report: target x bucket x variant",
+        _markdown_artifact(markdown=result.report.markdown(), description="compile report: target x bucket x variant",
                                  key=f"compile-report-{record.name}-v{record.version}".lower().replace("_", "-"))
     if result.passed:
         from tasks.pyfunc_logging import log_version_pyfunc
@@ -231,7 +249,7 @@ def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord,
 
 def publish_table(key: str, rows: list[dict], description: str) -> None:
     """Rows as a Prefect table artifact; the key is made of lowercase letters, digits and dashes, as Prefect requires."""
-    create_table_artifact(table=rows, key=re.sub(r"[^a-z0-9-]", "-", key.lower()), description=description[:500])
+    _table_artifact(table=rows, key=re.sub(r"[^a-z0-9-]", "-", key.lower()), description=description[:500])
 
 
 def decide_approval(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult],
@@ -309,7 +327,7 @@ def request_approval(settings: Settings, policy: Policy, record: ModelVersionRec
     request_sha = write_json(request_path(settings, record.name, record.version, run_id), request).sha256
     _append(settings, policy, record, actor=settings.actor, action="approval.requested", reason=request.summary(),
             evidence={**evidence, "approval-request": request_sha})
-    create_markdown_artifact(markdown=request_markdown(request), description=request.summary()[:500],
+    _markdown_artifact(markdown=request_markdown(request), description=request.summary()[:500],
                              key=f"approval-request-{record.name}-v{record.version}".lower().replace("_", "-"))
     return request, request_sha
 
@@ -514,14 +532,14 @@ def record_partition(settings: Settings, policy: Policy, champion: ChampionRef, 
         reason = f"partition {outcome.partition} (v{champion.version}): {'; '.join(outcome.monitor_reasons)}"
         ledger.append(LedgerEntry(action=action, reason=reason, evidence=outcome.evidence, **common))
         logger.warning("MONITOR %s: %s", outcome.monitor.upper(), reason)
-        create_markdown_artifact(markdown=f"# Monitoring {outcome.monitor}\n\n{reason}\n",
+        _markdown_artifact(markdown=f"# Monitoring {outcome.monitor}\n\n{reason}\n",
                                  key=f"monitor-{champion.name}".lower().replace("_", "-"), description=reason[:500])
     table = "\n".join(["| partition | status | rows | quarantined | scored | drift | monitor |",
                        "|---|---|---|---|---|---|---|",
                        f"| {outcome.partition} | {outcome.status} | {outcome.rows} | {outcome.quarantined} | "
                        f"{outcome.scored} | {outcome.drift or '-'} | {outcome.monitor} |", "",
                        *[f"- {r}" for r in outcome.drift_reasons + outcome.monitor_reasons]])
-    create_markdown_artifact(markdown=table, key=re.sub(r"[^a-z0-9-]", "-", f"batch-{champion.name}-{outcome.partition}"
+    _markdown_artifact(markdown=table, key=re.sub(r"[^a-z0-9-]", "-", f"batch-{champion.name}-{outcome.partition}"
                                                         .lower()), description=outcome.message[:500])
     if outcome.drift_result is not None:
         publish_table(f"drift-table-{champion.name}-{outcome.partition}", outcome.drift_result.table(),
@@ -577,7 +595,7 @@ def rollback_model(settings: Settings, policy: Policy, champion: ChampionRef, br
     reason = f"v{result.from_version} rolled back to v{result.to_version} after: {why}"
     ledger.append(LedgerEntry(action=ALERT, version=result.to_version, **common, reason=reason))
     get_run_logger().warning("MONITOR ROLLBACK: %s", reason)
-    create_markdown_artifact(markdown=f"# Monitoring rollback\n\n{reason}\n", description=reason[:500],
+    _markdown_artifact(markdown=f"# Monitoring rollback\n\n{reason}\n", description=reason[:500],
                              key=f"monitor-{champion.name}".lower().replace("_", "-"))
     return load_champion.fn(settings, policy, champion.name)
 

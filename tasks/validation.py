@@ -162,13 +162,15 @@ def validate_location(
     evidence_dir: Path,
     quarantine_path: Path,
     chunk_rows: int = 500_000,
+    workers: int | None = None,
     progress=None,
 ) -> ValidationResult:
     """Validate a parquet file or dataset of any size chunk by chunk (data_contracts.validate_chunked).
 
     The same verdict, counts and quarantined rows as validating the whole dataset at once;
     quarantined rows are streamed to ``quarantine_path`` (written under a temporary name,
-    renamed when complete), memory stays at about one chunk.
+    renamed when complete), memory stays at about one chunk. ``workers``: processes forked to check chunks
+    (default: one per chunk up to 4 and the CPU count; 1 checks them here, e.g. in a process that uses JAX).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -194,7 +196,7 @@ def validate_location(
 
     try:
         outcome = validate_chunked(location, contract, include_label=include_label, chunk_rows=chunk_rows,
-                                   on_chunk=quarantine, progress=progress, keep_row_failures=False,
+                                   on_chunk=quarantine, progress=progress, keep_row_failures=False, workers=workers,
                                    ge_results_path=evidence_dir / "ge_validation_results.jsonl")
     except (pa.ArrowException, OSError) as e:
         raise LockgateError(f"data {dataset} is not a readable parquet file: {str(e).splitlines()[0]}") from None

@@ -106,7 +106,7 @@ def test_chunked_validation_again_keeps_only_its_own_pages(tmp_path):
         df.to_parquet(data, index=False)
         return validate_location(data, CONTRACT, ValidationPolicy(max_quarantine_share=0.2), dataset="batch",
                                  include_label=True, evidence_dir=ev, quarantine_path=tmp_path / "q.parquet",
-                                 chunk_rows=100)
+                                 chunk_rows=100, workers=1)  # no fork: this process has JAX
 
     def pages():
         return sorted(p.relative_to(ev).as_posix() for p in ev.rglob("*.html"))
@@ -120,5 +120,5 @@ def test_chunked_validation_again_keeps_only_its_own_pages(tmp_path):
     assert sorted(p.name for p in ev.iterdir() if p.is_dir()) == ["data_docs"]
     result = validate_location(data, CONTRACT, ValidationPolicy(data_docs="on_failures"), dataset="batch",
                                include_label=True, evidence_dir=ev, quarantine_path=tmp_path / "q.parquet",
-                               chunk_rows=100)
+                               chunk_rows=100, workers=1)
     assert result.decision == "pass" and pages() == [] and "data_docs" not in result.evidence
