@@ -27,7 +27,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from data_contracts.contract import Contract
-from data_contracts.ge_suite import META_KEY, build_suite, ge_runtime
+from data_contracts.ge_suite import META_KEY, build_suite, configurations_built_once, ge_runtime
 
 RESULT_FORMAT: dict[str, Any] = {
     "result_format": "COMPLETE",
@@ -162,7 +162,8 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, include_label: bool,
         with runtime.lock:
             try:
                 batch = runtime.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-                result = batch.validate(suite, result_format=RESULT_FORMAT)
+                with configurations_built_once():
+                    result = batch.validate(suite, result_format=RESULT_FORMAT)
             finally:
                 _release_batches(runtime)
     except Exception as exc:  # noqa: BLE001 - a crash inside GE is a broken check, reported, not raised

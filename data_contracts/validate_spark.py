@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from data_contracts.contract import Contract
-from data_contracts.ge_suite import build_suite, ge_runtime
+from data_contracts.ge_suite import build_suite, configurations_built_once, ge_runtime
 from data_contracts.validate import ContractValidation, summarise_result
 
 
@@ -56,7 +56,8 @@ def validate_spark(location: str | Path, contract: Contract, *, include_label: b
     t0 = time.perf_counter()
     with runtime.lock:
         batch = _batch_definition(runtime.context).get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(suite, result_format=result_format)
+        with configurations_built_once():
+            result = batch.validate(suite, result_format=result_format)
     by_id: dict[str, list[str]] = {}
     for r in result.results:
         meta = (r.expectation_config.meta or {}).get("lockgate", {})

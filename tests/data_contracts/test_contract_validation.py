@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from datetime import date
@@ -167,3 +168,61 @@ def test_outcomes_and_summary(contract, ge_runtime, clean_frame):
     assert result.failed_rows() == [1, 2]
     again = ContractValidation.model_validate_json(result.model_dump_json())
     assert again.row_failures == result.row_failures
+
+
+def _dirty(frame: pd.DataFrame) -> pd.DataFrame:
+    """Row failures of several kinds and a dataset failure (a duplicated id)."""
+    df = frame.copy()
+    df.loc[1, "annual_income"] = None
+    df.loc[2, "age"] = 150
+    df.loc[3, "region"] = "atlantis"
+    df.loc[4, "application_id"] = df.loc[5, "application_id"]
+    return df
+
+
+@pytest.mark.parametrize("contract_name", ["credit_default", "loss_given_default"])
+def test_configurations_built_once_give_ges_own_results(contract_name):
+    """The same GE results, expectation by expectation, with each configuration built once as without."""
+    from data_contracts.contract import load_contract
+    from data_contracts.ge_suite import build_suite, configurations_built_once, ge_runtime
+    from data_contracts.synthetic_credit import generate_lgd_frame
+    from data_contracts.validate import RESULT_FORMAT
+
+    contract = load_contract(contract_name)
+    make = generate_lgd_frame if contract_name == "loss_given_default" else generate_frame
+    frame = _dirty(make(300, seed=11, day=DAY))
+    runtime, suite = ge_runtime(), build_suite(contract, include_label=True)
+
+    def results(memo: bool) -> dict:
+        with runtime.lock:
+            batch = runtime.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            with configurations_built_once() if memo else contextlib.nullcontext():
+                out = batch.validate(suite, result_format=RESULT_FORMAT).to_json_dict()
+        out["meta"]["batch_markers"].pop("ge_load_time")
+        out["meta"].pop("validation_time", None)
+        return out
+
+    plain, once = results(False), results(True)
+    assert not plain["success"] and sum(not r["success"] for r in plain["results"]) >= 4
+    assert json.dumps(once, sort_keys=True, default=str) == json.dumps(plain, sort_keys=True, default=str)
+
+
+def test_configurations_built_once_only_on_this_thread_and_only_in_the_block(contract):
+    import threading
+
+    from great_expectations.expectations.expectation import Expectation
+
+    from data_contracts.ge_suite import build_suite, configurations_built_once
+
+    expectation = build_suite(contract, include_label=True).expectations[0]
+    before = Expectation.__dict__["configuration"]
+    with pytest.raises(RuntimeError), configurations_built_once():
+        assert expectation.configuration is expectation.configuration  # built once here
+        elsewhere = []
+        t = threading.Thread(target=lambda: elsewhere.append(expectation.configuration is expectation.configuration))
+        t.start()
+        t.join()
+        assert elsewhere == [False]  # another thread builds it afresh, as GE does
+        raise RuntimeError("the property is GE's again after an error too")
+    assert Expectation.__dict__["configuration"] is before
+    assert expectation.configuration is not expectation.configuration
