@@ -13,7 +13,8 @@ quarantined rows (positions and failed expectations) are identical.
 - ``validation_100m``: lockgate only (plain GE would need ~40 GB here), time and memory.
 - ``validation_batch_2k`` / ``_50k``: one in-memory batch (a daily partition), lockgate
   ``validate_frame`` (each expectation's configuration built once per validation) vs the
-  same GE calls with GE's property as is; interleaved in this process.
+  same GE calls outside ``configurations_built_once`` (GE builds it on every read, through
+  lockgate's one-line wrapper); interleaved in this process.
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, include_label: bool,
         with runtime.lock:
             try:
                 batch = runtime.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-                with configurations_built_once():
+                with configurations_built_once(suite):
                     result = batch.validate(suite, result_format=RESULT_FORMAT)
             finally:
                 _release_batches(runtime)

@@ -56,7 +56,7 @@ def validate_spark(location: str | Path, contract: Contract, *, include_label: b
     t0 = time.perf_counter()
     with runtime.lock:
         batch = _batch_definition(runtime.context).get_batch(batch_parameters={"dataframe": frame})
-        with configurations_built_once():
+        with configurations_built_once(suite):
             result = batch.validate(suite, result_format=result_format)
     by_id: dict[str, list[str]] = {}
     for r in result.results:

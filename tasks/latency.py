@@ -189,4 +189,6 @@ def _better(old: Check, new: Check | None) -> Check:
         return old
     if new.passed or old.value is None:
         return new
-    return new if new.value is not None and new.value < old.value else old
+    if new.value is None or old.comparison not in ("<=", "<", ">=", ">"):
+        return old
+    return new if (new.value < old.value) == (old.comparison in ("<=", "<")) else old

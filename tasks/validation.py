@@ -109,6 +109,9 @@ def _add_data_docs(ge_result: dict, folder: Path, run_name: str, key: str, resul
     """Build the Data Docs page of one GE result into ``update["evidence"][key]``; record a failure instead."""
     from data_contracts.data_docs import write_data_docs
 
+    earlier = folder / DATA_DOCS_FILE
+    if earlier.is_file():  # if this build fails, an earlier validation's page must not stand in for it
+        earlier.unlink(missing_ok=True)
     try:
         update["evidence"][key] = evidence_file(write_data_docs(ge_result, folder, run_name=run_name).html)
     except Exception as exc:  # noqa: BLE001 - docs are evidence, not the decision: record why they are missing
@@ -215,7 +218,7 @@ def validate_location(
     keys = {("data_docs" if len(shown) == 1 else f"data_docs_rows_{c['first_row']}"): c for c in shown}
     for stale in evidence_dir.glob(f"data_docs*/{DATA_DOCS_FILE}"):  # an earlier validation's pages are not this one's
         if stale.parent.name not in keys:
-            stale.unlink()
+            stale.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 stale.parent.rmdir()
     for key, c in keys.items():

@@ -196,7 +196,7 @@ def test_configurations_built_once_give_ges_own_results(contract_name):
     def results(memo: bool) -> dict:
         with runtime.lock:
             batch = runtime.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-            with configurations_built_once() if memo else contextlib.nullcontext():
+            with configurations_built_once(suite) if memo else contextlib.nullcontext():
                 out = batch.validate(suite, result_format=RESULT_FORMAT).to_json_dict()
         out["meta"]["batch_markers"].pop("ge_load_time")
         out["meta"].pop("validation_time", None)
@@ -210,19 +210,37 @@ def test_configurations_built_once_give_ges_own_results(contract_name):
 def test_configurations_built_once_only_on_this_thread_and_only_in_the_block(contract):
     import threading
 
-    from great_expectations.expectations.expectation import Expectation
-
     from data_contracts.ge_suite import build_suite, configurations_built_once
 
-    expectation = build_suite(contract, include_label=True).expectations[0]
-    before = Expectation.__dict__["configuration"]
-    with pytest.raises(RuntimeError), configurations_built_once():
+    suite = build_suite(contract, include_label=True)
+    expectation = suite.expectations[0]
+    assert expectation.configuration is not expectation.configuration  # GE builds it on every read
+    with pytest.raises(RuntimeError), configurations_built_once(suite):
         assert expectation.configuration is expectation.configuration  # built once here
+        with configurations_built_once(suite):  # nested: the same build
+            first = expectation.configuration
+        assert expectation.configuration is first
         elsewhere = []
         t = threading.Thread(target=lambda: elsewhere.append(expectation.configuration is expectation.configuration))
         t.start()
         t.join()
         assert elsewhere == [False]  # another thread builds it afresh, as GE does
-        raise RuntimeError("the property is GE's again after an error too")
-    assert Expectation.__dict__["configuration"] is before
+        raise RuntimeError("GE's behaviour is back after an error too")
     assert expectation.configuration is not expectation.configuration
+
+
+def test_configurations_built_once_leaves_suites_ge_changes_while_validating(contract):
+    """A suite parameter or a per-expectation result_format: GE changes those configurations in place, so such a
+    suite is validated as GE does it."""
+    import great_expectations as gx
+
+    from data_contracts.ge_suite import build_suite, configurations_built_once
+
+    plain = build_suite(contract, include_label=True)
+    for extra in (gx.expectations.ExpectColumnValuesToBeBetween(column="age", min_value={"$PARAMETER": "min_age"}),
+                  gx.expectations.ExpectColumnValuesToNotBeNull(column="age", result_format="COMPLETE")):
+        suite = gx.ExpectationSuite(name=f"changed-{type(extra).__name__}", expectations=[extra])
+        with configurations_built_once(suite):
+            assert extra.configuration is not extra.configuration
+    with configurations_built_once(plain):
+        assert plain.expectations[0].configuration is plain.expectations[0].configuration

@@ -1,5 +1,3 @@
-import time
-
 import numpy as np
 import pytest
 
@@ -83,21 +81,25 @@ def test_bad_arguments(kw, match):
         measure_latency(args.pop("models"), args.pop("x"), **args)
 
 
-def _sleeper(ms: float, stall_ms: float = 0.0, stall_at: int | None = None, bucket: int | None = None):
-    """A scorer taking ``ms`` per call, and ``stall_ms`` more on its ``stall_at``-th call at ``bucket``."""
+def _scripted(ms: float, stall_ms: float = 0.0, stall_at: int | None = None, bucket: int | None = None,
+              slower_per_call: float = 0.0):
+    """A scorer whose call "takes" ``ms`` (plus ``slower_per_call`` x its call number), and ``stall_ms`` more on
+    its ``stall_at``-th call at ``bucket``; :func:`_retimed` times calls by what they return, so the test does not
+    depend on how busy the machine is."""
     calls = {"n": 0}
 
     def score(xb):
-        if bucket is None or len(xb) == bucket:
-            calls["n"] += 1
-        extra = stall_ms if calls["n"] == stall_at and (bucket is None or len(xb) == bucket) else 0.0
-        time.sleep((ms + extra) / 1e3)
-        return np.zeros(len(xb))
+        counted = bucket is None or len(xb) == bucket
+        calls["n"] += counted
+        return ms + slower_per_call * calls["n"] + (stall_ms if counted and calls["n"] == stall_at else 0.0)
 
     return score
 
 
-def _retimed(models, *, retimes, budget=lambda r: latency_checks(r, max_p99_ratio=3.0), buckets=(1, 4)):
+def _retimed(monkeypatch, models, *, retimes, budget=lambda r: latency_checks(r, max_p99_ratio=3.0), buckets=(1, 4)):
+    import tasks.latency
+
+    monkeypatch.setattr(tasks.latency, "_timed", lambda f, xb: float(f(xb)))
     x = np.zeros((4, 2), dtype=np.float32)
     timings = []
 
@@ -109,10 +111,10 @@ def _retimed(models, *, retimes, budget=lambda r: latency_checks(r, max_p99_rati
     return report, retimed_checks(report, budget, measure, retimes=retimes), timings
 
 
-def test_one_stall_is_re_timed_and_passes_with_every_timing_kept():
+def test_one_stall_is_re_timed_and_passes_with_every_timing_kept(monkeypatch):
     # the candidate's 3rd timed call at bucket 4 stalls 200 ms: its p99 there is ~20x the champion's
-    models = {"candidate": _sleeper(10, stall_ms=200, stall_at=1 + 3, bucket=4), "champion": _sleeper(10)}
-    report, checks, timings = _retimed(models, retimes=1)
+    models = {"candidate": _scripted(10, stall_ms=200, stall_at=1 + 3, bucket=4), "champion": _scripted(10)}
+    report, checks, timings = _retimed(monkeypatch, models, retimes=1)
     assert report.get("candidate", 4).p99_ms > 3 * report.get("champion", 4).p99_ms  # the first timing failed
     assert timings == [[1, 4], [4]]  # only the bucket over budget is timed again
     assert len(report.retimings) == 1 and {r.bucket for r in report.retimings[0].results} == {4}
@@ -123,16 +125,16 @@ def test_one_stall_is_re_timed_and_passes_with_every_timing_kept():
     LatencyReport.model_validate_json(report.model_dump_json())  # the re-timing round-trips as evidence
 
 
-def test_without_retimes_the_stall_decides():
-    models = {"candidate": _sleeper(10, stall_ms=200, stall_at=1 + 3, bucket=4), "champion": _sleeper(10)}
-    report, checks, timings = _retimed(models, retimes=0)
+def test_without_retimes_the_stall_decides(monkeypatch):
+    models = {"candidate": _scripted(10, stall_ms=200, stall_at=1 + 3, bucket=4), "champion": _scripted(10)}
+    report, checks, timings = _retimed(monkeypatch, models, retimes=0)
     assert timings == [[1, 4]] and report.retimings == []
     assert [c.name for c in checks if not c.passed] == ["latency_p99_ratio:b4"]
 
 
-def test_a_real_slowdown_fails_every_timing_and_keeps_its_best_value():
-    models = {"candidate": _sleeper(60), "champion": _sleeper(10)}
-    report, checks, timings = _retimed(models, retimes=2)
+def test_a_real_slowdown_fails_every_timing_and_keeps_its_best_value(monkeypatch):
+    models = {"candidate": _scripted(60, slower_per_call=-0.5), "champion": _scripted(10)}  # a little faster each call
+    report, checks, timings = _retimed(monkeypatch, models, retimes=2)
     assert timings == [[1, 4], [1, 4], [1, 4]]
     assert not any(c.passed for c in checks)
     ratios = {b: [t.get("candidate", b).p99_ms / t.get("champion", b).p99_ms for t in [report, *report.retimings]]
@@ -141,9 +143,23 @@ def test_a_real_slowdown_fails_every_timing_and_keeps_its_best_value():
                                                  for b in (1, 4)}
 
 
-def test_absolute_budget_is_re_timed_and_a_passing_timing_is_not():
-    models = {"candidate": _sleeper(5, stall_ms=300, stall_at=1 + 2, bucket=1)}
+def test_absolute_budget_is_re_timed_and_a_passing_timing_is_not(monkeypatch):
+    models = {"candidate": _scripted(5, stall_ms=300, stall_at=1 + 2, bucket=1)}
     budget = lambda r: latency_checks(r, champion=None, max_p99_ratio=1.0, max_p99_ms={1: 150.0, 4: 150.0})  # noqa: E731
-    report, checks, timings = _retimed(models, retimes=3, budget=budget)
+    report, checks, timings = _retimed(monkeypatch, models, retimes=3, budget=budget)
     assert timings == [[1, 4], [1]]  # passed on the first re-timing: no more
     assert [c.passed for c in checks] == [True, True]
+
+
+def test_a_floor_keeps_its_highest_value(monkeypatch):
+    """A check held to a floor (>=) that fails every timing keeps the highest value measured."""
+    from tasks.evidence import held_to
+
+    def floor(r):
+        return [held_to(f"rows_per_s:b{x.bucket}", x.rows_per_s, ">=", 1e9) for x in r.results]
+
+    models = {"candidate": _scripted(20, slower_per_call=-0.5)}  # faster each call: the last timing is the best
+    report, checks, timings = _retimed(monkeypatch, models, retimes=2, budget=floor, buckets=(4,))
+    assert timings == [[4], [4], [4]] and not checks[0].passed
+    assert checks[0].value == max(t.get("candidate", 4).rows_per_s for t in [report, *report.retimings])
+    assert checks[0].value > report.get("candidate", 4).rows_per_s

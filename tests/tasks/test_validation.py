@@ -122,3 +122,18 @@ def test_chunked_validation_again_keeps_only_its_own_pages(tmp_path):
                                include_label=True, evidence_dir=ev, quarantine_path=tmp_path / "q.parquet",
                                chunk_rows=100, workers=1)
     assert result.decision == "pass" and pages() == [] and "data_docs" not in result.evidence
+
+
+def test_a_failed_data_docs_build_leaves_no_earlier_page(tmp_path):
+    """An earlier validation's page must not stand in for one this validation could not build."""
+    from tasks.validation import _add_data_docs
+
+    page = tmp_path / "ev" / "data_docs.html"
+    page.parent.mkdir()
+    page.write_text("an earlier validation's page")
+    result, _ = validate_dataset(generate_frame(50, seed=4, day=date(2026, 11, 1)), CONTRACT, ValidationPolicy(),
+                                 dataset="golden", include_label=True, evidence_dir=tmp_path / "ev",
+                                 quarantine_path=None)
+    update: dict = {"evidence": {}}
+    _add_data_docs({"not": "a GE result"}, tmp_path / "ev", "golden", "data_docs", result, update)
+    assert not page.exists() and update["evidence"] == {} and "Data Docs not built" in update["reasons"][-1]
