@@ -226,7 +226,7 @@ def small_batch(rows: int) -> Comparison:
             and [(e.name, e.success, e.unexpected_count) for e in ours.expectations]
             == [(e.name, e.success, e.unexpected_count) for e in plain.expectations])
     return compare(f"validation_batch_{rows // 1000}k", ("lockgate validate_frame", lambda: validate_frame(
-        df, contract, include_label=False)), ("GE's configuration property as is", ge_as_is), repeats=15,
+        df, contract, include_label=False)), ("GE building configurations on every read", ge_as_is), repeats=15,
         notes=f"{rows:,} rows x 13 columns, {len(suite.expectations)} expectations, "
               f"{ours.n_failed_rows} rows quarantined; identical outcome: {same}")
 

@@ -262,11 +262,13 @@ def configurations_built_once(suite: Any) -> Iterator[None]:
     results are equal with and without it
     (tests/data_contracts/test_contract_validation.py).
     """
-    if getattr(_BUILT, "cache", None) is not None or not _wrap_configuration() or _changed_while_validating(suite):
+    if getattr(_BUILT, "cache", None) is not None or not _wrap_configuration():
         yield
         return
-    _BUILT.cache = {}
+    _BUILT.cache = {}  # set before the check: the builds it reads are the ones the validation reuses
     try:
+        if _changed_while_validating(suite):
+            _BUILT.cache = None
         yield
     finally:
         _BUILT.cache = None
