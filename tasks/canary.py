@@ -159,10 +159,16 @@ class CanaryResult(GateResult):
                 cells = " | ".join(f"{e:.4f}" if e is not None else "-" for e in est) if est else " | ".join("-" for _ in targets)
                 lines.append(f"| {r['model']} | {r['bucket']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
                              f"{r['rows_per_s']:,.0f} | {cells} |")
-            for i, again in enumerate(self.latency.get("retimings") or [], start=1):
-                timed = ", ".join(f"{r['model']} b{r['bucket']} p99 {r['p99_ms']:.3f} ms" for r in again["results"])
-                lines.append(f"\nRe-timing {i} of the buckets over budget: {timed}")
+            lines += [f"\n{line}" for line in self.retiming_lines()]
         return "\n".join(lines)
+
+    def retiming_lines(self) -> list[str]:
+        """One line per re-timing of the buckets over their latency budget (tasks.latency.retimed_checks)."""
+        lines = []
+        for i, again in enumerate((self.latency or {}).get("retimings") or [], start=1):
+            timed = ", ".join(f"{r['model']} b{r['bucket']} p99 {r['p99_ms']:.3f} ms" for r in again["results"])
+            lines.append(f"Re-timing {i} of the buckets over budget: {timed}")
+        return lines
 
 
 def slice_checks(slices) -> list[Check]:

@@ -89,6 +89,8 @@ def canary_report_html(result, plots: dict[str, Path], path: str | Path) -> Path
         "<th>threshold</th><th>verdict</th></tr></thead><tbody>",
         *(_row(c, intervals.get(c.name)) for c in result.checks),
         "</tbody></table>",
+        *(f'<p class="retiming">{html.escape(line)} (a latency check holds its best timing)</p>'
+          for line in result.retiming_lines()),
         "<h2>Plots</h2>",
         *(_image(role, p) for role, p in plots.items()),
         "</body></html>",

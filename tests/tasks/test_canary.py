@@ -108,7 +108,8 @@ def test_variant_verdict_budget(noise, max_abs_diff, accepted):
         assert verdict.ci_high < -0.005 and "< -0.005" in verdict.reason
 
 
-def test_re_timed_latency_decides_and_the_report_shows_every_timing():
+def test_re_timed_latency_decides_and_the_report_shows_every_timing(tmp_path):
+    from tasks.canary_html import canary_report_html
     from tasks.latency import BucketLatency, LatencyReport, latency_checks, retimed_checks
 
     def timing(candidate_p99, buckets=(1, 64)):
@@ -126,3 +127,6 @@ def test_re_timed_latency_decides_and_the_report_shows_every_timing():
     page = result.markdown()
     assert "| candidate | 64 | 1.000 | 9.000 |" in page  # the first timing, over budget, stays in the evidence
     assert "Re-timing 1 of the buckets over budget: candidate b1 p99 1.500 ms, candidate b64 p99 1.500 ms" in page
+    html_page = canary_report_html(result, {}, tmp_path / "canary_report.html").read_text(encoding="utf-8")
+    assert ('<p class="retiming">Re-timing 1 of the buckets over budget: candidate b1 p99 1.500 ms, candidate b64 '
+            "p99 1.500 ms") in html_page
