@@ -181,7 +181,7 @@ def monitor_partition(current: pd.DataFrame, reference: pd.DataFrame, contract, 
     Monitoring that cannot run (a column with another type than the reference's, an error inside Evidently) is an
     alert: the partition's predictions are written by then."""
     from tasks.drift import HTML_NAME, RESULT_NAME, SNAPSHOT_NAME, drift_evidence, drift_result, specs_for
-    from tasks.evidence import write_json
+    from tasks.evidence import remove_stale, write_json
     from tasks.monitoring import MonitorDecision, monitor_decision
 
     dp = policy.drift
@@ -194,20 +194,13 @@ def monitor_partition(current: pd.DataFrame, reference: pd.DataFrame, contract, 
                                   drift_share=dp.max_drifted_share, report_rows=dp.report_rows,
                                   sample_rows=dp.sample_rows, evidently=evidently)
     except Exception as e:  # noqa: BLE001 - the predictions are written: a monitor that cannot run is an alert
-        _remove(out_dir, HTML_NAME, SNAPSHOT_NAME, RESULT_NAME)  # an earlier run's files would not match these rows
+        remove_stale(*(out_dir / n for n in (HTML_NAME, SNAPSHOT_NAME, RESULT_NAME)))  # not these rows'
         what = str(e) if isinstance(e, LockgateError) else f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
         return None, MonitorDecision(action="alert", triggers=["monitoring error"],
                                      reasons=[f"drift could not be measured: {what}"])
     drift = drift_result(evidence, dp)
     if not evidence.evidence:  # no report this time
-        _remove(out_dir, HTML_NAME, SNAPSHOT_NAME)
+        remove_stale(out_dir / HTML_NAME, out_dir / SNAPSHOT_NAME)
     drift = drift.model_copy(update={"evidence": {**drift.evidence, "result": write_json(out_dir / RESULT_NAME, drift)}})
     return drift, monitor_decision(drift, policy.monitoring)
 
-
-def _remove(folder: Path, *names: str) -> None:
-    """Remove the files left by an earlier run; a folder of that name is not lockgate's file and is left alone."""
-    for name in names:
-        path = folder / name
-        if path.is_file() or path.is_symlink():
-            path.unlink(missing_ok=True)

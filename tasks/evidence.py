@@ -122,3 +122,11 @@ def write_json(path: str | Path, payload: dict | list | BaseModel) -> EvidenceFi
     tmp.write_text(text)
     tmp.replace(path)
     return evidence_file(path)
+
+
+def remove_stale(*paths: Path) -> None:
+    """Remove files an earlier run left where this run writes none (they would not be this run's evidence); a
+    folder of that name is not such a file and is left alone."""
+    for path in paths:
+        if path.is_file() or path.is_symlink():
+            path.unlink(missing_ok=True)

@@ -32,14 +32,18 @@ def _in_a_run() -> bool:
     return FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
-def _markdown_artifact(**kwargs) -> None:
-    if _in_a_run():
-        create_markdown_artifact(**kwargs)
+def _artifact_key(key: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", key.lower())  # Prefect's keys: lowercase letters, digits and dashes
 
 
-def _table_artifact(**kwargs) -> None:
+def _markdown_artifact(markdown: str, key: str, description: str) -> None:
     if _in_a_run():
-        create_table_artifact(**kwargs)
+        create_markdown_artifact(markdown=markdown, key=_artifact_key(key), description=description[:500])
+
+
+def _table_artifact(table: list[dict], key: str, description: str) -> None:
+    if _in_a_run():
+        create_table_artifact(table=table, key=_artifact_key(key), description=description[:500])
 
 
 def _flow_run_id() -> str | None:
@@ -51,11 +55,7 @@ def publish(settings: Settings, record: ModelVersionRecord, result: GateResult, 
     """Write ``result`` to the evidence folder, the MLflow run and a Prefect artifact."""
     write_json(version_evidence_dir(settings, record.name, record.version) / f"{role}.json", result)
     registry_for(settings).log_gate(record, result, prefix=role)
-    _markdown_artifact(
-        markdown=result.markdown(),
-        key=re.sub(r"[^a-z0-9-]", "-", f"{role}-{record.name}-v{record.version}".lower()),
-        description=result.summary_line()[:500],
-    )
+    _markdown_artifact(result.markdown(), f"{role}-{record.name}-v{record.version}", result.summary_line())
     return result
 
 
@@ -129,8 +129,8 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
     result = compile_evidence(config, params, sample, policy.compilation, folder, arch=arch,
                               cache_dir=settings.home_dir / "compile_cache")
     if result.report is not None:
-        _markdown_artifact(markdown=result.report.markdown(), description="compile report: target x bucket x variant",
-                                 key=f"compile-report-{record.name}-v{record.version}".lower().replace("_", "-"))
+        _markdown_artifact(result.report.markdown(), f"compile-report-{record.name}-v{record.version}",
+                           "compile report: target x bucket x variant")
     if result.passed:
         from tasks.pyfunc_logging import log_version_pyfunc
         from tasks.registration import FEATURES_FILE, PARAMS_FILE
@@ -248,8 +248,8 @@ def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord,
 
 
 def publish_table(key: str, rows: list[dict], description: str) -> None:
-    """Rows as a Prefect table artifact; the key is made of lowercase letters, digits and dashes, as Prefect requires."""
-    _table_artifact(table=rows, key=re.sub(r"[^a-z0-9-]", "-", key.lower()), description=description[:500])
+    """Rows as a Prefect table artifact (inside a flow or task run)."""
+    _table_artifact(rows, key, description)
 
 
 def decide_approval(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult],
@@ -327,8 +327,8 @@ def request_approval(settings: Settings, policy: Policy, record: ModelVersionRec
     request_sha = write_json(request_path(settings, record.name, record.version, run_id), request).sha256
     _append(settings, policy, record, actor=settings.actor, action="approval.requested", reason=request.summary(),
             evidence={**evidence, "approval-request": request_sha})
-    _markdown_artifact(markdown=request_markdown(request), description=request.summary()[:500],
-                             key=f"approval-request-{record.name}-v{record.version}".lower().replace("_", "-"))
+    _markdown_artifact(request_markdown(request), f"approval-request-{record.name}-v{record.version}",
+                       request.summary())
     return request, request_sha
 
 
@@ -532,15 +532,13 @@ def record_partition(settings: Settings, policy: Policy, champion: ChampionRef, 
         reason = f"partition {outcome.partition} (v{champion.version}): {'; '.join(outcome.monitor_reasons)}"
         ledger.append(LedgerEntry(action=action, reason=reason, evidence=outcome.evidence, **common))
         logger.warning("MONITOR %s: %s", outcome.monitor.upper(), reason)
-        _markdown_artifact(markdown=f"# Monitoring {outcome.monitor}\n\n{reason}\n",
-                                 key=f"monitor-{champion.name}".lower().replace("_", "-"), description=reason[:500])
+        _markdown_artifact(f"# Monitoring {outcome.monitor}\n\n{reason}\n", f"monitor-{champion.name}", reason)
     table = "\n".join(["| partition | status | rows | quarantined | scored | drift | monitor |",
                        "|---|---|---|---|---|---|---|",
                        f"| {outcome.partition} | {outcome.status} | {outcome.rows} | {outcome.quarantined} | "
                        f"{outcome.scored} | {outcome.drift or '-'} | {outcome.monitor} |", "",
                        *[f"- {r}" for r in outcome.drift_reasons + outcome.monitor_reasons]])
-    _markdown_artifact(markdown=table, key=re.sub(r"[^a-z0-9-]", "-", f"batch-{champion.name}-{outcome.partition}"
-                                                        .lower()), description=outcome.message[:500])
+    _markdown_artifact(table, f"batch-{champion.name}-{outcome.partition}", outcome.message)
     if outcome.drift_result is not None:
         publish_table(f"drift-table-{champion.name}-{outcome.partition}", outcome.drift_result.table(),
                       outcome.drift_result.summary_line())
@@ -595,8 +593,7 @@ def rollback_model(settings: Settings, policy: Policy, champion: ChampionRef, br
     reason = f"v{result.from_version} rolled back to v{result.to_version} after: {why}"
     ledger.append(LedgerEntry(action=ALERT, version=result.to_version, **common, reason=reason))
     get_run_logger().warning("MONITOR ROLLBACK: %s", reason)
-    _markdown_artifact(markdown=f"# Monitoring rollback\n\n{reason}\n", description=reason[:500],
-                             key=f"monitor-{champion.name}".lower().replace("_", "-"))
+    _markdown_artifact(f"# Monitoring rollback\n\n{reason}\n", f"monitor-{champion.name}", reason)
     return load_champion.fn(settings, policy, champion.name)
 
 

@@ -17,7 +17,7 @@ from pydantic import Field
 from data_contracts.data_docs import DATA_DOCS_FILE
 from data_contracts.validate import ExpectationOutcome
 from tasks.datasets import write_table
-from tasks.evidence import Check, GateResult, evidence_file, held_to, write_json
+from tasks.evidence import Check, GateResult, evidence_file, held_to, remove_stale, write_json
 from tasks.policy import ValidationPolicy
 
 FAILURES_COLUMN = "_lockgate_failed_expectations"
@@ -109,9 +109,7 @@ def _add_data_docs(ge_result: dict, folder: Path, run_name: str, key: str, resul
     """Build the Data Docs page of one GE result into ``update["evidence"][key]``; record a failure instead."""
     from data_contracts.data_docs import write_data_docs
 
-    earlier = folder / DATA_DOCS_FILE
-    if earlier.is_file():  # if this build fails, an earlier validation's page must not stand in for it
-        earlier.unlink(missing_ok=True)
+    remove_stale(folder / DATA_DOCS_FILE)  # if this build fails, an earlier validation's page must not stand in
     try:
         update["evidence"][key] = evidence_file(write_data_docs(ge_result, folder, run_name=run_name).html)
     except Exception as exc:  # noqa: BLE001 - docs are evidence, not the decision: record why they are missing
@@ -147,8 +145,8 @@ def validate_dataset(
     update: dict = {"evidence": evidence}
     if outcome.ge_result and _wants_data_docs(policy, result, rows_failed=bool(outcome.row_failures)):  # {}: no GE run
         _add_data_docs(outcome.ge_result, evidence_dir, dataset, "data_docs", result, update)
-    else:  # an earlier validation's page here would not be this one's
-        (evidence_dir / DATA_DOCS_FILE).unlink(missing_ok=True)
+    else:
+        remove_stale(evidence_dir / DATA_DOCS_FILE)
     if outcome.row_failures and quarantine_path is not None:
         write_table(quarantine_frame(df, outcome.row_failures), quarantine_path)
         evidence["quarantine"] = evidence_file(quarantine_path)
@@ -218,7 +216,7 @@ def validate_location(
     keys = {("data_docs" if len(shown) == 1 else f"data_docs_rows_{c['first_row']}"): c for c in shown}
     for stale in evidence_dir.glob(f"data_docs*/{DATA_DOCS_FILE}"):  # an earlier validation's pages are not this one's
         if stale.parent.name not in keys:
-            stale.unlink(missing_ok=True)
+            remove_stale(stale)
             with contextlib.suppress(OSError):
                 stale.parent.rmdir()
     for key, c in keys.items():
