@@ -78,8 +78,8 @@ def scoring_engine(n_rows: int, folder: Path) -> list[Comparison]:
     from models.export import export_inference, load_exported, predict_proba, score_bucketed
     from models.features import feature_matrix, fit_feature_spec
     from models.train import init_params
-    from tasks.batch_io import read_partition
-    from tasks.scoring import parquet_options, predictions_schema, predictions_table, score_to_parquet, table_batches
+    from tasks.batch.partition_io import read_partition
+    from tasks.batch.scoring import parquet_options, predictions_schema, predictions_table, score_to_parquet, table_batches
 
     contract = load_contract("credit_default")
     frame = generate_frame(n_rows, seed=0, day=date(2026, 1, 1)).drop(columns=["defaulted"])
@@ -168,8 +168,8 @@ def _champion(settings) -> None:
     from models.params_io import save_params
     from models.train import train_classifier
     from tasks import gates
-    from tasks.promotion import promote
-    from tasks.registration import register_candidate
+    from tasks.governance.promotion import promote
+    from tasks.registration.register import register_candidate
     from tasks.stores import ledger_for, policy_for, registry_for
 
     contract = load_contract("credit_default")
@@ -263,10 +263,10 @@ def _pages(outcomes) -> tuple[int, int]:
 def report_modes(folder: Path, days: list[date], rows: int) -> list[Comparison]:
     """The partition step with fewer report pages vs a page of each kind for every partition (same partitions):
     Evidently's report only on warn or breach, then also GE's Data Docs only where rows fail."""
-    from tasks.batch import score_partition_data
-    from tasks.batch_io import PartitionTarget
+    from tasks.batch.partition import score_partition_data
+    from tasks.batch.partition_io import PartitionTarget
     from tasks.gates import ChampionRef, batch_io, champion_model
-    from tasks.inference import ARTIFACT_SHA_TAG
+    from tasks.registration.inference import ARTIFACT_SHA_TAG
     from tasks.registry import CHAMPION
     from tasks.settings import Settings
     from tasks.stores import policy_for, registry_for

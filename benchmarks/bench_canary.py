@@ -38,8 +38,8 @@ def golden_set(n: int = N_ROWS, seed: int = 0) -> tuple[np.ndarray, np.ndarray, 
 
 
 def run() -> list[Comparison]:
-    from tasks.canary_stats import bootstrap_deltas, bootstrap_deltas_loop, slice_metrics
-    from tasks.shadow import shadow_comparison
+    from tasks.canary.stats import bootstrap_deltas, bootstrap_deltas_loop, slice_metrics
+    from tasks.canary.shadow import shadow_comparison
 
     y, cand, champ = golden_set()
     rng = np.random.default_rng(1)

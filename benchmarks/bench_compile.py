@@ -22,8 +22,8 @@ MODELS = {
 
 
 def run() -> list[Comparison]:
-    from models.config import ARCHITECTURES
-    from tasks.compile_report import compile_report
+    from models.architectures import ARCHITECTURES
+    from tasks.compilation.report import compile_report
 
     results = []
     for arch, config in MODELS.items():

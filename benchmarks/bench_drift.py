@@ -31,7 +31,7 @@ TARGET_10M_S, TARGET_RSS_MB = 30.0, 2048
 
 
 def _specs():
-    from tasks.drift_models import DriftSpec
+    from tasks.drift.results import DriftSpec
 
     return ([DriftSpec(name=c, kind="numeric", role="prediction" if c == "prediction" else "feature") for c in NUMERIC]
             + [DriftSpec(name=c, kind="categorical") for c in CATEGORICAL])
@@ -60,7 +60,7 @@ def _evidently_full(reference, current, methods: dict[str, str]) -> dict[str, tu
 def one_million() -> list[Comparison]:
     import pandas as pd
 
-    from tasks.drift import drift_evidence
+    from tasks.drift.gate import drift_evidence
 
     reference = write_partitions(ROOT / "ref_1m", 1_000_000, scenario="no drift", seed=1)
     ref_df = pd.read_parquet(reference, columns=NUMERIC + CATEGORICAL)
@@ -98,7 +98,7 @@ def _rss_mb() -> float:
 
 def _child(rows: int) -> dict:
     """Run in a fresh process: drift_evidence over ``rows`` per side; wall time and peak RSS."""
-    from tasks.drift import drift_evidence
+    from tasks.drift.gate import drift_evidence
 
     reference = ROOT / f"ref_{rows}"
     current = ROOT / f"cov_{rows}"

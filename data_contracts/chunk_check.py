@@ -123,6 +123,20 @@ def default_workers(total_rows: int, chunk_rows: int) -> int:
     return max(1, min(os.cpu_count() or 1, 4, -(-total_rows // chunk_rows)))
 
 
+def iter_tables(pieces):
+    """(first row, Arrow table) per chunk, from (first row, piece, ends chunk) pieces."""
+    import pyarrow as pa
+
+    pending = []
+    for first_row, piece, ends in pieces:
+        pending.append(piece)
+        piece = None
+        if ends:
+            table = pa.concat_tables(pending)
+            pending.clear()
+            yield first_row, table
+
+
 def checked_chunks(pieces: Iterable[tuple[int, object, bool]], job: ChunkJob, workers: int) -> Iterator[ChunkResult]:
     """Check each chunk, in order; in ``workers`` forked processes when more than one.
 
@@ -131,8 +145,6 @@ def checked_chunks(pieces: Iterable[tuple[int, object, bool]], job: ChunkJob, wo
     written to its IPC file as they arrive, so this process never holds a whole chunk.
     """
     if workers <= 1:
-        from data_contracts.validate_chunked import iter_tables
-
         for first_row, table in iter_tables(pieces):
             yield job.check(first_row, job.to_frame(table))
         return

@@ -32,7 +32,7 @@ import pandas as pd
 
 from data_contracts.contract import Contract
 from data_contracts.ge_suite import expectation_specs
-from data_contracts.chunk_check import WHOLE_BATCH, ChunkJob, ChunkResult, checked_chunks, default_workers
+from data_contracts.chunk_check import WHOLE_BATCH, ChunkJob, ChunkResult, checked_chunks, default_workers, iter_tables
 from data_contracts.validate import ContractValidation, ExpectationOutcome, dataset_failure_message
 
 _BUCKET_BITS = 6
@@ -102,20 +102,6 @@ def _iter_pieces(dataset, chunk_rows: int, columns: list[str] | None):
                 offset, rows = offset + rows, 0
     if rows or offset == 0:
         yield offset, schema.empty_table(), True
-
-
-def iter_tables(pieces):
-    """(first row, Arrow table) per chunk, from :func:`_iter_pieces`."""
-    import pyarrow as pa
-
-    pending = []
-    for first_row, piece, ends in pieces:
-        pending.append(piece)
-        piece = None
-        if ends:
-            table = pa.concat_tables(pending)
-            pending.clear()
-            yield first_row, table
 
 
 def iter_chunks(location: str | Path, chunk_rows: int,

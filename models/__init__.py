@@ -5,6 +5,7 @@ loads no JAX; submodules (``models.mlp``, ``models.train``, ``models.export``,
 ``models.params_io``) import it when used.
 """
 
-from models.config import ARCHITECTURES, MLPConfig, build_model
+from models.architectures import ARCHITECTURES, build_model
+from models.config import MLPConfig
 
 __all__ = ["ARCHITECTURES", "MLPConfig", "build_model"]

@@ -70,7 +70,7 @@ def compile_target(arch: str, config_dict: dict, target_name: str, buckets: list
     import jax.numpy as jnp
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    from models.config import build_model
+    from models.architectures import build_model
     from models.train import init_params
 
     target = get_target(target_name)

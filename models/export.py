@@ -23,7 +23,7 @@ import numpy as np
 from jax import export as jax_export
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.config import module_for
+from models.architectures import module_for
 
 DEFAULT_PLATFORMS: tuple[str, ...] = ("cpu", "tpu")
 DEFAULT_BUCKETS: tuple[int, ...] = (1, 64, 1024, 8192)

@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from models.config import ModelConfig, module_for
+from models.architectures import module_for
+from models.config import ModelConfig
 
 
 def init_params(config: ModelConfig, seed: int = 0) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from models.export import (
     _no_source_locations,
 )
 from models.export import predict as model_output  # the local "predict" programs below keep their exported name
-from models.config import module_for
+from models.architectures import module_for
 from models.params_io import params_from_bytes
 
 VARIANTS: tuple[str, ...] = ("f32", "bf16", "int8")

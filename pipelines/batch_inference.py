@@ -2,7 +2,7 @@
 
     which partitions -> load + verify champion -> score each partition (fan-out) -> monitor actions
 
-Per partition (tasks/batch.py): read (retried) -> validate and quarantine -> score in
+Per partition (tasks/batch/partition.py): read (retried) -> validate and quarantine -> score in
 bucketed batches -> write predictions with lineage atomically -> monitor drift and
 quality -> ledger row. One failing partition does not stop the others. A breach the
 monitoring policy answers with ``rollback`` puts the previous champion back (once per
@@ -25,8 +25,8 @@ from pipelines.progress import reporter
 from pipelines.runners import task_runner_for
 from pipelines.runtime import process_defaults
 from tasks import gates
-from tasks.batch import PartitionOutcome
-from tasks.batch_io import PartitionTarget, dated_partition, partition_name, scheduled_day
+from tasks.batch.partition import PartitionOutcome
+from tasks.batch.partition_io import PartitionTarget, dated_partition, partition_name, scheduled_day
 from tasks.errors import LockgateError
 from tasks.settings import Settings
 from tasks.stores import policy_for

@@ -1,14 +1,6 @@
-"""The `lockgate` command. Heavy libraries (Prefect, MLflow, JAX, GE, Evidently) load only inside commands,
-so `lockgate --help` is instant.
-
-Exit codes: 0 done; 2 bad input or configuration (one-line error, also: nothing to roll back
-to, or a run that is not awaiting approval for `approve`/`reject`), or contract lint errors;
-3 candidate rejected, a required compile target does not fit, a breaking contract change
-(`contract diff`), a failed batch (`validate`), a drift breach (`drift`), a response the
-paused run refused (`approve`, `reject`), a rollback whose target failed its smoke test
-(`rollback`, aliases unchanged), a ledger that does not verify (`audit verify`) or evidence
-missing/changed (`audit report`); 4 some partitions failed, were missing or blocked by
-monitoring; 1 unexpected error.
+"""The `lockgate` command: the argument parser and `main`. Heavy libraries (Prefect, MLflow, JAX, GE,
+Evidently) load only inside commands (pipelines/commands/), so `lockgate --help` is instant.
+Exit codes: pipelines/exit_codes.py.
 """
 
 from __future__ import annotations
@@ -18,9 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_NOT_PROMOTED, EXIT_PARTITIONS_FAILED = 0, 1, 2, 3, 4
-EXIT_BREAKING = EXIT_VALIDATION_FAILED = EXIT_DRIFT_BREACH = EXIT_NOT_PROMOTED  # 3: "not let through"
-EXIT_ROLLBACK_FAILED = EXIT_AUDIT_FAILED = EXIT_NOT_PROMOTED
+from pipelines.exit_codes import EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_USAGE
 
 
 def _positive_int(text: str) -> int:
@@ -266,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         return commands.dispatch(args, settings)
     except KeyboardInterrupt:
         print("lockgate: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:
         from data_contracts.contract import ContractError
         from tasks.errors import LockgateError

@@ -17,7 +17,7 @@ from tasks.errors import LockgateError
 from tasks.evidence import GateResult
 from tasks.registry import CHAMPION
 from tasks.settings import Settings
-from tasks.promotion_state import committed_alias
+from tasks.governance.promotion_state import committed_alias
 from tasks.stores import ledger_for, policy_for, registry_for
 
 

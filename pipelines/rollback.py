@@ -3,7 +3,7 @@
 `lockgate rollback` runs this flow when the policy needs a human for ``rollback`` in
 LOCKGATE_ENVIRONMENT (otherwise it rolls back directly, approved by the policy). The flow
 pauses like the lifecycle does for a promotion; `lockgate pending` lists it and
-`lockgate approve RUN` / `lockgate reject RUN` answer it. See tasks/rollback_gate.py.
+`lockgate approve RUN` / `lockgate reject RUN` answer it. See tasks/governance/rollback.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from tasks import gates
-from tasks.rollback_gate import RollbackOutcome, approval_role, governed_rollback
+from tasks.governance.rollback import RollbackOutcome, approval_role, governed_rollback
 from tasks.settings import Settings
 from tasks.stores import policy_for
 

@@ -10,14 +10,13 @@ cancelled partition has no output and is scored by the next run.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from tasks.errors import LockgateError
-from tasks.settings import PACKAGE_ROOT, Settings
+from tasks.settings import PACKAGE_ROOT
 
 PREFECT_YAML = PACKAGE_ROOT / "prefect.yaml"
 ENTRYPOINT = "pipelines/batch_inference.py:batch_inference"
@@ -44,28 +43,3 @@ def deployment_schedule(path: Path = PREFECT_YAML) -> Schedule:
                 raise LockgateError(f"{path}: deployment {d.get('name')} has no cron schedule")
             return Schedule(d["name"], schedule["cron"], schedule.get("timezone", "UTC"), d["work_pool"]["name"])
     raise LockgateError(f"{path} has no deployment with entrypoint {ENTRYPOINT}")
-
-
-def serve_command(settings: Settings, *, name: str, cron: str | None, timezone: str | None) -> int:
-    from prefect.schedules import Cron
-
-    from pipelines.batch_inference import batch_inference
-    from pipelines.commands import console
-
-    if not os.environ.get("PREFECT_API_URL"):
-        raise LockgateError("lockgate serve needs a Prefect server: start one (`prefect server start`) and set "
-                            "PREFECT_API_URL; the temporary API of other commands has no scheduler")
-    spec = deployment_schedule()
-    try:
-        schedule = Cron(cron or spec.cron, timezone=timezone or spec.timezone)
-    except ValueError as e:
-        raise LockgateError(f"invalid schedule: {' '.join(str(e).split())[:300]}") from None
-    console.print(f"serving batch-inference/{name} on '{schedule.cron}' ({schedule.timezone}); each run scores "
-                  f"the partition {settings.schedule_offset_days} day(s) before its scheduled date under "
-                  f"{settings.input_uri} with the {settings.task_runner} task runner. Stop with Ctrl-C or SIGTERM "
-                  "(the schedule stays active).", highlight=False)
-    batch_inference.serve(name=name, schedules=[schedule], paused=False, pause_on_shutdown=False,
-                          print_starting_message=False, tags=["lockgate", "batch-inference"],
-                          description="Score the scheduled date's partition with the champion (lockgate serve).")
-    console.print("serve stopped", highlight=False)
-    return 0

@@ -60,7 +60,7 @@ def publish(settings: Settings, record: ModelVersionRecord, result: GateResult, 
 
 
 def _version_contract(settings: Settings, record: ModelVersionRecord):
-    from tasks.inference import load_version_contract
+    from tasks.registration.inference import load_version_contract
 
     return load_version_contract(registry_for(settings), record, cache_dir(settings))
 
@@ -73,7 +73,7 @@ def evidence_hashes(settings: Settings, record: ModelVersionRecord) -> dict[str,
 
 @task(name="mark-challenger", cache_policy=NO_CACHE)
 def mark_challenger(settings: Settings, policy: Policy, record: ModelVersionRecord) -> None:
-    from tasks.promotion import move_alias
+    from tasks.governance.promotion import move_alias
 
     move_alias(registry_for(settings), ledger_for(settings), name=record.name, alias=CHALLENGER, version=record.version,
                actor=settings.actor, reason=f"v{record.version} entered the lifecycle", policy=policy.name,
@@ -83,7 +83,7 @@ def mark_challenger(settings: Settings, policy: Policy, record: ModelVersionReco
 @task(name="check-contract", cache_policy=NO_CACHE)
 def check_contract(settings: Settings, policy: Policy, record: ModelVersionRecord, champion: ModelVersionRecord | None):
     """The candidate's data contract against the champion's: breaking changes need the policy's say-so."""
-    from tasks.contract_gate import contract_compatibility
+    from tasks.validation.contract_change import contract_compatibility
 
     candidate_contract = _version_contract(settings, record)
     if champion is None:
@@ -99,8 +99,8 @@ def check_contract(settings: Settings, policy: Policy, record: ModelVersionRecor
 @task(name="validate-data", cache_policy=NO_CACHE)
 def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord, dataset_path: str, role: str):
     from tasks.datasets import read_table
-    from tasks.inference import load_reference
-    from tasks.validation import expectation_table, validate_dataset
+    from tasks.registration.inference import load_reference
+    from tasks.validation.gate import expectation_table, validate_dataset
 
     contract = _version_contract(settings, record)
     if role == "validation-reference":
@@ -117,9 +117,9 @@ def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord
 @task(name="compile-model", cache_policy=NO_CACHE)
 def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord, golden_path: str):
     from models.features import feature_matrix
-    from tasks.compilation import compile_evidence
+    from tasks.compilation.gate import compile_evidence
     from tasks.datasets import read_table
-    from tasks.inference import ARTIFACT_FILE, ARTIFACT_SHA_TAG, load_version_files
+    from tasks.registration.inference import ARTIFACT_FILE, ARTIFACT_SHA_TAG, load_version_files
     from tasks.registry import MODEL_DIR
 
     registry = registry_for(settings)
@@ -132,8 +132,8 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
         _markdown_artifact(result.report.markdown(), f"compile-report-{record.name}-v{record.version}",
                            "compile report: target x bucket x variant")
     if result.passed:
-        from tasks.pyfunc_logging import log_version_pyfunc
-        from tasks.registration import FEATURES_FILE, PARAMS_FILE
+        from tasks.registration.pyfunc_logging import log_version_pyfunc
+        from tasks.registration.register import FEATURES_FILE, PARAMS_FILE
 
         registry.client.log_artifact(record.run_id, str(folder / ARTIFACT_FILE), MODEL_DIR)
         registry.set_version_tags(record.name, record.version, {
@@ -159,12 +159,12 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
     """Candidate vs champion through their hash-verified artifacts: golden-set metrics of the model's task (from its
     registered config) with paired bootstrap CIs, slices, shadow scoring on the latest partition, interleaved
     latency, variants; plots and the HTML report as evidence."""
-    from tasks.canary import canary_result, golden_metrics, variant_verdict
-    from tasks.canary_evidence import canary_plots, latency_report, model_task, shadow_report, tpu_estimates
-    from tasks.canary_stats import CanaryInputError, bootstrap_deltas, check_inputs, check_regression_inputs, slice_metrics
+    from tasks.canary.gate import canary_result, golden_metrics, variant_verdict
+    from tasks.canary.evidence import canary_plots, latency_report, model_task, shadow_report, tpu_estimates
+    from tasks.canary.stats import CanaryInputError, bootstrap_deltas, check_inputs, check_regression_inputs, slice_metrics
     from tasks.datasets import read_table
     from tasks.errors import LockgateError
-    from tasks.inference import load_compiled, variant_scores
+    from tasks.registration.inference import load_compiled, variant_scores
 
     registry, buckets, cp = registry_for(settings), policy.compilation.batch_buckets, policy.canary
     # the candidate's tags changed in the compile gate (artifact sha256): read them again
@@ -218,10 +218,10 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
 @task(name="detect-drift", cache_policy=NO_CACHE)
 def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord, current_path: str):
     """Reference snapshot vs current data per the contract, with the candidate's scores as prediction drift."""
-    from tasks.batch import SCORE_COLUMN
+    from tasks.batch.partition import SCORE_COLUMN
     from tasks.datasets import read_table
-    from tasks.drift import drift_evidence, drift_result, specs_for
-    from tasks.inference import load_compiled, load_reference
+    from tasks.drift.gate import drift_evidence, drift_result, specs_for
+    from tasks.registration.inference import load_compiled, load_reference
 
     registry = registry_for(settings)
     record = registry.get(record.name, record.version)  # the compile gate added the artifact's sha256 tag
@@ -259,14 +259,14 @@ def decide_approval(settings: Settings, policy: Policy, record: ModelVersionReco
     Not a task: the flow itself pauses for the reviewers (for as long as the policy's expiry), each response is
     authorised against the policy and recorded; a task would stay open that whole time. ``role``: where the result
     is published in the version's evidence (a rollback's approval must not replace the promotion's)."""
-    from tasks.approval import approval_rules
+    from tasks.governance.approval import approval_rules
 
     rules = approval_rules(policy, settings.environment, transition)
     if not rules.required:
         return approve_automatically(settings, policy, record, rules, role)
     from prefect.settings import get_current_settings
 
-    from tasks.approval_prefect import wait_for_decision
+    from tasks.governance.approval_prefect import wait_for_decision
 
     if not get_current_settings().api.url:
         from tasks.errors import LockgateError
@@ -285,7 +285,7 @@ def decide_approval(settings: Settings, policy: Policy, record: ModelVersionReco
 
 def _append(settings: Settings, policy: Policy, record: ModelVersionRecord, *, actor: str, action: str, reason: str,
             evidence: dict[str, str]) -> None:
-    from tasks.ledger import LedgerEntry
+    from tasks.ledger.entry import LedgerEntry
 
     ledger_for(settings).append(LedgerEntry(
         actor=actor, action=action, model_name=record.name, version=record.version, reason=reason,
@@ -295,9 +295,9 @@ def _append(settings: Settings, policy: Policy, record: ModelVersionRecord, *, a
 @task(name="approve-automatically", cache_policy=NO_CACHE)
 def approve_automatically(settings: Settings, policy: Policy, record: ModelVersionRecord, rules,
                           role: str = "approval"):
-    from tasks.approval import auto_approval
+    from tasks.governance.approval import auto_approval
 
-    from tasks.promotion import failpoint
+    from tasks.governance.promotion import failpoint
 
     result = publish(settings, record, auto_approval(rules, requester=settings.actor), role)
     _append(settings, policy, record, actor=result.approved_by[0], action="approval.auto", reason=result.reasons[0],
@@ -314,8 +314,8 @@ def request_approval(settings: Settings, policy: Policy, record: ModelVersionRec
     import secrets
     from datetime import timedelta
 
-    from tasks.approval import ApprovalRequest
-    from tasks.approval_prefect import request_markdown, request_path, utc_now
+    from tasks.governance.approval import ApprovalRequest
+    from tasks.governance.approval_prefect import request_markdown, request_path, utc_now
 
     now, run_id = utc_now(), _flow_run_id()
     evidence = evidence_hashes(settings, record)
@@ -345,7 +345,7 @@ def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord
     """Move champion to the candidate, atomically with the ledger, if the champion is still the one the canary
     compared it with; smoke-test it through the alias. No retries here: a failed move is reverted and recorded."""
     from tasks.evidence import Check
-    from tasks.promotion import promote
+    from tasks.governance.promotion import promote
 
     tags = registry_for(settings).get(record.name, record.version).tags
     # the deployed bytes themselves, beside the gate evidence: the exported program and the params it is called with
@@ -389,7 +389,7 @@ def _human(result: GateResult) -> bool:
 
 @task(name="reject-candidate", cache_policy=NO_CACHE)
 def reject_candidate(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult]) -> str:
-    from tasks.promotion import reject
+    from tasks.governance.promotion import reject
 
     failed = results[-1]
     reason = f"{failed.gate} gate: {failed.decision}: {'; '.join(failed.reasons)}"
@@ -415,8 +415,8 @@ _CHAMPIONS_LOCK = threading.Lock()
 
 
 def _load_verified(settings: Settings, policy: Policy, record: ModelVersionRecord):
-    from tasks.batch import SCORE_COLUMN
-    from tasks.inference import load_compiled, load_reference
+    from tasks.batch.partition import SCORE_COLUMN
+    from tasks.registration.inference import load_compiled, load_reference
 
     registry = registry_for(settings)
     model = load_compiled(registry, record, cache_dir(settings), policy.compilation.batch_buckets)
@@ -442,7 +442,7 @@ def champion_model(settings: Settings, policy: Policy, ref: ChampionRef):
 def load_champion(settings: Settings, policy: Policy, name: str) -> ChampionRef:
     """Resolve the champion alias (once no promotion is half-done) and verify its artifact and params hashes (again
     on every run)."""
-    from tasks.promotion_state import committed_alias
+    from tasks.governance.promotion_state import committed_alias
 
     registry = registry_for(settings)
     record = (committed_alias(registry, ledger_for(settings), name=name, alias=CHAMPION, actor=settings.actor)
@@ -455,8 +455,8 @@ def load_champion(settings: Settings, policy: Policy, name: str) -> ChampionRef:
 
 
 def batch_io(settings: Settings, name: str):
-    from tasks.batch import BatchIO
-    from tasks.batch_io import join
+    from tasks.batch.partition import BatchIO
+    from tasks.batch.partition_io import join
 
     return BatchIO(predictions_root=join(settings.predictions_root, name), quarantine_dir=settings.quarantine_dir / name,
                    evidence_dir=settings.evidence_dir / name / "batches", batch_rows=settings.score_batch_rows,
@@ -471,8 +471,8 @@ def score_partition(settings: Settings, policy: Policy, champion: ChampionRef, t
     """Score one partition; transient IO errors are retried inside, every problem is an outcome and a ledger row.
 
     ``rescore``: a re-score after an automatic rollback; its monitor step may alert but never rolls back or blocks."""
-    from tasks.batch import PartitionOutcome, score_partition_data
-    from tasks.monitoring import monitoring_state
+    from tasks.batch.partition import PartitionOutcome, score_partition_data
+    from tasks.batch.monitoring import monitoring_state
 
     logger = get_run_logger()
     state = monitoring_state(ledger_for(settings).entries(model_name=champion.name))
@@ -495,8 +495,8 @@ def score_partition(settings: Settings, policy: Policy, champion: ChampionRef, t
 def _record_unrecorded_output(ledger, champion: ChampionRef, outcome, common: dict) -> None:
     """A crash between moving a partition's predictions into place and writing their ledger row leaves an output no
     row explains; the re-run skips the partition, so it writes that row now, naming the file's sha256."""
-    from tasks.batch_io import sha256_of
-    from tasks.ledger import LedgerEntry
+    from tasks.batch.partition_io import sha256_of
+    from tasks.ledger.entry import LedgerEntry
 
     mark = f" partition {outcome.partition}: "
     if any(e.action == "partition.scored" and e.version == champion.version and mark in e.reason
@@ -511,9 +511,9 @@ def _record_unrecorded_output(ledger, champion: ChampionRef, outcome, common: di
 def record_partition(settings: Settings, policy: Policy, champion: ChampionRef, outcome) -> None:
     """The outcome's ledger row (for a skip: only when the run that wrote the output never recorded it), its Prefect
     artifacts, and an alert or block it raised."""
-    from tasks.ledger import LedgerEntry
-    from tasks.monitoring import ALERT, BLOCK
-    from tasks.promotion import failpoint
+    from tasks.ledger.entry import LedgerEntry
+    from tasks.batch.monitoring import ALERT, BLOCK
+    from tasks.governance.promotion import failpoint
 
     ledger, logger = ledger_for(settings), get_run_logger()
     common = dict(actor=settings.actor, model_name=champion.name, version=champion.version, policy=policy.name,
@@ -547,8 +547,8 @@ def record_partition(settings: Settings, policy: Policy, champion: ChampionRef, 
 @task(name="refuse-partitions", cache_policy=NO_CACHE)
 def refuse_partitions(settings: Settings, policy: Policy, name: str, targets: list, error: Exception):
     """The champion could not be loaded and verified: every partition fails with the reason, in the ledger too."""
-    from tasks.batch import PartitionOutcome
-    from tasks.ledger import LedgerEntry
+    from tasks.batch.partition import PartitionOutcome
+    from tasks.ledger.entry import LedgerEntry
 
     message = f"champion not loaded: {' '.join(str(error).split())[:800]}"
     ledger_for(settings).append(LedgerEntry(
@@ -566,9 +566,9 @@ def rollback_model(settings: Settings, policy: Policy, champion: ChampionRef, br
     (a batch run cannot wait days for reviewers), scoring is blocked instead and the ledger says why and how to ask
     (`lockgate rollback`); the approved rollback moves the champion, which lifts the block. Returns the restored
     champion, or None."""
-    from tasks.ledger import LedgerEntry
-    from tasks.monitoring import ALERT, BLOCK
-    from tasks.rollback_gate import governed_rollback
+    from tasks.ledger.entry import LedgerEntry
+    from tasks.batch.monitoring import ALERT, BLOCK
+    from tasks.governance.rollback import governed_rollback
 
     registry, ledger = registry_for(settings), ledger_for(settings)
     why = "; ".join(f"partition {o.partition}: {'; '.join(o.monitor_reasons)}" for o in breached)
@@ -601,7 +601,7 @@ def rollback_model(settings: Settings, policy: Policy, champion: ChampionRef, br
 def publish_model_card(settings: Settings, record: ModelVersionRecord) -> str | None:
     """The version's model card from its evidence, written and logged to MLflow whatever the decision; a card that
     cannot be written is a warning, never a change of the lifecycle's outcome."""
-    from tasks.model_card import write_model_card
+    from tasks.governance.model_card import write_model_card
 
     try:
         _, files = write_model_card(settings, registry_for(settings), ledger_for(settings), record)

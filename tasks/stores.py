@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from tasks.ledger import Ledger
+from tasks.ledger.store import Ledger
 from tasks.policy import Policy, load_policy
 from tasks.registry import MlflowRegistry
 from tasks.settings import Settings

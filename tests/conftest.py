@@ -104,7 +104,7 @@ def candidate_files(tmp_path_factory) -> CandidateFiles:
 @pytest.fixture(scope="session")
 def exported_artifact(candidate_files, tmp_path_factory) -> Path:
     """The candidate's jax.export artifact (cpu), made once: the file the compile gate would store."""
-    from models.config import build_model
+    from models.architectures import build_model
     from models.export import export_inference
     from models.params_io import load_params
 
@@ -118,8 +118,8 @@ def register_compiled(settings, candidate_files, artifact: Path, count: int, nam
     """Register ``count`` versions of the candidate as model ``name``, each with the exported artifact and its sha256
     tag, as the compile gate leaves them (enough for the promotion smoke test)."""
     from tasks.evidence import sha256_file
-    from tasks.inference import ARTIFACT_SHA_TAG
-    from tasks.registration import register_candidate
+    from tasks.registration.inference import ARTIFACT_SHA_TAG
+    from tasks.registration.register import register_candidate
     from tasks.registry import MODEL_DIR
     from tasks.stores import ledger_for, registry_for
 

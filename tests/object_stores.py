@@ -173,7 +173,7 @@ def upload_day(server: S3Server | GcsServer, prefix: str, day: date, n: int = 30
     import pyarrow.parquet as pq
 
     from data_contracts.synthetic_credit import generate_frame
-    from tasks.batch_io import filesystem
+    from tasks.batch.partition_io import filesystem
 
     frame = generate_frame(n, seed=seed, day=day, id_offset=day.toordinal() * 10_000).drop(columns=["defaulted"])
     key = f"{prefix}/date={day.isoformat()}/part-0.parquet"

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 def test_decoded_gives_back_the_column_the_file_holds(tmp_path):
     from data_contracts.frames import arrow_to_pandas, decoded
-    from tasks.batch_io import read_partition
+    from tasks.batch.partition_io import read_partition
 
     src = tmp_path / "p.parquet"
     pq.write_table(pa.table({"region": ["north", None, "south", "north"], "kind": ["a", "b", "a", "b"],

@@ -5,10 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models.config import ARCHITECTURES, FTTransformerConfig, build_model, module_for
+from models.architectures import ARCHITECTURES, build_model, module_for
+from models.config import FTTransformerConfig
 from models.export import export_inference, load_exported, predict_proba, score_bucketed
 from models.train import init_params, train_classifier
-from tasks.canary import roc_auc
+from tasks.canary.stats import roc_auc
 
 NUM_FEATURES = 6  # the shared make_data fixture's width
 SMALL = FTTransformerConfig(num_features=NUM_FEATURES, d_model=16, num_layers=2, num_heads=2, mlp_ratio=2)

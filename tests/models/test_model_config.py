@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from models.config import ARCHITECTURES, MLPConfig, build_model
+from models.architectures import ARCHITECTURES, build_model
+from models.config import MLPConfig
 
 
 @pytest.mark.parametrize(

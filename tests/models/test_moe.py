@@ -5,11 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models.config import ARCHITECTURES, MoEConfig, build_model, module_for
+from models.architectures import ARCHITECTURES, build_model, module_for
+from models.config import MoEConfig
 from models.export import export_inference, load_exported, predict_proba, score_bucketed
 from models.moe import top_k_gates
 from models.train import init_params, train_classifier
-from tasks.canary import roc_auc
+from tasks.canary.stats import roc_auc
 
 NUM_FEATURES = 6  # the shared make_data fixture's width
 SMALL = MoEConfig(num_features=NUM_FEATURES, d_model=16, num_experts=4, top_k=2, expert_hidden=32, num_layers=2)

@@ -5,7 +5,7 @@ import pytest
 from models.config import MLPConfig
 from models.export import predict_proba
 from models.train import init_params, train_classifier
-from tasks.canary import roc_auc
+from tasks.canary.stats import roc_auc
 
 
 def test_training_learns_a_separable_problem(small_config, trained_params, make_data):

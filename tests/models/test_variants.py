@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models.config import ARCHITECTURES, MLPConfig
+from models.architectures import ARCHITECTURES
+from models.config import MLPConfig
 from models.export import export_inference, export_info, load_exported, score_bucketed
 from models.params_io import params_to_bytes
 from models.train import init_params

@@ -24,7 +24,7 @@ def module_settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def register(module_settings):
-    from tasks.registration import register_candidate
+    from tasks.registration.register import register_candidate
     from tasks.stores import ledger_for, registry_for
 
     def _register(files, contract="credit_default"):
@@ -68,8 +68,8 @@ def home(prefect_harness, tmp_path_factory, make_candidate):
     The champions are made fast (register -> the real compile gate, CPU only -> promote) instead of by the whole
     lifecycle, which tests/pipelines/test_lifecycle.py covers."""
     from tasks import gates
-    from tasks.promotion import promote
-    from tasks.registration import register_candidate
+    from tasks.governance.promotion import promote
+    from tasks.registration.register import register_candidate
     from tasks.settings import Settings
     from tasks.stores import ledger_for, policy_for, registry_for
 

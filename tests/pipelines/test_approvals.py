@@ -111,7 +111,7 @@ class LifecycleThread:
 
 def _wait_paused(settings, version: int, flow: LifecycleThread, responses: int, timeout: float = 150):
     """The pending entry of ``version`` once its run is paused again after ``responses`` recorded responses."""
-    from tasks.approval_prefect import pending_approvals
+    from tasks.governance.approval_prefect import pending_approvals
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -147,9 +147,9 @@ def test_two_distinct_approvers_promote_and_every_refusal_is_recorded(server, mo
                                                                       candidate_files, golden, monkeypatch, capsys):
     from argparse import Namespace
 
-    from pipelines.approval_commands import respond_command
-    from pipelines.cli import EXIT_NOT_PROMOTED
-    from tasks.approval_prefect import respond
+    from pipelines.commands.approval import respond_command
+    from pipelines.exit_codes import EXIT_NOT_PROMOTED
+    from tasks.governance.approval_prefect import respond
     from tasks.stores import ledger_for, registry_for
 
     monkeypatch.setenv("LOCKGATE_ENVIRONMENT", "two-approvers")
@@ -205,7 +205,7 @@ def test_two_distinct_approvers_promote_and_every_refusal_is_recorded(server, mo
 
 def test_rejected_by_an_approver_is_not_promoted(server, module_settings, register, candidate_files, golden,
                                                  monkeypatch, capsys):
-    from pipelines.approval_commands import pending_command
+    from pipelines.commands.approval import pending_command
     from tasks.stores import ledger_for, registry_for
 
     monkeypatch.setenv("LOCKGATE_ENVIRONMENT", "one-approver")
@@ -257,7 +257,7 @@ def test_a_rollback_needing_approval_waits_for_an_authorised_approver(server, mo
                                                                       exported_artifact, compiled_versions):
     """`lockgate rollback` in an environment where rollbacks need a human: the command waits as a paused `rollback`
     flow, `lockgate pending` lists it, the requester's own approval is refused, an approver's rolls back."""
-    from tasks.promotion import promote
+    from tasks.governance.promotion import promote
     from tasks.registry import PREVIOUS_CHAMPION
     from tasks.stores import ledger_for, registry_for
 
@@ -296,7 +296,7 @@ def test_a_rollback_needing_approval_waits_for_an_authorised_approver(server, mo
 
 
 def _wait_pending(settings, name: str, proc, timeout: float = 150):
-    from tasks.approval_prefect import pending_approvals
+    from tasks.governance.approval_prefect import pending_approvals
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -38,7 +38,7 @@ def history(champion, module_settings, register, tmp_path_factory):
     from data_contracts.synthetic_credit import generate_frame
     from pipelines.batch_inference import batch_inference
     from pipelines.lifecycle import lifecycle
-    from tasks.promotion import move_alias
+    from tasks.governance.promotion import move_alias
     from tasks.registry import CHAMPION
     from tasks.stores import ledger_for, registry_for
 
@@ -68,7 +68,7 @@ def history(champion, module_settings, register, tmp_path_factory):
 
 
 def _report(settings, out_dir, **window):
-    from tasks.audit_report import build_report
+    from tasks.governance.audit_report import build_report
     from tasks.stores import ledger_for, registry_for
 
     return build_report(settings, registry_for(settings), ledger_for(settings), out_dir=out_dir, **window)
@@ -112,7 +112,7 @@ def test_report_answers_which_model_scored_what_on_which_evidence(history, modul
 
 
 def test_time_window_keeps_the_champion_running_at_its_start(history, module_settings, tmp_path):
-    from tasks.audit_report import entry_time
+    from tasks.governance.audit_report import entry_time
     from tasks.stores import ledger_for
 
     entries = ledger_for(module_settings).entries()
@@ -127,7 +127,8 @@ def test_time_window_keeps_the_champion_running_at_its_start(history, module_set
 
 
 def test_changed_and_missing_evidence_are_flagged(history, module_settings, tmp_path, capsys):
-    from pipelines.cli import EXIT_NOT_PROMOTED, main
+    from pipelines.cli import main
+    from pipelines.exit_codes import EXIT_NOT_PROMOTED
 
     canary = module_settings.evidence_dir / module_settings.model_name / f"v{history['v1']}" / "canary.json"
     predictions = (module_settings.predictions_dir / module_settings.model_name / history["partitions"][1]
@@ -169,7 +170,7 @@ def _chromium_dom(html_path, tmp_path):
 def test_html_report_renders_in_headless_chromium(history, module_settings, tmp_path):
     from html.parser import HTMLParser
 
-    from tasks.audit_html import render_html, write_report
+    from tasks.governance.audit_html import render_html, write_report
 
     report = _report(module_settings, tmp_path)
     html_path, _ = write_report(report, tmp_path)
@@ -236,8 +237,9 @@ def test_lifecycle_logs_a_model_card_for_every_decision(history, module_settings
 
 
 def test_cli_audit_report_and_model_card(history, module_settings, tmp_path, capsys):
-    from pipelines.cli import EXIT_OK, EXIT_USAGE, main
-    from tasks.audit_report import AuditReport
+    from pipelines.cli import main
+    from pipelines.exit_codes import EXIT_OK, EXIT_USAGE
+    from tasks.governance.audit_report import AuditReport
 
     out = tmp_path / "report"
     assert main(["audit", "report", "--since", "2000-01-01", "--model", module_settings.model_name,
@@ -271,8 +273,8 @@ def test_help(argv, capsys):
 
 
 def test_registered_intended_use_and_limitations_lead_the_card(history, module_settings, champion):
-    from tasks.model_card import write_model_card
-    from tasks.registration import register_candidate
+    from tasks.governance.model_card import write_model_card
+    from tasks.registration.register import register_candidate
     from tasks.stores import ledger_for, registry_for
 
     _, files = champion
@@ -295,7 +297,7 @@ def test_registered_intended_use_and_limitations_lead_the_card(history, module_s
 def test_an_action_the_report_does_not_know_is_listed_as_recorded(history, module_settings, tmp_path):
     # last in the module: the entry it appends names a missing file, which later reports would flag
     from tasks.evidence import sha256_file
-    from tasks.ledger import LedgerEntry
+    from tasks.ledger.entry import LedgerEntry
     from tasks.stores import ledger_for
 
     # evidence kept somewhere no rule knows: found by its content

@@ -17,7 +17,7 @@ MODEL = "credit-default"
 
 def test_gcs_input_and_output_scored_once_with_lineage_and_nothing_left_behind(home, gcs_server, monkeypatch):
     from pipelines.batch_inference import run_batch
-    from tasks.batch_io import read_partition, sha256_of
+    from tasks.batch.partition_io import read_partition, sha256_of
     from tasks.settings import Settings
     from tasks.stores import ledger_for
 

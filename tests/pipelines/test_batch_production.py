@@ -111,7 +111,7 @@ def test_dates_with_bad_input_and_transient_reads(stream, monkeypatch):
 
 def test_scheduled_run_and_backfill(stream):
     from pipelines.batch_inference import run_batch
-    from pipelines.commands import backfill
+    from pipelines.commands.runs import backfill
 
     make_settings, inputs, outputs = stream
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
@@ -182,7 +182,8 @@ def test_crash_after_the_output_before_its_ledger_row_is_recorded_by_the_next_ru
 
 def test_quality_breach_blocks_scoring_until_unblocked(stream, monkeypatch, tmp_path, capsys):
     from pipelines.batch_inference import run_batch
-    from pipelines.commands import show_status, unblock
+    from pipelines.commands.runs import unblock
+    from pipelines.commands.versions import show_status
 
     make_settings, inputs, outputs = stream
     use_policy(monkeypatch, tmp_path, on_drift_breach="block", on_quality_breach="block")
@@ -208,7 +209,7 @@ def test_report_pages_only_where_drift_warns_or_breaches(stream, monkeypatch, tm
     measurements (drift.json) and GE's result, named in the ledger and found by the audit, and neither page, not even
     an earlier run's; a drifted one gets Evidently's report."""
     from pipelines.batch_inference import run_batch
-    from tasks.audit_evidence import EvidenceLocator
+    from tasks.governance.audit_evidence import EvidenceLocator
     from tasks.stores import registry_for
 
     make_settings, inputs, outputs = stream
@@ -301,8 +302,8 @@ def test_serve_runs_the_deployment_and_sigterm_keeps_the_schedule(stream, home):
 
 def test_breach_blocks_instead_when_rollbacks_need_approval_and_names_the_command(stream, monkeypatch, tmp_path):
     from pipelines.batch_inference import run_batch
-    from pipelines.commands import unblock
-    from tasks.monitoring import monitoring_state
+    from pipelines.commands.runs import unblock
+    from tasks.batch.monitoring import monitoring_state
     from tasks.stores import ledger_for, registry_for
 
     make_settings, inputs, outputs = stream
@@ -327,7 +328,7 @@ def test_breach_blocks_instead_when_rollbacks_need_approval_and_names_the_comman
 
 def test_breach_rolls_back_to_the_previous_champion_and_rescores(stream, monkeypatch, tmp_path):
     from pipelines.batch_inference import run_batch
-    from tasks.monitoring import monitoring_state
+    from tasks.batch.monitoring import monitoring_state
     from tasks.stores import ledger_for, registry_for
 
     make_settings, inputs, outputs = stream
@@ -342,7 +343,7 @@ def test_breach_rolls_back_to_the_previous_champion_and_rescores(stream, monkeyp
     # re-scored by the restored champion; its own breach is only an alert (no second rollback)
     assert outcome.status == "scored" and outcome.model_version == 1 and outcome.monitor == "alert"
     assert pd.read_parquet(predictions(outputs, day))["model_version"].unique().tolist() == ["1"]
-    moves = ledger_rows(settings, "rollback.committed")  # the governance rollback path (tasks.promotion.rollback)
+    moves = ledger_rows(settings, "rollback.committed")  # the governance rollback path (tasks.governance.promotion.rollback)
     assert [(e.version, e.previous_version) for e in moves] == [(1, 2)]
     assert "monitoring breach" in moves[0].reason and moves[0].evidence and moves[0].aliases == {"champion": 1}
     assert [e.version for e in ledger_rows(settings, "partition.scored", f"date={day}")] == [2, 1]

@@ -16,7 +16,7 @@ MODEL = "credit-default"
 
 def test_s3_input_and_output_scored_once_with_lineage_and_nothing_left_behind(home, s3_server, monkeypatch):
     from pipelines.batch_inference import run_batch
-    from tasks.batch_io import read_partition, sha256_of
+    from tasks.batch.partition_io import read_partition, sha256_of
     from tasks.settings import Settings
     from tasks.stores import ledger_for
 

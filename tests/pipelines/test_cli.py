@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from pipelines.cli import EXIT_USAGE, main
+from pipelines.cli import main
+from pipelines.exit_codes import EXIT_USAGE
 
 HEAVY = ("jax", "prefect", "mlflow", "great_expectations", "evidently", "flax")
 

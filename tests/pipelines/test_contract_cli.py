@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.cli import EXIT_OK, EXIT_USAGE, EXIT_VALIDATION_FAILED, main
+from pipelines.cli import main
+from pipelines.exit_codes import EXIT_OK, EXIT_USAGE, EXIT_VALIDATION_FAILED
 
 CONTRACT_FILE = Path(__file__).resolve().parents[2] / "data_contracts" / "credit_default.yaml"
 N = 200

@@ -9,8 +9,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.flow]
 
 
 def test_demo_end_to_end(prefect_harness, settings):
-    from pipelines.demo import run_demo
-    from tasks.promotion_state import agreement
+    from pipelines.commands.demo import run_demo
+    from tasks.governance.promotion_state import agreement
     from tasks.registry import CHAMPION
     from tasks.stores import ledger_for, registry_for
 

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from data_contracts.synthetic_credit import generate_frame
-from pipelines.cli import EXIT_DRIFT_BREACH, EXIT_OK, EXIT_USAGE, main
+from pipelines.cli import main
+from pipelines.exit_codes import EXIT_DRIFT_BREACH, EXIT_OK, EXIT_USAGE
 
 N = 3000
 

@@ -15,32 +15,6 @@ def test_flow_imports(module, attr, name):
     assert isinstance(flow, Flow) and flow.name == name
 
 
-def test_lower_layers_do_not_import_pipelines():
-    import pathlib
-
-    root = pathlib.Path(__file__).resolve().parents[2]
-    offenders = [
-        str(p.relative_to(root))
-        for pkg in ("tasks", "models", "data_contracts")
-        for p in (root / pkg).rglob("*.py")
-        if "import pipelines" in p.read_text() or "from pipelines" in p.read_text()
-    ]
-    assert offenders == []
-
-
-def test_models_and_contracts_do_not_import_tasks():
-    import pathlib
-
-    root = pathlib.Path(__file__).resolve().parents[2]
-    offenders = [
-        str(p.relative_to(root))
-        for pkg in ("models", "data_contracts")
-        for p in (root / pkg).rglob("*.py")
-        if "from tasks" in p.read_text() or "import tasks" in p.read_text()
-    ]
-    assert offenders == []
-
-
 def test_prefect_yaml_deployment_loads_its_flow_and_schedule():
     import yaml
     from prefect.flows import load_flow_from_entrypoint

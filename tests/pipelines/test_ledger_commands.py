@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from pipelines.cli import EXIT_AUDIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED, EXIT_USAGE, main
+from pipelines.cli import main
+from pipelines.exit_codes import EXIT_AUDIT_FAILED, EXIT_OK, EXIT_ROLLBACK_FAILED, EXIT_USAGE
 from tasks.registry import CHAMPION, PREVIOUS_CHAMPION
 
 COMMON = dict(actor="tester", policy="test", evidence={}, flow_run_id=None)
@@ -16,7 +17,7 @@ COMMON = dict(actor="tester", policy="test", evidence={}, flow_run_id=None)
 @pytest.fixture
 def model(shared_home, request, monkeypatch, candidate_files, exported_artifact, compiled_versions):
     """A model of this test's own in the module's home, v1 then v2 promoted; (name, registry, ledger)."""
-    from tasks.promotion import promote
+    from tasks.governance.promotion import promote
     from tasks.stores import ledger_for, registry_for
 
     name = request.node.name.removeprefix("test_")[:50].replace("_", "-")
@@ -89,7 +90,7 @@ def test_audit_verify_names_an_edited_row(model, capsys, shared_home):
 
 
 def test_status_recovers_an_interrupted_promotion(model, capsys):
-    from tasks.ledger import LedgerEntry
+    from tasks.ledger.entry import LedgerEntry
 
     name, registry, ledger = model
     ledger.append(LedgerEntry(action="rollback.started", model_name=name, version=1, previous_version=2,

@@ -128,7 +128,7 @@ def test_champion_loads_with_plain_mlflow_pyfunc(champion, module_settings, monk
     import numpy as np
     import pandas as pd
 
-    from tasks.inference import load_compiled
+    from tasks.registration.inference import load_compiled
     from tasks.stores import cache_dir, registry_for
 
     outcome, files = champion

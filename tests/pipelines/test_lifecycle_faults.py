@@ -3,7 +3,7 @@ ledger write and re-run, and eight lifecycles of one model at once. Registry and
 hash chain verifies, and no ledger row is lost.
 
 The children are forked from one parent that imported Prefect, Great Expectations, Evidently, JAX and MLflow once
-(tests/tasks/promotion_child.py), and run against the session's Prefect test server.
+(tests/tasks/governance/promotion_child.py), and run against the session's Prefect test server.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tasks.promotion import FAILPOINTS
+from tasks.governance.promotion import FAILPOINTS
 from tasks.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
-CHILD = Path(__file__).parents[1] / "tasks" / "promotion_child.py"
+CHILD = Path(__file__).parents[1] / "tasks" / "governance" / "promotion_child.py"
 POLICY = Path(__file__).with_name("faults_policy.yaml")
-# from the approval row to the commit; "restored" is only on a failed smoke test (tests/tasks/test_promotion_faults.py)
+# from the approval row to the commit; "restored" is only on a failed smoke test (tests/tasks/governance/test_promotion_faults.py)
 POINTS = ["approved", *[p for p in FAILPOINTS if p != "restored"]]
 
 
@@ -62,7 +62,7 @@ def lifecycles(home):
 
 
 def _register(settings, files, name: str, count: int) -> list[int]:
-    from tasks.registration import register_candidate
+    from tasks.registration.register import register_candidate
     from tasks.stores import ledger_for, registry_for
 
     return [register_candidate(registry_for(settings), ledger_for(settings), name=name, arch="mlp",
@@ -76,7 +76,7 @@ def _outcome(result: dict) -> dict:
 
 
 def _consistent(settings, name: str):
-    from tasks.promotion_state import agreement
+    from tasks.governance.promotion_state import agreement
     from tasks.stores import ledger_for, registry_for
 
     ledger = ledger_for(settings)
@@ -88,7 +88,7 @@ def _consistent(settings, name: str):
 
 
 def test_lifecycle_killed_at_each_step_from_approval_to_commit_then_rerun(home, lifecycles, candidate_files):
-    from tasks.promotion_state import agreement
+    from tasks.governance.promotion_state import agreement
     from tasks.stores import ledger_for, registry_for
 
     settings, _ = home

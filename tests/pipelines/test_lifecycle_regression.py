@@ -30,7 +30,7 @@ def module_settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def register_lgd(module_settings):
-    from tasks.registration import register_candidate
+    from tasks.registration.register import register_candidate
     from tasks.stores import ledger_for, registry_for
 
     def _register(files):
@@ -145,7 +145,7 @@ def test_batch_inference_with_the_regression_champion_writes_predicted_values(re
 
     from data_contracts.synthetic_credit import generate_lgd_frame
     from pipelines.batch_inference import batch_inference
-    from tasks.inference import load_compiled
+    from tasks.registration.inference import load_compiled
     from tasks.stores import cache_dir, registry_for
 
     day = tmp_path / "date=2026-11-01"

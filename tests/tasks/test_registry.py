@@ -7,7 +7,7 @@ import multiprocessing
 import os
 from pathlib import Path
 
-from tasks.registration import REFERENCE_FILE, register_candidate
+from tasks.registration.register import REFERENCE_FILE, register_candidate
 from tasks.stores import ledger_for, registry_for
 
 

@@ -1,0 +1,81 @@
+"""`lockgate rollback` and `lockgate audit verify` (imported only after argument parsing)."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+
+from pipelines.commands.console import console
+from tasks.settings import Settings
+
+
+def rollback_command(settings: Settings, name: str, *, reason: str, to_version: int | None) -> int:
+    """Directly when the policy approves rollbacks in this environment; otherwise as the `rollback` flow, which
+    waits for reviewers on the Prefect server (`lockgate pending`, `lockgate approve`)."""
+    from pipelines.exit_codes import EXIT_OK, EXIT_ROLLBACK_FAILED
+    from tasks.governance.promotion import plan_rollback
+    from tasks.governance.rollback import checked_reason, governed_rollback, rollback_rules
+    from tasks.stores import ledger_for, policy_for, registry_for
+
+    checked_reason(reason)  # bad input first, before what the registry says
+    policy = policy_for(settings)
+    plan = plan_rollback(registry_for(settings), ledger_for(settings), name=name, to_version=to_version)
+    move = f"{name} from v{plan.from_version} to v{plan.to_version}"
+    if rollback_rules(settings, policy).required:
+        from pipelines.commands.approval import require_reachable_api
+
+        require_reachable_api(settings, "rollback")
+        from pipelines.rollback import rollback_flow
+
+        with console.status(f"rollback of {move} awaits approval in {settings.environment} (`lockgate pending`; "
+                            "`lockgate approve RUN --reason ...`)"):
+            outcome = rollback_flow(model_name=name, reason=reason, to_version=to_version)
+    else:
+        with console.status(f"rolling {move} back (smoke test through the alias)"):
+            outcome = governed_rollback(settings, policy, name, reason=reason, to_version=to_version)
+    console.print(f"approval: {outcome.approval.decision}: {escape(outcome.approval.reasons[0])}", highlight=False,
+                  soft_wrap=True)
+    if outcome.status != "committed":
+        console.print(f"[red]rollback of {name} {outcome.status}[/]: {escape(outcome.reasons[0])}", highlight=False,
+                      soft_wrap=True)
+        console.print(f"  ledger rows {', '.join(map(str, outcome.ledger_seqs))}; champion still "
+                      f"v{outcome.from_version}", highlight=False)
+        return EXIT_ROLLBACK_FAILED
+    console.print(f"{name}: champion [bold green]v{outcome.to_version}[/] (was v{outcome.from_version})",
+                  highlight=False)
+    console.print(f"  smoke test: {escape(outcome.smoke_test or '-')}", highlight=False, soft_wrap=True)
+    console.print(f"  ledger rows {', '.join(map(str, outcome.ledger_seqs))}; aliases now "
+                  f"{', '.join(f'{a} v{v}' for a, v in sorted(outcome.aliases_after.items()))}", highlight=False)
+    return EXIT_OK
+
+
+def audit_verify(settings: Settings, *, model: str | None, recover_first: bool) -> int:
+    """Chain and anchor, then per model: the registry's aliases against the ledger's (under the model's lock)."""
+    from pipelines.exit_codes import EXIT_AUDIT_FAILED, EXIT_OK
+    from tasks.governance.promotion_state import agreement, recover
+    from tasks.stores import ledger_for, registry_for
+
+    registry, ledger = registry_for(settings), ledger_for(settings)
+    check = ledger.verify()
+    if check.ok:
+        console.print(f"ledger {settings.ledger_uri}: {check.entries} rows, [green]hash chain intact[/]", highlight=False)
+        console.print(f"  {escape(check.anchor)}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"ledger {settings.ledger_uri}: {check.entries} rows, [red]row {check.first_bad_seq}: "
+                      f"{escape(check.problem)}[/]", highlight=False, soft_wrap=True)
+    names = [model] if model else list(dict.fromkeys(e.model_name for e in ledger.entries() if e.aliases is not None))
+    agreed = True
+    for name in names:
+        with ledger.lock(name):  # a stable view: no promotion of this model moves aliases meanwhile
+            if recover_first and check.ok:
+                row = recover(registry, ledger, name=name, actor=settings.actor)
+                if row is not None:
+                    console.print(f"{name}: [yellow]{row.action}[/] (row {row.seq}): {escape(row.reason)}",
+                                  highlight=False, soft_wrap=True)
+            agree = agreement(registry, ledger, name)
+        agreed &= agree.ok
+        shown = ", ".join(f"{a} v{v}" for a, v in sorted(agree.registry.items())) or "no aliases"
+        console.print(f"{name}: " + (f"[green]registry agrees with the ledger[/] ({shown})" if agree.ok
+                                     else f"[red]{escape(agree.problem)}[/]"), highlight=False, soft_wrap=True)
+    if recover_first and not check.ok:
+        console.print("nothing recovered: the ledger does not verify", highlight=False)
+    return EXIT_OK if check.ok and agreed else EXIT_AUDIT_FAILED

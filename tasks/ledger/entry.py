@@ -1,0 +1,58 @@
+"""One ledger row and the outcome of walking the chain: the types every ledger reader shares.
+
+The row's hash covers its content, its ``seq`` and the previous row's hash
+(:meth:`LedgerEntry.content_hash`); tasks/ledger/chain.py walks rows by it and
+tasks/ledger/store.py writes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GENESIS = "0" * 64
+
+
+class LedgerEntry(BaseModel):
+    """One ledger row. ``evidence`` maps an evidence role to the sha256 of its file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int | None = None
+    recorded_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="microseconds"))
+    actor: str
+    action: str = Field(description="alias.set, alias.delete, candidate.rejected, approval.auto, promotion.started, "
+                        "promotion.committed, rollback.committed, partition.scored, ...")
+    model_name: str
+    version: int | None = None
+    alias: str | None = None
+    previous_version: int | None = None
+    reason: str
+    policy: str | None = None
+    flow_run_id: str | None = None
+    evidence: dict[str, str] = Field(default_factory=dict)
+    aliases: dict[str, int] | None = Field(
+        None, description="the model's aliases after this row, on every row that changes them (None otherwise)")
+    prev_hash: str = GENESIS
+    entry_hash: str = ""
+
+    def content_hash(self, seq: int | None = None) -> str:
+        """sha256 of the row's content, its seq (``seq`` overrides it) and the previous row's hash."""
+        body = self.model_dump(exclude={"entry_hash"})
+        if seq is not None:
+            body["seq"] = seq
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class LedgerVerification(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+    anchor: str = Field("", description="what the anchor check found (or why there is none)")

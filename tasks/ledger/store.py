@@ -1,0 +1,180 @@
+"""The append-only, hash-chained ledger of alias moves and decisions (SQLAlchemy; SQLite or Postgres).
+
+Each row's hash covers its content, its ``seq`` and the previous row's hash, so an
+edited, deleted, inserted or reordered row breaks the chain and :meth:`Ledger.verify`
+names it (``tasks/ledger/chain.py``). Deleting rows from the end leaves a valid
+chain; the anchor file (``tasks/ledger/anchor.py``), written with every append,
+catches that. The database refuses UPDATE and DELETE on the table (triggers), so
+changing a row takes dropping a trigger first.
+
+Appends are serialised (SQLite ``BEGIN IMMEDIATE``, Postgres a transaction-level
+advisory lock) so ``seq`` has no gaps and every row links to the one before it.
+:meth:`Ledger.lock` is the per-model promotion lock (``tasks/ledger/lock.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, event, inspect, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from tasks.errors import LockgateError
+from tasks.ledger.entry import GENESIS, LedgerEntry, LedgerVerification
+
+APPEND_LOCK_KEY = 0x6C6F636B  # Postgres advisory key serialising appends ("lock")
+
+metadata = MetaData()
+ledger_table = Table(
+    "ledger",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("recorded_at", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(80), nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("alias", String(80), nullable=True),
+    Column("previous_version", Integer, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("policy", String(200), nullable=True),
+    Column("flow_run_id", String(80), nullable=True),
+    Column("evidence", Text, nullable=False),
+    Column("aliases", Text, nullable=True),
+    Column("prev_hash", String(64), nullable=False, unique=True),
+    Column("entry_hash", String(64), nullable=False, unique=True),
+)
+
+_APPEND_ONLY = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger "
+        "BEGIN SELECT RAISE(ABORT, 'the lockgate ledger is append-only'); END",
+        "CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger "
+        "BEGIN SELECT RAISE(ABORT, 'the lockgate ledger is append-only'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION lockgate_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'the lockgate ledger is append-only'; END $$",
+        "CREATE OR REPLACE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON ledger "
+        "FOR EACH ROW EXECUTE FUNCTION lockgate_ledger_append_only()",
+        "CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON ledger "
+        "FOR EACH STATEMENT EXECUTE FUNCTION lockgate_ledger_append_only()",
+    ],
+}
+
+
+class Ledger:
+    """The ledger table at a SQLAlchemy URL, with an optional anchor file and the per-model promotion lock."""
+
+    def __init__(self, url: str, *, anchor: Path | None = None, lock_timeout: float = 120.0):
+        from tasks.ledger.anchor import Anchor
+
+        self.url = url
+        self.lock_timeout = lock_timeout
+        self.anchor = Anchor(anchor) if anchor is not None else None
+        try:
+            self.engine = create_engine(url, **({"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}))
+            self.dialect = self.engine.dialect.name
+            if self.dialect == "sqlite":
+                _serialisable_sqlite(self.engine)
+            with self._write() as conn:
+                metadata.create_all(conn)
+                installed = self.dialect == "postgresql" and conn.execute(text(
+                    "SELECT count(*) FROM pg_trigger WHERE tgname IN ('ledger_append_only', 'ledger_no_truncate') "
+                    "AND tgrelid = 'ledger'::regclass")).scalar() == 2  # re-creating needs CREATE rights
+                for ddl in [] if installed else _APPEND_ONLY.get(self.dialect, []):
+                    conn.execute(text(ddl))
+            columns = {c["name"] for c in inspect(self.engine).get_columns("ledger")}
+        except SQLAlchemyError as e:
+            raise LockgateError(f"ledger at {_safe(url)} cannot be opened: {str(e).splitlines()[0]}") from None
+        missing = {c.name for c in ledger_table.columns} - columns
+        if missing:
+            raise LockgateError(f"ledger at {_safe(url)} has an older schema (no column {', '.join(sorted(missing))}); "
+                                "move it aside or set LOCKGATE_LEDGER_URL to start a new ledger")
+
+    @contextmanager
+    def _write(self):
+        """A transaction that holds the ledger's write lock from its first statement to commit."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(lockgate_write=True)
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_KEY})
+                yield conn
+
+    def append(self, entry: LedgerEntry) -> LedgerEntry:
+        """Append one entry as row ``last seq + 1``, chained to the last row, and move the anchor with it."""
+        with self._write() as conn:
+            last = conn.execute(select(ledger_table.c.seq, ledger_table.c.entry_hash)
+                                .order_by(ledger_table.c.seq.desc()).limit(1)).first()
+            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            entry = entry.model_copy(update={"seq": seq, "prev_hash": prev})
+            entry = entry.model_copy(update={"entry_hash": entry.content_hash()})
+            row = entry.model_dump()
+            row["evidence"] = json.dumps(row["evidence"], sort_keys=True)
+            row["aliases"] = None if entry.aliases is None else json.dumps(entry.aliases, sort_keys=True)
+            conn.execute(ledger_table.insert().values(**row))
+            if self.anchor is not None:
+                self.anchor.before_commit(last[0] if last else 0, prev, seq, entry.entry_hash)
+        if self.anchor is not None:
+            self.anchor.after_commit(seq, entry.entry_hash)
+        return entry
+
+    def entries(self, *, model_name: str | None = None, limit: int | None = None) -> list[LedgerEntry]:
+        query = select(ledger_table).order_by(ledger_table.c.seq.desc())
+        if model_name:
+            query = query.where(ledger_table.c.model_name == model_name)
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [LedgerEntry(**{**row, "evidence": json.loads(row["evidence"]),
+                               "aliases": None if row["aliases"] is None else json.loads(row["aliases"])})
+                for row in reversed(rows)]
+
+    def verify(self) -> LedgerVerification:
+        """Walk the whole chain, then hold its end to the anchor; name the first bad row and what is wrong."""
+        from tasks.ledger.chain import chain_problem
+
+        entries = self.entries()
+        found = chain_problem(entries)
+        if found is not None:
+            return LedgerVerification(ok=False, entries=len(entries), first_bad_seq=found[0], problem=found[1])
+        if self.anchor is None:
+            return LedgerVerification(ok=True, entries=len(entries),
+                                      anchor="no anchor configured: rows deleted from the end would go unnoticed")
+        bad_seq, problem, note = self.anchor.check(entries[-1].seq if entries else 0,
+                                                   {e.seq: e.entry_hash for e in entries})
+        return LedgerVerification(ok=problem is None, entries=len(entries), first_bad_seq=bad_seq, problem=problem,
+                                  anchor=note)
+
+    def lock(self, name: str, *, timeout: float | None = None):
+        """Context manager: the promotion lock of model ``name`` (one holder across processes and machines
+        sharing this ledger); one-line error after ``timeout`` seconds (default: the ledger's lock timeout)."""
+        from tasks.ledger.lock import model_lock
+
+        return model_lock(self, name, timeout=self.lock_timeout if timeout is None else timeout)
+
+
+def _serialisable_sqlite(engine) -> None:
+    """pysqlite's own BEGIN is deferred; ledger writes start with BEGIN IMMEDIATE so two appends never interleave."""
+
+    @event.listens_for(engine, "connect")
+    def _no_pysqlite_begin(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("lockgate_write") else "BEGIN")
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]

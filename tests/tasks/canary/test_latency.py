@@ -1,0 +1,165 @@
+import numpy as np
+import pytest
+
+from tasks.canary.latency import LatencyReport, latency_checks, measure_latency, retimed_checks
+
+BUCKETS = (64, 4096)
+NUM_FEATURES = 32
+
+
+def _scorer(hidden_sizes):
+    from models.config import MLPConfig
+    from models.export import export_inference, load_exported, score_bucketed
+    from models.train import init_params
+
+    config = MLPConfig(num_features=NUM_FEATURES, hidden_sizes=hidden_sizes)
+    params = init_params(config, seed=0)
+    exported = load_exported(export_inference(config, params, platforms=("cpu",)))
+    return lambda xb: score_bucketed(exported, params, xb, buckets=BUCKETS)
+
+
+@pytest.fixture(scope="module")
+def report() -> LatencyReport:
+    x = np.random.default_rng(0).normal(size=(1000, NUM_FEATURES)).astype(np.float32)  # tiled up to 4096
+    models = {"candidate": _scorer((256, 256)), "champion": _scorer((8,))}
+    return measure_latency(models, x, buckets=BUCKETS, warmup=2, repeats=8)
+
+
+def test_bigger_model_is_slower_at_a_large_bucket(report):
+    big, small = report.get("candidate", 4096), report.get("champion", 4096)
+    assert big.p50_ms > small.p50_ms
+    assert small.rows_per_s > big.rows_per_s
+
+
+def test_every_entry_is_complete_and_ordered(report):
+    assert {(r.model, r.bucket) for r in report.results} == {(m, b) for m in ("candidate", "champion") for b in BUCKETS}
+    for r in report.results:
+        assert 0 < r.p50_ms <= r.p95_ms <= r.p99_ms
+        assert len(r.samples_ms) == report.repeats == 8
+        assert r.rows_per_s == pytest.approx(r.bucket / (r.p50_ms / 1e3))
+    assert report.samples()[("candidate", 64)] == report.get("candidate", 64).samples_ms
+    LatencyReport.model_validate_json(report.model_dump_json())  # round-trips as evidence
+
+
+def test_ratio_budget_fails_when_tiny_and_passes_when_generous(report):
+    tiny = latency_checks(report, max_p99_ratio=0.01)
+    assert [c.name for c in tiny] == ["latency_p99_ratio:b64", "latency_p99_ratio:b4096"]
+    assert not any(c.passed for c in tiny)
+    assert all(c.passed for c in latency_checks(report, max_p99_ratio=1e4))
+
+
+def test_absolute_budget_per_bucket_and_unmeasured_bucket_fails(report):
+    checks = {c.name: c for c in latency_checks(report, champion=None, max_p99_ratio=1.2,
+                                                max_p99_ms={64: 1e6, 4096: 1e-6, 8192: 1e6})}
+    assert set(checks) == {"latency_p99_ms:b64", "latency_p99_ms:b4096", "latency_p99_ms:b8192"}
+    assert checks["latency_p99_ms:b64"].passed
+    assert not checks["latency_p99_ms:b4096"].passed
+    assert not checks["latency_p99_ms:b8192"].passed and checks["latency_p99_ms:b8192"].value is None
+
+
+def test_calls_are_interleaved_with_alternating_order():
+    calls = []
+    models = {name: (lambda xb, name=name: calls.append((name, len(xb))) or np.zeros(len(xb))) for name in "AB"}
+    measure_latency(models, np.zeros((3, 2)), buckets=(2, 5), warmup=1, repeats=2)
+    warm, timed = calls[:4], calls[4:]
+    assert warm == [("A", 2), ("B", 2), ("A", 5), ("B", 5)]
+    assert timed == [("A", 2), ("B", 2), ("A", 5), ("B", 5), ("B", 2), ("A", 2), ("B", 5), ("A", 5)]
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"models": {}}, "at least one model"),
+        ({"x": np.zeros((0, 3))}, "non-empty"),
+        ({"buckets": (0,)}, "positive ints"),
+        ({"repeats": 0}, "repeats >= 1"),
+    ],
+)
+def test_bad_arguments(kw, match):
+    args = {"models": {"a": lambda xb: xb[:, 0]}, "x": np.zeros((4, 3)), "buckets": (2,)} | kw
+    with pytest.raises(ValueError, match=match):
+        measure_latency(args.pop("models"), args.pop("x"), **args)
+
+
+def _scripted(ms: float, stall_ms: float = 0.0, stall_at: int | None = None, bucket: int | None = None,
+              slower_per_call: float = 0.0):
+    """A scorer whose call "takes" ``ms`` (plus ``slower_per_call`` x its call number), and ``stall_ms`` more on
+    its ``stall_at``-th call at ``bucket``; :func:`_retimed` times calls by what they return, so the test does not
+    depend on how busy the machine is."""
+    calls = {"n": 0}
+
+    def score(xb):
+        counted = bucket is None or len(xb) == bucket
+        calls["n"] += counted
+        return ms + slower_per_call * calls["n"] + (stall_ms if counted and calls["n"] == stall_at else 0.0)
+
+    return score
+
+
+def _retimed(monkeypatch, models, *, retimes, budget=lambda r: latency_checks(r, max_p99_ratio=3.0), buckets=(1, 4)):
+    import tasks.canary.latency
+
+    monkeypatch.setattr(tasks.canary.latency, "_timed", lambda f, xb: float(f(xb)))
+    x = np.zeros((4, 2), dtype=np.float32)
+    timings = []
+
+    def measure(bs):
+        timings.append(list(bs))
+        return measure_latency(models, x, buckets=bs, warmup=1, repeats=5)
+
+    report = measure(list(buckets))
+    return report, retimed_checks(report, budget, measure, retimes=retimes), timings
+
+
+def test_one_stall_is_re_timed_and_passes_with_every_timing_kept(monkeypatch):
+    # the candidate's 3rd timed call at bucket 4 stalls 200 ms: its p99 there is ~20x the champion's
+    models = {"candidate": _scripted(10, stall_ms=200, stall_at=1 + 3, bucket=4), "champion": _scripted(10)}
+    report, checks, timings = _retimed(monkeypatch, models, retimes=1)
+    assert report.get("candidate", 4).p99_ms > 3 * report.get("champion", 4).p99_ms  # the first timing failed
+    assert timings == [[1, 4], [4]]  # only the bucket over budget is timed again
+    assert len(report.retimings) == 1 and {r.bucket for r in report.retimings[0].results} == {4}
+    assert all(c.passed for c in checks), [c.describe() for c in checks]
+    again = report.retimings[0]
+    assert {c.name: c.value for c in checks}["latency_p99_ratio:b4"] == pytest.approx(
+        again.get("candidate", 4).p99_ms / again.get("champion", 4).p99_ms)
+    LatencyReport.model_validate_json(report.model_dump_json())  # the re-timing round-trips as evidence
+
+
+def test_without_retimes_the_stall_decides(monkeypatch):
+    models = {"candidate": _scripted(10, stall_ms=200, stall_at=1 + 3, bucket=4), "champion": _scripted(10)}
+    report, checks, timings = _retimed(monkeypatch, models, retimes=0)
+    assert timings == [[1, 4]] and report.retimings == []
+    assert [c.name for c in checks if not c.passed] == ["latency_p99_ratio:b4"]
+
+
+def test_a_real_slowdown_fails_every_timing_and_keeps_its_best_value(monkeypatch):
+    models = {"candidate": _scripted(60, slower_per_call=-0.5), "champion": _scripted(10)}  # a little faster each call
+    report, checks, timings = _retimed(monkeypatch, models, retimes=2)
+    assert timings == [[1, 4], [1, 4], [1, 4]]
+    assert not any(c.passed for c in checks)
+    ratios = {b: [t.get("candidate", b).p99_ms / t.get("champion", b).p99_ms for t in [report, *report.retimings]]
+              for b in (1, 4)}
+    assert {c.name: c.value for c in checks} == {f"latency_p99_ratio:b{b}": pytest.approx(min(ratios[b]))
+                                                 for b in (1, 4)}
+
+
+def test_absolute_budget_is_re_timed_and_a_passing_timing_is_not(monkeypatch):
+    models = {"candidate": _scripted(5, stall_ms=300, stall_at=1 + 2, bucket=1)}
+    budget = lambda r: latency_checks(r, champion=None, max_p99_ratio=1.0, max_p99_ms={1: 150.0, 4: 150.0})  # noqa: E731
+    report, checks, timings = _retimed(monkeypatch, models, retimes=3, budget=budget)
+    assert timings == [[1, 4], [1]]  # passed on the first re-timing: no more
+    assert [c.passed for c in checks] == [True, True]
+
+
+def test_a_floor_keeps_its_highest_value(monkeypatch):
+    """A check held to a floor (>=) that fails every timing keeps the highest value measured."""
+    from tasks.evidence import held_to
+
+    def floor(r):
+        return [held_to(f"rows_per_s:b{x.bucket}", x.rows_per_s, ">=", 1e9) for x in r.results]
+
+    models = {"candidate": _scripted(20, slower_per_call=-0.5)}  # faster each call: the last timing is the best
+    report, checks, timings = _retimed(monkeypatch, models, retimes=2, budget=floor, buckets=(4,))
+    assert timings == [[4], [4], [4]] and not checks[0].passed
+    assert checks[0].value == max(t.get("candidate", 4).rows_per_s for t in [report, *report.retimings])
+    assert checks[0].value > report.get("candidate", 4).rows_per_s

@@ -1,0 +1,64 @@
+"""Registering a candidate on a real SQLite MLflow: what is stored, and bad inputs that write nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tasks.errors import LockgateError
+from tasks.registration.register import register_candidate
+from tasks.stores import ledger_for, registry_for
+
+
+def _register(settings, files, **overrides):
+    kwargs = dict(name=settings.model_name, arch="mlp", config_path=files.config, params_path=files.params,
+                  reference_path=files.reference, contract_name="credit_default", actor="tester")
+    kwargs.update(overrides)
+    return register_candidate(registry_for(settings), ledger_for(settings), **kwargs)
+
+
+def test_register_records_everything_the_gates_need(settings, candidate_files):
+    record = _register(settings, candidate_files)
+    assert record.version == 1
+    tags = record.tags
+    assert tags["lockgate.contract"] == "credit_default" and tags["lockgate.contract_version"] == "1.0.0"
+    assert len(tags["lockgate.contract_fingerprint"]) == 64 and len(tags["lockgate.reference_sha256"]) == 64
+    assert tags["lockgate.status"] == "registered" and tags["lockgate.registered_by"] == "tester"
+    spec = registry_for(settings).fetch_json(record, "feature_spec.json")
+    assert [f["name"] for f in spec["numeric"]][:2] == ["age", "annual_income"]
+    entry = ledger_for(settings).entries()[-1]
+    assert entry.action == "version.registered" and entry.version == 1
+    assert entry.evidence["params.msgpack"] == tags["lockgate.params_sha256"]
+
+
+def _corrupt(path):
+    path.write_bytes(b"\x00not msgpack")
+    return path
+
+
+@pytest.mark.parametrize(
+    "change,fragment",
+    [
+        (lambda f, tmp: {"arch": "transformer9"}, "unknown architecture"),
+        (lambda f, tmp: {"contract_name": "no_such_contract"}, "no_such_contract"),
+        (lambda f, tmp: {"params_path": tmp / "missing.msgpack"}, "missing.msgpack"),
+        (lambda f, tmp: {"params_path": _corrupt(tmp / "bad.msgpack")}, "bad.msgpack"),
+        (lambda f, tmp: {"reference_path": tmp / "nope.parquet"}, "reference data not found"),
+        (lambda f, tmp: {"config_path": _write(tmp / "c.json", {"num_features": 5})}, "num_features=5"),
+        (lambda f, tmp: {"config_path": _write(tmp / "c.json", {"num_features": 30, "hidden": [3]})}, "unknown MLPConfig keys"),
+    ],
+)
+def test_bad_input_is_one_line_and_registers_nothing(settings, candidate_files, tmp_path, change, fragment):
+    before = candidate_files.params.read_bytes(), candidate_files.reference.read_bytes()
+    with pytest.raises(LockgateError) as e:
+        _register(settings, candidate_files, **change(candidate_files, tmp_path))
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+    assert registry_for(settings).versions(settings.model_name) == []
+    assert ledger_for(settings).entries() == []
+    assert (candidate_files.params.read_bytes(), candidate_files.reference.read_bytes()) == before
+
+
+def _write(path, payload):
+    path.write_text(json.dumps(payload))
+    return path
