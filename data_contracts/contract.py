@@ -29,15 +29,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from data_contracts.names import name_problem
 from data_contracts.odcs import OdcsViolation, odcs_document
+from data_contracts.strict_yaml import load_strict, yaml_problem
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 
@@ -71,7 +74,7 @@ class ContractError(ValueError):
 
 
 class _Odcs(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class CustomProperty(_Odcs):
@@ -294,7 +297,7 @@ class Description(_Odcs):
 
 
 class _Lockgate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class DriftSetting(_Lockgate):
@@ -372,6 +375,14 @@ class Contract(_Odcs):
     _fingerprint: str | None = PrivateAttr(None)
     _source: Path | None = PrivateAttr(None)
     _odcs: OpenDataContractStandard | None = PrivateAttr(None)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        problem = name_problem(v)
+        if problem:  # the name becomes a folder of validation results and evidence
+            raise ValueError(f"{v!r} is not a safe name: it {problem}")
+        return v
 
     # -- identity
     @property
@@ -544,11 +555,15 @@ def parse_contract(text: str, *, source: Path | None = None) -> Contract:
     """Parse contract YAML text (see :func:`load_contract`); ``source`` only names the file in errors."""
     where = _where(source)
     try:
-        raw = yaml.load(text, Loader=_ContractLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = load_strict(text)
     except yaml.YAMLError as exc:
-        raise ContractError(f"{where}: invalid YAML: {_yaml_problem(exc)}") from None
+        raise ContractError(f"{where}: invalid YAML: {yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise ContractError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
+    bad = _non_finite(raw)
+    if bad is not None:
+        raise ContractError(f"{where}: {_key_path(bad[0], raw)}: {bad[1]} is not a finite number (a bound or value "
+                            "must be finite; leave the bound out for no limit)")
     try:
         document = odcs_document(raw)
     except OdcsViolation as exc:
@@ -568,37 +583,18 @@ def parse_contract(text: str, *, source: Path | None = None) -> Contract:
 # ------------------------------------------------------------------ YAML loading
 
 
-class _ContractLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and keeps dates/timestamps as strings."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
-    seen: dict[Any, yaml.Node] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node
-    return loader.construct_mapping(node, deep=deep)
-
-
-_ContractLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_ContractLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+def _non_finite(raw: Any) -> tuple[tuple[Any, ...], float] | None:
+    """(key path, value) of the first NaN or infinite number anywhere in the parsed YAML, else None."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), raw)]
+    while stack:
+        loc, node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return loc, node
+        if isinstance(node, dict):
+            stack.extend((loc + (k,), v) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list):
+            stack.extend((loc + (i,), v) for i, v in reversed(list(enumerate(node))))
+    return None
 
 
 # -------------------------------------------------------------------- error paths

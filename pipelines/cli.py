@@ -121,6 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     cdiff.add_argument("old", metavar="OLD", help="old contract (path or name)")
     cdiff.add_argument("new", metavar="NEW", help="new contract (path or name)")
 
+    pol = sub.add_parser("policy", help="check a governance policy file",
+                         description="Governance policy tools (the YAML of gate thresholds and approval rules).")
+    pols = pol.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    plint = pols.add_parser("lint", help="check a policy file (exit 0 ok, 2 with every problem named)",
+                            description="Load the policy with the same checks every run applies: unknown or repeated "
+                            "keys, NaN/inf, budgets, margins and buckets out of range, approvers with no name or "
+                            "unknown groups, expiry beyond 90d, an empty file. Nothing is written.")
+    plint.add_argument("file", metavar="FILE", nargs="?", help="policy YAML path (default: LOCKGATE_POLICY_FILE)")
     val = sub.add_parser("validate", help="validate a dataset against a contract (exit 3 if the batch fails)",
                          description="Validate DATA against CONTRACT with the contract's Great Expectations suite and "
                          "the policy's validation limits. Verdict pass / quarantine / fail; invalid rows go to a "
@@ -173,7 +181,12 @@ def _parser() -> argparse.ArgumentParser:
         resp.add_argument("run", metavar="RUN", help="flow run id (see `lockgate pending`)")
         resp.add_argument("--reason", required=True, help="why; recorded in the ledger")
         resp.add_argument("--as", dest="approver", metavar="USER",
-                          help="approver name (default: LOCKGATE_ACTOR or the login name)")
+                          help="approver name (default: LOCKGATE_ACTOR or the login name); where the policy says "
+                          "identity: signed, a name alone is refused: add --key")
+        resp.add_argument("--key", metavar="PATH",
+                          help="your Ed25519 private key (e.g. ~/.ssh/id_ed25519, unencrypted): signs the request "
+                          "you were shown (run, version, artifact, evidence, expiry) and your response; the policy's "
+                          "approval.public_keys must list its public key for you")
         resp.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
                           help="how long to wait for the run's verdict (default 30)")
 

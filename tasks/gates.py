@@ -284,12 +284,12 @@ def decide_approval(settings: Settings, policy: Policy, record: ModelVersionReco
 
 
 def _append(settings: Settings, policy: Policy, record: ModelVersionRecord, *, actor: str, action: str, reason: str,
-            evidence: dict[str, str]) -> None:
+            evidence: dict[str, str], proof: dict[str, str] | None = None) -> None:
     from tasks.ledger.entry import LedgerEntry
 
     ledger_for(settings).append(LedgerEntry(
         actor=actor, action=action, model_name=record.name, version=record.version, reason=reason,
-        policy=policy.name, flow_run_id=_flow_run_id(), evidence=evidence))
+        policy=policy.name, flow_run_id=_flow_run_id(), evidence=evidence, proof=proof))
 
 
 @task(name="approve-automatically", cache_policy=NO_CACHE)
@@ -323,7 +323,8 @@ def request_approval(settings: Settings, policy: Policy, record: ModelVersionRec
         request_id=secrets.token_hex(16), flow_run_id=run_id, model_name=record.name, version=record.version,
         rules=rules, requester=settings.actor, registrant=record.tags.get("lockgate.registered_by", "unknown"),
         requested_at=now, expires_at=now + timedelta(seconds=rules.expiry_seconds),
-        gates=[f"{r.gate} {r.decision}" for r in results], evidence=evidence)
+        gates=[f"{r.gate} {r.decision}" for r in results], evidence=evidence,
+        artifact_sha256=record.tags.get("lockgate.artifact_sha256"))
     request_sha = write_json(request_path(settings, record.name, record.version, run_id), request).sha256
     _append(settings, policy, record, actor=settings.actor, action="approval.requested", reason=request.summary(),
             evidence={**evidence, "approval-request": request_sha})
@@ -335,9 +336,12 @@ def request_approval(settings: Settings, policy: Policy, record: ModelVersionRec
 @task(name="record-approval-response", cache_policy=NO_CACHE)
 def record_approval_response(settings: Settings, policy: Policy, record: ModelVersionRecord, request_sha: str,
                              verdict) -> None:
-    """One ledger row per response, counted or refused, with the sha256 of the input as evidence."""
+    """One ledger row per response, counted or refused, with the sha256 of the input as evidence and, for a signed
+    response, its proof (what was signed, the signature, the key), which `lockgate audit verify` re-checks."""
+    proof = None if verdict.signature is None else {
+        "signed_payload": verdict.signed_payload, "signature": verdict.signature, "key": verdict.key}
     _append(settings, policy, record, actor=verdict.approver, action=verdict.action, reason=verdict.reason,
-            evidence={"approval-request": request_sha, "approval-input": verdict.input_sha256})
+            evidence={"approval-request": request_sha, "approval-input": verdict.input_sha256}, proof=proof)
 
 
 @task(name="promote-model", cache_policy=NO_CACHE)

@@ -1,7 +1,10 @@
 """The governance policy: gate thresholds and approval rules, from one YAML file.
 
 Unknown keys are errors naming their path (``extra="forbid"`` everywhere), so a
-typo in a threshold never silently falls back to a default.
+typo in a threshold never silently falls back to a default. The file is read with the
+strict loader (data_contracts/strict_yaml.py): a key given twice, an empty file, NaN or
+infinity anywhere, a budget or bucket out of its range and an approver with no name are
+errors naming the key, at load and in ``lockgate policy lint``.
 """
 
 from __future__ import annotations
@@ -9,16 +12,30 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from data_contracts.strict_yaml import load_strict, yaml_problem
 from tasks.errors import LockgateError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Margin = Annotated[float, Field(allow_inf_nan=False)]  # >= 0 checked with its reason (_non_negative_margins)
+UserName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+MAX_EXPIRY = timedelta(days=90)
+
+
+def _increasing_positive(name: str, v: tuple[int, ...]) -> tuple[int, ...]:
+    if any(b <= 0 for b in v) or list(v) != sorted(set(v)):
+        raise ValueError(f"{name} must be positive and strictly increasing, got {list(v)}")
+    return v
 
 
 class ValidationPolicy(_Strict):
@@ -60,10 +77,8 @@ class CompilationPolicy(_Strict):
 
     @field_validator("batch_buckets")
     @classmethod
-    def _increasing_positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if any(b <= 0 for b in v) or list(v) != sorted(set(v)):
-            raise ValueError(f"batch_buckets must be positive and strictly increasing, got {list(v)}")
-        return v
+    def _buckets(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        return _increasing_positive("batch_buckets", v)
 
     @field_validator("targets", "required_targets")
     @classmethod
@@ -108,7 +123,7 @@ class RegressionCanaryPolicy(_Strict):
     max_rmse: float | None = Field(
         None, gt=0, description="Optional absolute ceiling for the candidate's RMSE on the golden set (label units)."
     )
-    margins: dict[Literal["rmse", "mae"], float] = Field(
+    margins: dict[Literal["rmse", "mae"], Margin] = Field(
         default_factory=lambda: {"rmse": 0.01, "mae": 0.01}, min_length=1,
         description="Non-inferiority margin per metric (label units; both lower-is-better): the paired-bootstrap CI "
         "of (candidate - champion) must stay below +margin.",
@@ -135,7 +150,7 @@ class RegressionCanaryPolicy(_Strict):
 
 class CanaryPolicy(_Strict):
     min_auc: float = Field(0.6, ge=0, le=1, description="Absolute floor for the candidate's AUC-ROC on the golden set.")
-    margins: dict[Literal["auc", "log_loss", "brier", "accuracy", "precision", "recall", "ece"], float] = Field(
+    margins: dict[Literal["auc", "log_loss", "brier", "accuracy", "precision", "recall", "ece"], Margin] = Field(
         default_factory=lambda: {"auc": 0.01, "log_loss": 0.02, "brier": 0.01, "ece": 0.03},
         description="Non-inferiority margin per metric: the paired-bootstrap CI of (candidate - champion) must stay "
         "above -margin (higher-is-better metrics) or below +margin (lower-is-better).",
@@ -157,7 +172,7 @@ class CanaryPolicy(_Strict):
         "It fails only if it fails every timing: one stall of a busy host does not reject a candidate, a real "
         "slowdown still does. 0 decides on the first timing."
     )
-    max_p99_ms: dict[int, float] = Field(
+    max_p99_ms: dict[PositiveInt, PositiveFloat] = Field(
         default_factory=dict, description="Absolute p99 budget in ms per bucket (buckets not listed are unbudgeted)."
     )
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Score above which a row is predicted positive.")
@@ -181,6 +196,11 @@ class CanaryPolicy(_Strict):
     @classmethod
     def _margins_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
         return _non_negative_margins(v)
+
+    @field_validator("latency_buckets")
+    @classmethod
+    def _latency_buckets(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        return _increasing_positive("latency_buckets", v)
 
     def margins_for(self, task: str) -> dict[str, float]:
         """Non-inferiority margin per metric for a model of ``task`` ("classification" or "regression")."""
@@ -257,8 +277,15 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Approvers(_Strict):
-    users: tuple[str, ...] = Field((), description="Named users who may approve.")
-    groups: tuple[str, ...] = Field((), description="Groups (from approval.groups) whose members may approve.")
+    users: tuple[UserName, ...] = Field((), description="Named users who may approve.")
+    groups: tuple[UserName, ...] = Field((), description="Groups (from approval.groups) whose members may approve.")
+
+    @field_validator("users", "groups")
+    @classmethod
+    def _no_repeats(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"names must not repeat, got {list(v)}")
+        return v
 
 
 class EnvironmentApproval(_Strict):
@@ -273,6 +300,11 @@ class EnvironmentApproval(_Strict):
     separation_of_duties: bool = Field(
         True, description="Whoever registered the version or requested the transition cannot approve it."
     )
+    identity: Literal["asserted", "signed"] = Field(
+        "asserted", description="How an approver is known: 'asserted' takes the name given (`--as`, LOCKGATE_ACTOR; "
+        "dev and demos), 'signed' requires a signature (`lockgate approve --key`) over the request by a key "
+        "approval.public_keys lists for that approver; an unsigned or wrongly signed response is refused."
+    )
     expiry: timedelta = Field(
         timedelta(hours=24), description="How long a request stays open, e.g. '24h', '90m', '45s', '2d'; also the "
         "Prefect pause timeout. Responses after it are refused and the request is recorded as expired."
@@ -285,7 +317,10 @@ class EnvironmentApproval(_Strict):
             match = _DURATION.match(v)
             if not match:
                 raise ValueError(f"expiry must be a number with a unit s, m, h or d (e.g. '24h'), got {v!r}")
-            return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+            seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+            if seconds > MAX_EXPIRY.total_seconds():
+                raise ValueError(f"expiry must be at most {MAX_EXPIRY.days}d (a request open longer is stale), got {v!r}")
+            return timedelta(seconds=seconds)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             raise ValueError(f"expiry needs a unit, e.g. '{v}h' or '{v}m', got {v!r}")
         return v
@@ -308,8 +343,12 @@ class EnvironmentApproval(_Strict):
 class ApprovalPolicy(_Strict):
     """Which transitions need a human, per environment, and who may approve them."""
 
-    groups: dict[str, tuple[str, ...]] = Field(
+    groups: dict[UserName, tuple[UserName, ...]] = Field(
         default_factory=dict, description="Group name -> its users; environments name groups as approvers."
+    )
+    public_keys: dict[UserName, tuple[str, ...]] = Field(
+        default_factory=dict, description="Approver -> their public keys, one OpenSSH line each ('ssh-ed25519 AAAA... "
+        "comment', as in ~/.ssh/id_ed25519.pub). Every approver of an environment with identity: signed needs one."
     )
     environments: dict[str, EnvironmentApproval] = Field(
         default_factory=lambda: {"dev": EnvironmentApproval()}, min_length=1,
@@ -329,6 +368,21 @@ class ApprovalPolicy(_Strict):
             )
         return data
 
+    @field_validator("public_keys")
+    @classmethod
+    def _ed25519_keys(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        from tasks.signatures import check_public_key
+
+        for user, lines in v.items():
+            if not lines:
+                raise ValueError(f"{user}: list at least one public key")
+            for i, line in enumerate(lines):
+                try:
+                    check_public_key(line)
+                except ValueError as e:
+                    raise ValueError(f"{user}[{i}]: {e}") from None
+        return v
+
     @model_validator(mode="after")
     def _approvers_exist(self) -> "ApprovalPolicy":
         for env, rules in self.environments.items():
@@ -337,6 +391,10 @@ class ApprovalPolicy(_Strict):
             if unknown:
                 raise ValueError(f"{path}.approvers.groups: unknown group(s) {unknown}; groups: {sorted(self.groups)}")
             named = self.approver_names(env)
+            keyless = [u for u in named if u not in self.public_keys]
+            if rules.identity == "signed" and keyless:
+                raise ValueError(f"{path}: identity signed but approval.public_keys lists no public key for "
+                                 f"{', '.join(keyless)}")
             if rules.transitions and len(named) < rules.min_approvals:
                 raise ValueError(
                     f"{path}: min_approvals {rules.min_approvals} but only {len(named)} approver(s) named "
@@ -354,7 +412,7 @@ class ApprovalPolicy(_Strict):
 class Policy(_Strict):
     """Everything the gates are held to. Loaded from YAML with :func:`load_policy`."""
 
-    name: str = Field("default", description="Policy name, recorded with every decision.")
+    name: UserName = Field("default", description="Policy name, recorded with every decision.")
     validation: ValidationPolicy = ValidationPolicy()
     compilation: CompilationPolicy = CompilationPolicy()
     canary: CanaryPolicy = CanaryPolicy()
@@ -363,23 +421,37 @@ class Policy(_Strict):
     approval: ApprovalPolicy = ApprovalPolicy()
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file; raise a one-line LockgateError on any problem."""
+def policy_problems(path: str | Path) -> tuple[Policy | None, list[str]]:
+    """(the policy, []) or (None, one line per problem, each naming the key): what lint shows and load refuses."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
     except FileNotFoundError:
-        raise LockgateError(f"policy file not found: {path}") from None
-    except OSError as e:
-        raise LockgateError(f"policy file {path} cannot be read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise LockgateError(f"policy file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        return None, [f"policy file not found: {path}"]
+    except (OSError, UnicodeDecodeError) as e:
+        return None, [f"policy file {path} cannot be read: {getattr(e, 'strerror', None) or e}"]
     try:
-        return Policy.model_validate(raw)
+        raw = load_strict(text)
+    except yaml.YAMLError as e:
+        return None, [f"not valid YAML: {yaml_problem(e)}"]
+    if raw is None:
+        return None, ["the file is empty: write at least `name: <policy name>` (every other key has a documented default)"]
+    if not isinstance(raw, dict):
+        return None, [f"expected a mapping of sections at the top level, got {type(raw).__name__}"]
+    try:
+        return Policy.model_validate(raw), []
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: "
-            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
-            for err in e.errors()
-        )
-        raise LockgateError(f"policy file {path} is invalid: {problems}") from None
+        return None, [f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: "
+                      + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"]) for err in e.errors()]
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy file; raise a one-line LockgateError on any problem."""
+    policy, problems = policy_problems(path)
+    if policy is None:
+        if problems[0].startswith("policy file"):
+            raise LockgateError(problems[0])
+        if problems[0].startswith("not valid YAML"):
+            raise LockgateError(f"policy file {path} is {problems[0]}")
+        raise LockgateError(f"policy file {path} is invalid: {'; '.join(problems)}")
+    return policy

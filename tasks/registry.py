@@ -160,6 +160,17 @@ class MlflowRegistry:
     def delete_alias(self, name: str, alias: str) -> None:
         self.client.delete_registered_model_alias(name, alias)
 
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        self.client.set_registered_model_tag(name, key, value)
+
+    def model_tags(self, name: str) -> dict[str, str]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return dict(self.client.get_registered_model(name).tags)
+        except MlflowException:
+            return {}
+
     def set_version_tags(self, name: str, version: int, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(name, str(version), key, value)

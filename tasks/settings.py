@@ -11,9 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from data_contracts.names import name_problem
 from tasks.errors import LockgateError
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,15 @@ class Settings(BaseSettings):
         None, description="MLflow tracking/registry URI; default: SQLite under home (mlflow.db)."
     )
     ledger_url: str | None = Field(None, description="SQLAlchemy URL of the ledger; default: SQLite under home (ledger.db).")
+    ledger_key: str | None = Field(
+        None, description="The ledger key: an Ed25519 private key (OpenSSH file) that signs the ledger's head at every "
+        "append, kept outside LOCKGATE_HOME so that whoever can write the ledger's folder cannot re-sign a rewritten "
+        "chain. Default ~/.config/lockgate/ledger_ed25519 (created on first use, mode 0600); 'none' turns signing off.",
+    )
+    ledger_public_key: str | None = Field(
+        None, description="The ledger key's public line ('ssh-ed25519 AAAA...'), for an auditor without the private "
+        "key: `audit verify` then checks the head's signature with it. Default: derived from the ledger key.",
+    )
     ledger_anchor: str | None = Field(
         None, description="File holding the ledger's last row (seq, hash) so rows deleted from its end are detected; "
         "default: beside a SQLite ledger, none for other URLs (set it to storage every writer shares); 'none' disables it.")
@@ -83,6 +93,14 @@ class Settings(BaseSettings):
         "read with a transient OSError; the first attempt is remembered under home/faults, across processes.")
     inject_seed: int = Field(0, description="Seed choosing the partitions of inject_read_failures.")
 
+    @field_validator("model_name")
+    @classmethod
+    def _safe_model_name(cls, v: str) -> str:
+        problem = name_problem(v)
+        if problem:  # it becomes a folder under LOCKGATE_HOME (evidence, predictions, quarantine)
+            raise ValueError(f"{v!r} is not a safe name: it {problem}")
+        return v
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
@@ -108,6 +126,17 @@ class Settings(BaseSettings):
         if self.ledger_url.startswith("sqlite:///"):
             return Path(self.ledger_url.removeprefix("sqlite:///") + ".anchor.json").resolve()
         return None
+
+    @property
+    def ledger_key_path(self) -> Path | None:
+        """The ledger key's file, refused inside LOCKGATE_HOME (a key beside what it proves proves nothing)."""
+        if self.ledger_key is not None and self.ledger_key.lower() == "none":
+            return None
+        path = Path(self.ledger_key or "~/.config/lockgate/ledger_ed25519").expanduser().resolve()
+        if path == self.home_dir or self.home_dir in path.parents:
+            raise LockgateError(f"LOCKGATE_LEDGER_KEY {path} is inside LOCKGATE_HOME {self.home_dir}: keep the key "
+                                "that signs the ledger apart from it (e.g. ~/.config/lockgate/ledger_ed25519)")
+        return path
 
     @property
     def data_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Before Prefect/JAX are imported anywhere in the session.
 os.environ["JAX_PLATFORMS"] = "cpu"
@@ -12,6 +13,8 @@ os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
+# The ledger key signs every test ledger's head: one per session, never the developer's ~/.config/lockgate key.
+os.environ.setdefault("LOCKGATE_LEDGER_KEY", os.path.join(tempfile.mkdtemp(prefix="lockgate-ledger-key-"), "ledger_ed25519"))
 
 # Prefect's SDK (prefect.main) adds its console handler to the root logger when first imported, bound to the
 # sys.stderr of that moment. Imported here, that is pytest's session-wide capture; imported first inside a test using

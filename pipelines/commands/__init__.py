@@ -55,6 +55,10 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.contract_command == "lint":
             return contract.contract_lint(args.file)
         return contract.contract_diff_command(args.old, args.new)
+    if command == "policy":
+        from pipelines.commands.policy import policy_lint
+
+        return policy_lint(args.file or settings.policy_file)
     if command == "drift":
         from pipelines.commands.drift import drift_command
 

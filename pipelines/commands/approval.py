@@ -93,8 +93,10 @@ def respond_command(settings: Settings, args: argparse.Namespace, decision: str)
 
     checked_run_id(args.run, args.reason)  # bad input is its own error, before the server question
     _require_server()
-    response = respond(settings, args.run, decision=decision, reason=args.reason, approver=args.approver)
-    console.print(f"{decision} from {escape(response.approver)} delivered to flow run {args.run}; the run "
+    response = respond(settings, args.run, decision=decision, reason=args.reason, approver=args.approver,
+                       key_file=getattr(args, "key", None))
+    signed = " (signed)" if response.signature else ""
+    console.print(f"{decision} from {escape(response.approver)}{signed} delivered to flow run {args.run}; the run "
                   "authorises it against the policy", highlight=False, soft_wrap=True)
     row = _verdict_row(settings, args.run, response.sha256(), wait=args.wait)
     if row is None:

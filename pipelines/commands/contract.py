@@ -65,7 +65,9 @@ def validate_command(settings: Settings, contract_ref: str, data: str, *, includ
         raise LockgateError(f"data not found: {data}")
     data_name = data.rstrip("/").rsplit("/", 1)[-1].removesuffix(".parquet") if uri else (
         Path(data).stem if Path(data).is_file() else Path(data).resolve().name)
-    out = settings.home_dir / "validation" / contract.name / data_name
+    from tasks.paths import path_under
+
+    out = path_under(settings.home_dir / "validation", contract.name, data_name, what="contract or data name")
     quarantine = out / "quarantine.parquet"
     if quarantine.exists() and (uri or quarantine.resolve() != Path(data).resolve()):
         quarantine.unlink()  # a stale file from an earlier run would be mistaken for this run's

@@ -12,6 +12,9 @@ def rollback_command(settings: Settings, name: str, *, reason: str, to_version: 
     """Directly when the policy approves rollbacks in this environment; otherwise as the `rollback` flow, which
     waits for reviewers on the Prefect server (`lockgate pending`, `lockgate approve`)."""
     from pipelines.exit_codes import EXIT_OK, EXIT_ROLLBACK_FAILED
+    from tasks.paths import checked_name
+
+    checked_name(name, "model name")
     from tasks.governance.promotion import plan_rollback
     from tasks.governance.rollback import checked_reason, governed_rollback, rollback_rules
     from tasks.stores import ledger_for, policy_for, registry_for
@@ -62,8 +65,17 @@ def audit_verify(settings: Settings, *, model: str | None, recover_first: bool) 
     else:
         console.print(f"ledger {settings.ledger_uri}: {check.entries} rows, [red]row {check.first_bad_seq}: "
                       f"{escape(check.problem)}[/]", highlight=False, soft_wrap=True)
+    from tasks.governance.approval import proof_check
+    from tasks.stores import policy_for
+
+    proofs = proof_check(ledger.entries(), policy_for(settings))
+    colour = "red" if proofs.problems else "green"
+    console.print(f"approvals: [{colour}]{proofs.signed} signature(s) verify[/] against the policy's keys, "
+                  f"{proofs.asserted} asserted (unsigned)", highlight=False)
+    for problem in proofs.problems:
+        console.print(f"  [red]{escape(problem)}[/]", highlight=False, soft_wrap=True)
     names = [model] if model else list(dict.fromkeys(e.model_name for e in ledger.entries() if e.aliases is not None))
-    agreed = True
+    agreed = not proofs.problems
     for name in names:
         with ledger.lock(name):  # a stable view: no promotion of this model moves aliases meanwhile
             if recover_first and check.ok:
@@ -73,9 +85,37 @@ def audit_verify(settings: Settings, *, model: str | None, recover_first: bool) 
                                   highlight=False, soft_wrap=True)
             agree = agreement(registry, ledger, name)
         agreed &= agree.ok
+        agreed &= _witness(registry, ledger, name)
         shown = ", ".join(f"{a} v{v}" for a, v in sorted(agree.registry.items())) or "no aliases"
         console.print(f"{name}: " + (f"[green]registry agrees with the ledger[/] ({shown})" if agree.ok
                                      else f"[red]{escape(agree.problem)}[/]"), highlight=False, soft_wrap=True)
     if recover_first and not check.ok:
         console.print("nothing recovered: the ledger does not verify", highlight=False)
     return EXIT_OK if check.ok and agreed else EXIT_AUDIT_FAILED
+
+
+def _witness(registry, ledger, name: str) -> bool:
+    """The ledger head the registry keeps for ``name`` (a tag written at every promotion and rollback) against the
+    ledger: whether this second store agrees."""
+    import json
+
+    from tasks.governance.promotion import WITNESS_TAG
+
+    tag = registry.model_tags(name).get(WITNESS_TAG)
+    if tag is None:
+        console.print(f"{name}: no ledger head witnessed in the registry (no promotion since witnessing began)",
+                      highlight=False)
+        return True
+    try:
+        mark = json.loads(tag)
+    except ValueError:
+        mark = None
+    problem = ledger.witness_problem(mark, ledger.entries()) if isinstance(mark, dict) else "it is not JSON"
+    if problem is None:
+        signed = ", signed by the ledger key" if mark.get("sig") and ledger.head_public_key else ""
+        console.print(f"{name}: [green]the registry's witness agrees[/] (ledger row {mark['seq']}{signed})",
+                      highlight=False)
+        return True
+    console.print(f"{name}: [red]the registry's witness (tag {WITNESS_TAG}) disagrees: {escape(problem)}[/]",
+                  highlight=False, soft_wrap=True)
+    return False

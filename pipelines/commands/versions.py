@@ -31,13 +31,16 @@ def register(settings: Settings, args: argparse.Namespace) -> int:
 
 def resolve_model_spec(settings: Settings, spec: str):
     """``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` -> the model version record (latest when no version)."""
+    from tasks.paths import checked_name
     from tasks.stores import registry_for
 
     registry = registry_for(settings)
     if "@" in spec:
         name, alias = spec.split("@", 1)
+        checked_name(name, "model name")
         return registry.require_alias(name, alias)
     name, _, version = spec.partition(":")
+    checked_name(name, "model name")
     if version:
         if not version.isdigit():
             raise LockgateError(f"version in {spec!r} must be a number, e.g. {name}:3")

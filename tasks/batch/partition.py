@@ -98,6 +98,7 @@ def score_partition_data(
     (computed once per worker), so prediction drift is monitored beside feature drift.
     """
     from data_contracts.frames import arrow_to_pandas, decoded
+    from data_contracts.names import name_problem
     from tasks.batch.partition_io import sha256_of
     from tasks.validation.gate import validate_dataset
 
@@ -105,6 +106,10 @@ def score_partition_data(
     version, name = model.record.version, target.name
     output = join(io.predictions_root, name, PREDICTIONS_FILE)
     common = dict(partition=name, model_version=version)
+    problem = name_problem(name)
+    if problem:  # it becomes a folder of predictions, quarantine and evidence
+        return PartitionOutcome(**common, status="failed", message=f"partition name {name!r} is not a safe name: it "
+                                f"{problem}; not scored")
     if not force and already_scored(output, version, io):
         return PartitionOutcome(**common, status="skipped", output=output,
                                 message=f"already scored by v{version}; use --force to score it again")

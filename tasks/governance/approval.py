@@ -20,6 +20,13 @@ Refusals (the response does not count):
 - ``duplicate``: an approver who already approved this request approves again; it
   counts once toward ``min_approvals``.
 - ``expired``: received after the request's expiry.
+- ``unsigned`` / ``bad-signature``: the environment's policy says ``identity: signed`` and
+  the response carries no signature, or one that none of the approver's keys
+  (``approval.public_keys``) made over :func:`approval_payload` of this request and response.
+  What is signed names the request (id, flow run, expiry), the model version, its
+  artifact sha256, a digest of every gate's evidence, the transition, environment and
+  policy, and the response (decision, approver, reason): a signature never carries over
+  to another request, run, version, artifact or decision.
 """
 
 from __future__ import annotations
@@ -27,15 +34,18 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import LockgateError
 from tasks.evidence import Check, GateResult
 from tasks.policy import Policy, Transition
+from tasks.signatures import verified_key
 
-Refusal = Literal["unknown-approver", "separation-of-duties", "replayed", "duplicate", "expired"]
+Refusal = Literal["unknown-approver", "separation-of-duties", "replayed", "duplicate", "expired", "unsigned",
+                  "bad-signature"]
+SIGNED_DOMAIN = "lockgate-approval-v1"
 TRANSITION_WORDS = {"promote": "promotion to champion", "rollback": "rollback to the previous champion"}
 
 
@@ -54,6 +64,8 @@ class ApprovalRules(_Model):
     min_approvals: int = 1
     separation_of_duties: bool = True
     expiry_seconds: float = 86400.0
+    identity: Literal["asserted", "signed"] = "asserted"
+    public_keys: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="Approver -> public keys (signed).")
 
 
 def approval_rules(policy: Policy, environment: str, transition: Transition) -> ApprovalRules:
@@ -68,7 +80,9 @@ def approval_rules(policy: Policy, environment: str, transition: Transition) -> 
     return ApprovalRules(
         policy=policy.name, environment=environment, transition=transition, required=transition in env.transitions,
         approvers=policy.approval.approver_names(environment), min_approvals=env.min_approvals,
-        separation_of_duties=env.separation_of_duties, expiry_seconds=env.expiry.total_seconds())
+        separation_of_duties=env.separation_of_duties, expiry_seconds=env.expiry.total_seconds(),
+        identity=env.identity, public_keys={u: policy.approval.public_keys[u] for u in policy.approval.approver_names(environment)
+                                     if u in policy.approval.public_keys})
 
 
 class ApprovalRequest(_Model):
@@ -85,6 +99,7 @@ class ApprovalRequest(_Model):
     expires_at: datetime
     gates: list[str] = Field(default_factory=list, description="Every gate's summary line so far.")
     evidence: dict[str, str] = Field(default_factory=dict, description="sha256 of every gate result, by role.")
+    artifact_sha256: str | None = Field(None, description="sha256 of the exported artifact the transition deploys.")
 
     def summary(self) -> str:
         r = self.rules
@@ -101,6 +116,7 @@ class ApprovalResponse(_Model):
     approver: str
     reason: str
     request_id: str
+    signature: str = Field("", description="Base64 Ed25519 signature of approval_payload (identity: signed).")
 
     def sha256(self) -> str:
         canonical = json.dumps(self.model_dump(), sort_keys=True, separators=(",", ":"))
@@ -117,6 +133,9 @@ class ResponseVerdict(_Model):
     reason: str
     input_sha256: str
     received_at: datetime
+    signed_payload: str | None = Field(None, description="What the signature covers (identity: signed).")
+    signature: str | None = None
+    key: str | None = Field(None, description="Fingerprint of the approver's key that made the signature.")
 
     @property
     def action(self) -> str:
@@ -129,11 +148,12 @@ def authorise_response(request: ApprovalRequest, previous: list[ResponseVerdict]
     """Decide one response against the request's rules and the verdicts before it (checked in the order below)."""
     rules, who = request.rules, response.approver
     digest = response.sha256()
+    signed: dict[str, Any] = {}
 
     def verdict(outcome, refusal: Refusal | None, why: str) -> ResponseVerdict:
         said = f"{who} {response.decision.removesuffix('e')}ed ({response.reason!r})"
         return ResponseVerdict(outcome=outcome, refusal=refusal, approver=who, decision=response.decision,
-                               reason=f"{said}: {why}", input_sha256=digest, received_at=now)
+                               reason=f"{said}: {why}", input_sha256=digest, received_at=now, **signed)
 
     if response.request_id != request.request_id:
         return verdict("refused", "replayed", f"response is for request {response.request_id!r}, not this request "
@@ -146,8 +166,21 @@ def authorise_response(request: ApprovalRequest, previous: list[ResponseVerdict]
     if who not in rules.approvers:
         return verdict("refused", "unknown-approver", f"{who!r} is not an approver in {rules.environment} under "
                        f"policy '{rules.policy}' (approvers: {', '.join(rules.approvers)})")
+    if rules.identity == "signed":
+        if not response.signature:
+            return verdict("refused", "unsigned", f"policy '{rules.policy}' requires signed approvals in "
+                           f"{rules.environment} (identity: signed); sign with `lockgate approve RUN --key "
+                           "~/.ssh/id_ed25519` (a name alone proves nothing)")
+        payload = approval_payload(request, decision=response.decision, approver=who, reason=response.reason)
+        key = verified_key(rules.public_keys.get(who, ()), payload, response.signature)
+        if key is None:
+            return verdict("refused", "bad-signature", f"no key approval.public_keys lists for {who} signed this response to "
+                           f"request {request.request_id} (v{request.version}, artifact "
+                           f"{str(request.artifact_sha256)[:16]})")
+        signed = dict(signed_payload=payload, signature=response.signature, key=key)
+    proven = f", signed (key {signed['key']})" if signed else ""
     if response.decision == "reject":
-        return verdict("rejected", None, f"authorised approver in {rules.environment} rejected the "
+        return verdict("rejected", None, f"authorised approver in {rules.environment}{proven} rejected the "
                        f"{TRANSITION_WORDS[rules.transition]}")
     if rules.separation_of_duties and who in (request.requester, request.registrant):
         role = "requested this transition" if who == request.requester else "registered this version"
@@ -157,13 +190,71 @@ def authorise_response(request: ApprovalRequest, previous: list[ResponseVerdict]
         return verdict("refused", "duplicate", f"{who} already approved this request; distinct approvers count once "
                        f"(min_approvals {rules.min_approvals})")
     count = len(approvers_granted(previous)) + 1
-    return verdict("granted", None, f"authorised approver in {rules.environment}; approval {count} of "
+    return verdict("granted", None, f"authorised approver in {rules.environment}{proven}; approval {count} of "
                    f"{rules.min_approvals}")
 
 
 def approvers_granted(verdicts: list[ResponseVerdict]) -> list[str]:
     """Distinct approvers whose approval counted, in order."""
     return list(dict.fromkeys(v.approver for v in verdicts if v.outcome == "granted"))
+
+
+def evidence_digest(evidence: dict[str, str]) -> str:
+    """sha256 of the canonical JSON of a role -> sha256 evidence map."""
+    return hashlib.sha256(json.dumps(evidence, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def approval_payload(request: Any, *, decision: str, approver: str, reason: str) -> str:
+    """The canonical text an approver signs for ``request`` (an ApprovalRequest) and their response."""
+    rules = request.rules
+    body = {
+        "domain": SIGNED_DOMAIN, "request_id": request.request_id, "flow_run_id": request.flow_run_id,
+        "model_name": request.model_name, "version": request.version, "artifact_sha256": request.artifact_sha256,
+        "evidence_digest": evidence_digest(request.evidence), "transition": rules.transition,
+        "environment": rules.environment, "policy": rules.policy, "expires_at": request.expires_at.isoformat(),
+        "decision": decision, "approver": approver, "reason": reason,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+
+class ProofCheck(_Model):
+    """``lockgate audit verify``'s re-check of every approval the ledger recorded, from the ledger and the policy."""
+
+    signed: int = Field(description="Signed approvals and rejections whose signature verifies now.")
+    asserted: int = Field(description="Approvals and rejections with no signature (identity: asserted).")
+    problems: list[str] = Field(default_factory=list, description="One line per row whose proof does not hold.")
+
+
+def proof_check(entries: list, policy: Policy) -> ProofCheck:
+    """Re-verify each signed approval row offline: its signature against the keys the policy lists for the row's
+    actor, and what was signed against the row (approver, decision, model, version)."""
+    signed, asserted, problems = 0, 0, []
+    for e in entries:
+        if e.action not in ("approval.granted", "approval.rejected"):
+            continue
+        if e.proof is None:
+            asserted += 1
+            continue
+        try:
+            payload = json.loads(e.proof["signed_payload"])
+            claims = (payload["domain"], payload["approver"], payload["decision"], payload["model_name"],
+                      payload["version"])
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"row {e.seq}: its proof is not a signed lockgate approval")
+            continue
+        expected = (SIGNED_DOMAIN, e.actor, "approve" if e.action == "approval.granted" else "reject", e.model_name,
+                    e.version)
+        key = verified_key(policy.approval.public_keys.get(e.actor, ()), e.proof["signed_payload"], e.proof.get("signature", ""))
+        if claims != expected:
+            problems.append(f"row {e.seq}: what was signed ({', '.join(map(str, claims[1:]))}) is not what the row "
+                            f"records ({', '.join(map(str, expected[1:]))})")
+        elif key is None:
+            problems.append(f"row {e.seq}: the signature of {e.actor}'s {expected[2]} does not verify against the keys "
+                            f"policy '{policy.name}' lists for {e.actor}")
+        else:
+            signed += 1
+    return ProofCheck(signed=signed, asserted=asserted, problems=problems)
 
 
 class ApprovalResult(GateResult):

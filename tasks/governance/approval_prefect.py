@@ -46,6 +46,8 @@ class ApprovalInput(RunInput):
     approver: str = Field(min_length=1, description="your user name; checked against the policy's approvers")
     reason: str = Field(min_length=1, description="why; recorded in the ledger")
     request_id: str = Field(min_length=1, description="the request this response is for (prefilled; do not change)")
+    signature: str = Field("", description="where the policy says identity: signed, the Ed25519 signature "
+                           "`lockgate approve --key` makes (the form cannot sign: use the CLI)")
 
 
 def utc_now() -> datetime:
@@ -215,9 +217,11 @@ def checked_run_id(run_id: str, reason: str) -> UUID:
 
 
 def respond(settings: Settings, run_id: str, *, decision: Literal["approve", "reject"], reason: str,
-            approver: str | None = None, request_id: str | None = None) -> ApprovalResponse:
+            approver: str | None = None, request_id: str | None = None,
+            key_file: str | None = None) -> ApprovalResponse:
     """Resume paused run ``run_id`` with a response (approver defaults to settings.actor; the request id to the one
-    the run is waiting for). One-line LockgateError when the run is not awaiting approval."""
+    the run is waiting for), signed with ``key_file`` when given. One-line LockgateError when the run is not
+    awaiting approval, or when signing and the run's request document is not here or does not match the ledger."""
     flow_run_id = checked_run_id(run_id, reason)
     from prefect import get_client
     from prefect.exceptions import FlowPauseTimeout, NotPausedError, ObjectNotFound
@@ -236,8 +240,11 @@ def respond(settings: Settings, run_id: str, *, decision: Literal["approve", "re
             raise LockgateError(f"the approval request of flow run {run_id} expired at {timeout.isoformat()}")
         if request_id is None:
             request_id = _awaited_request_id(client, flow_run_id, state)
-    response = ApprovalResponse(decision=decision, approver=approver or settings.actor, reason=reason,
-                                request_id=request_id)
+    who = approver or settings.actor
+    signature = "" if key_file is None else signed_response(settings, str(flow_run_id), request_id, decision=decision,
+                                                            approver=who, reason=reason, key_file=key_file)
+    response = ApprovalResponse(decision=decision, approver=who, reason=reason, request_id=request_id,
+                                signature=signature)
     try:
         resume_flow_run(flow_run_id, run_input=response.model_dump())
     except NotPausedError:
@@ -247,6 +254,22 @@ def respond(settings: Settings, run_id: str, *, decision: Literal["approve", "re
     except RuntimeError as e:  # the server rejected the input (its types) or the transition
         raise LockgateError(f"Prefect refused the response to flow run {run_id}: {' '.join(str(e).split())}") from None
     return response
+
+
+def signed_response(settings: Settings, run_id: str, request_id: str, *, decision: str, approver: str, reason: str,
+                    key_file: str) -> str:
+    """The signature of this response over the run's request document (found through its ledger row and checked
+    against the sha256 there), made with ``key_file``."""
+    from tasks.governance.approval import approval_payload
+    from tasks.signatures import sign
+
+    requests, _ = _ledger_requests(settings)
+    row = requests.get(run_id)
+    request = load_request(settings, row) if row is not None else None
+    if request is None or request.request_id != request_id:
+        raise LockgateError(f"the approval request of flow run {run_id} is not in this LOCKGATE_HOME's ledger (or its "
+                            "document does not match the ledger): nothing to sign")
+    return sign(key_file, approval_payload(request, decision=decision, approver=approver, reason=reason))
 
 
 def _awaited_request_id(client, flow_run_id: UUID, state) -> str:

@@ -61,6 +61,7 @@ class AuditEntry(BaseModel):
     flow_run_id: str | None
     aliases: dict[str, int] | None = None
     identifiers: dict[str, str] = {}  # evidence roles that are identifiers, e.g. contract.fingerprint
+    proof: dict[str, str] | None = None  # a signed approval's payload, signature and key (audit verify re-checks it)
     evidence: list[EvidenceCheck]
 
     @property

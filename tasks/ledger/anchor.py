@@ -10,6 +10,12 @@ apart from a deletion. Every read-modify-write of the file holds an exclusive
 Default: beside a SQLite ledger (``ledger.db.anchor.json``). A Postgres ledger shared
 by several machines needs the anchor on storage every writer shares
 (``LOCKGATE_LEDGER_ANCHOR``), or none, in which case tail deletion goes unnoticed.
+
+Signed head: with the ledger key (``LOCKGATE_LEDGER_KEY``, an Ed25519 key kept outside
+the ledger's folder) every mark carries a signature of (seq, hash). Whoever can write
+the database and the anchor can drop the triggers, rewrite rows and recompute every
+hash and the anchor, but cannot sign the new head without the key: the check then
+names the unsigned or wrongly signed mark.
 """
 
 from __future__ import annotations
@@ -21,9 +27,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+HEAD_DOMAIN = "lockgate-ledger-head-v1"
+
+
+def head_payload(seq: int, entry_hash: str) -> str:
+    """What the ledger key signs for the row ``seq`` with hash ``entry_hash``."""
+    return f"{HEAD_DOMAIN}:{seq}:{entry_hash}"
+
+
 class Anchor:
-    def __init__(self, path: Path):
+    """``signer``: the ledger's Ed25519 private key (marks are signed); ``verifier``: its public key line (marks must
+    carry its signature to count)."""
+
+    def __init__(self, path: Path, *, signer=None, verifier: str | None = None):
         self.path = Path(path)
+        self.signer, self.verifier = signer, verifier
 
     @contextmanager
     def _locked(self):
@@ -42,6 +60,12 @@ class Anchor:
             return None
 
     def _write(self, state: dict) -> None:
+        if self.signer is not None:
+            from tasks.signatures import sign_with
+
+            for mark in (state.get("head"), state.get("pending")):
+                if mark:
+                    mark["sig"] = sign_with(self.signer, head_payload(mark["seq"], mark["hash"]))
         tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(state, sort_keys=True))
         os.replace(tmp, self.path)
@@ -75,7 +99,16 @@ class Anchor:
         marks = [m for m in (state.get("head"), state.get("pending")) if m]
         for mark in marks:
             if mark["seq"] == last_seq and hashes.get(last_seq) == mark["hash"]:
-                return None, None, f"anchor {self.path}: last row {last_seq} matches"
+                if self.verifier is None:
+                    return None, None, f"anchor {self.path}: last row {last_seq} matches"
+                from tasks.signatures import key_fingerprint, verified_key
+
+                if verified_key([self.verifier], head_payload(mark["seq"], mark["hash"]), mark.get("sig", "")) is None:
+                    return last_seq, (f"row {last_seq} matches the anchor, but the anchor's record of it is not signed "
+                                      f"by the ledger key {key_fingerprint(self.verifier)}: the anchor was written "
+                                      "without the key (rows rewritten and hashes recomputed?)"), ""
+                return None, None, (f"anchor {self.path}: last row {last_seq} matches, signed by the ledger key "
+                                    f"{key_fingerprint(self.verifier)}")
         head = state.get("head") or {"seq": 0, "hash": None}
         if last_seq < head["seq"]:
             gone = f"row {last_seq + 1}" + (f" to row {head['seq']}" if head["seq"] > last_seq + 1 else "")

@@ -36,12 +36,15 @@ class LedgerEntry(BaseModel):
     evidence: dict[str, str] = Field(default_factory=dict)
     aliases: dict[str, int] | None = Field(
         None, description="the model's aliases after this row, on every row that changes them (None otherwise)")
+    proof: dict[str, str] | None = Field(
+        None, description="A signed approval's proof: signed_payload, signature (base64 Ed25519) and key "
+        "(fingerprint); audit verify re-checks it against the policy's keys. Hashed with the row when present.")
     prev_hash: str = GENESIS
     entry_hash: str = ""
 
     def content_hash(self, seq: int | None = None) -> str:
         """sha256 of the row's content, its seq (``seq`` overrides it) and the previous row's hash."""
-        body = self.model_dump(exclude={"entry_hash"})
+        body = self.model_dump(exclude={"entry_hash"} | ({"proof"} if self.proof is None else set()))
         if seq is not None:
             body["seq"] = seq
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))

@@ -43,6 +43,7 @@ ledger_table = Table(
     Column("flow_run_id", String(80), nullable=True),
     Column("evidence", Text, nullable=False),
     Column("aliases", Text, nullable=True),
+    Column("proof", Text, nullable=True),
     Column("prev_hash", String(64), nullable=False, unique=True),
     Column("entry_hash", String(64), nullable=False, unique=True),
 )
@@ -68,12 +69,20 @@ _APPEND_ONLY = {
 class Ledger:
     """The ledger table at a SQLAlchemy URL, with an optional anchor file and the per-model promotion lock."""
 
-    def __init__(self, url: str, *, anchor: Path | None = None, lock_timeout: float = 120.0):
+    def __init__(self, url: str, *, anchor: Path | None = None, lock_timeout: float = 120.0, head_key=None,
+                 head_public_key: str | None = None):
+        """``head_key``: the ledger's Ed25519 private key (signs the anchor's marks); ``head_public_key``: the public
+        key line the anchor's marks must be signed by (derived from ``head_key`` when not given)."""
         from tasks.ledger.anchor import Anchor
 
         self.url = url
         self.lock_timeout = lock_timeout
-        self.anchor = Anchor(anchor) if anchor is not None else None
+        if head_key is not None and head_public_key is None:
+            from tasks.signatures import public_key_line
+
+            head_public_key = public_key_line(head_key)
+        self.head_public_key = head_public_key
+        self.anchor = Anchor(anchor, signer=head_key, verifier=head_public_key) if anchor is not None else None
         try:
             self.engine = create_engine(url, **({"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}))
             self.dialect = self.engine.dialect.name
@@ -90,6 +99,10 @@ class Ledger:
         except SQLAlchemyError as e:
             raise LockgateError(f"ledger at {_safe(url)} cannot be opened: {str(e).splitlines()[0]}") from None
         missing = {c.name for c in ledger_table.columns} - columns
+        if missing == {"proof"}:  # a ledger from before signed approvals: the new column is added, no row changes
+            with self._write() as conn:
+                conn.execute(text("ALTER TABLE ledger ADD COLUMN proof TEXT"))
+            missing = set()
         if missing:
             raise LockgateError(f"ledger at {_safe(url)} has an older schema (no column {', '.join(sorted(missing))}); "
                                 "move it aside or set LOCKGATE_LEDGER_URL to start a new ledger")
@@ -115,6 +128,7 @@ class Ledger:
             row = entry.model_dump()
             row["evidence"] = json.dumps(row["evidence"], sort_keys=True)
             row["aliases"] = None if entry.aliases is None else json.dumps(entry.aliases, sort_keys=True)
+            row["proof"] = None if entry.proof is None else json.dumps(entry.proof, sort_keys=True)
             conn.execute(ledger_table.insert().values(**row))
             if self.anchor is not None:
                 self.anchor.before_commit(last[0] if last else 0, prev, seq, entry.entry_hash)
@@ -131,7 +145,8 @@ class Ledger:
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [LedgerEntry(**{**row, "evidence": json.loads(row["evidence"]),
-                               "aliases": None if row["aliases"] is None else json.loads(row["aliases"])})
+                               "aliases": None if row["aliases"] is None else json.loads(row["aliases"]),
+                               "proof": None if row["proof"] is None else json.loads(row["proof"])})
                 for row in reversed(rows)]
 
     def verify(self) -> LedgerVerification:
@@ -149,6 +164,36 @@ class Ledger:
                                                    {e.seq: e.entry_hash for e in entries})
         return LedgerVerification(ok=problem is None, entries=len(entries), first_bad_seq=bad_seq, problem=problem,
                                   anchor=note)
+
+    def head_mark(self, seq: int, entry_hash: str) -> dict:
+        """(seq, hash) of a row, signed with the ledger key when there is one: what a witness keeps."""
+        mark = {"seq": seq, "hash": entry_hash}
+        if self.anchor is not None and self.anchor.signer is not None:
+            from tasks.ledger.anchor import head_payload
+            from tasks.signatures import sign_with
+
+            mark["sig"] = sign_with(self.anchor.signer, head_payload(seq, entry_hash))
+        return mark
+
+    def witness_problem(self, mark: dict, entries: list[LedgerEntry]) -> str | None:
+        """Why a witness's mark does not agree with this ledger (its row gone or changed, its signature not the
+        ledger key's), or None when it agrees."""
+        from tasks.ledger.anchor import head_payload
+        from tasks.signatures import verified_key
+
+        try:
+            seq, entry_hash = int(mark["seq"]), str(mark["hash"])
+        except (KeyError, TypeError, ValueError):
+            return "it is not a ledger head mark"
+        row = next((e for e in entries if e.seq == seq), None)
+        if row is None:
+            return f"it records row {seq}, which the ledger no longer has"
+        if row.entry_hash != entry_hash:
+            return f"it records row {seq} with hash {entry_hash[:12]}…, the ledger's row {seq} has {row.entry_hash[:12]}…"
+        if self.head_public_key is not None and verified_key(
+                [self.head_public_key], head_payload(seq, entry_hash), mark.get("sig", "")) is None:
+            return f"its record of row {seq} is not signed by the ledger key"
+        return None
 
     def lock(self, name: str, *, timeout: float | None = None):
         """Context manager: the promotion lock of model ``name`` (one holder across processes and machines

@@ -23,14 +23,40 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def module_settings(tmp_path_factory):
-    """Overrides the conftest fixture: this module's policy, fast polling, the tester registers and requests."""
+def signing_keys(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """name -> (OpenSSH private key file, public key line): carol's and mallory's Ed25519 keys, made for this run."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    folder, keys = tmp_path_factory.mktemp("keys"), {}
+    for name in ("carol", "mallory"):
+        key = Ed25519PrivateKey.generate()
+        path = folder / f"{name}_ed25519"
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                           serialization.NoEncryption()))
+        keys[name] = (path, key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                          serialization.PublicFormat.OpenSSH).decode())
+    return keys
+
+
+@pytest.fixture(scope="module")
+def module_settings(tmp_path_factory, signing_keys):
+    """Overrides the conftest fixture: this module's policy (plus a signed environment with this run's keys), fast
+    polling, the tester registers and requests."""
+    import yaml
+
     from tasks.settings import Settings
 
     home = tmp_path_factory.mktemp("home")
+    policy = yaml.safe_load(Path(__file__).with_name("approval_policy.yaml").read_text())
+    policy["approval"]["public_keys"] = {"carol": [signing_keys["carol"][1]]}
+    policy["approval"]["environments"]["signed"] = {"transitions": ["promote"], "identity": "signed", "expiry": "5m",
+                                                    "approvers": {"users": ["carol"]}}
+    policy_file = home.parent / "signed_approval_policy.yaml"
+    policy_file.write_text(yaml.safe_dump(policy, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LOCKGATE_HOME", str(home))
-        mp.setenv("LOCKGATE_POLICY_FILE", str(Path(__file__).with_name("approval_policy.yaml")))
+        mp.setenv("LOCKGATE_POLICY_FILE", str(policy_file))
         mp.setenv("LOCKGATE_ACTOR", "tester")
         mp.setenv("LOCKGATE_APPROVAL_POLL_SECONDS", "0.5")
         yield Settings()
@@ -251,6 +277,36 @@ def test_expired_request_is_recorded_and_a_late_approval_is_a_one_line_error(ser
     assert late.returncode == 2
     assert late.stderr.strip() == f"lockgate: error: flow run {run} is not awaiting approval (state Completed)"
     assert [e.action for e in ledger_for(module_settings).entries() if e.flow_run_id == run][-1] == "candidate.rejected"
+
+
+def test_a_signed_environment_refuses_a_name_alone_and_a_wrong_key_and_audit_re_checks_the_signature(
+        server, module_settings, register, candidate_files, golden, monkeypatch, signing_keys):
+    from tasks.stores import ledger_for, registry_for
+
+    monkeypatch.setenv("LOCKGATE_ENVIRONMENT", "signed")
+    version = register(candidate_files).version
+    flow = LifecycleThread(version, golden)
+    run = _wait_paused(module_settings, version, flow, 0).flow_run_id
+    alone = _cli(module_settings, "approve", run, "--reason", "trust me", "--as", "carol", environment="signed")
+    assert alone.returncode == 3 and "approval.refused" in alone.stdout and "requires signed approvals" in alone.stdout
+    _wait_paused(module_settings, version, flow, 1)
+    stolen = _cli(module_settings, "approve", run, "--reason", "mine now", "--as", "carol", "--key",
+                  str(signing_keys["mallory"][0]), environment="signed")
+    assert stolen.returncode == 3 and "no key approval.public_keys lists for carol signed this response" in stolen.stdout
+    _wait_paused(module_settings, version, flow, 2)
+    signed = _cli(module_settings, "approve", run, "--reason", "evidence reviewed", "--as", "carol", "--key",
+                  str(signing_keys["carol"][0]), environment="signed")
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert "approve from carol (signed) delivered" in signed.stdout and "signed (key SHA256:" in signed.stdout
+    assert flow.join().decision == CHAMPION
+    assert registry_for(module_settings).aliases(module_settings.model_name)[CHAMPION] == version
+    rows = [e for e in ledger_for(module_settings).entries() if e.flow_run_id == run]
+    assert [(e.action, e.proof is not None) for e in rows if e.action.startswith("approval.")] == [
+        ("approval.requested", False), ("approval.refused", False), ("approval.refused", False),
+        ("approval.granted", True)]
+    verify = _cli(module_settings, "audit", "verify", environment="signed")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "approvals: 1 signature(s) verify against the policy's keys" in verify.stdout
 
 
 def test_a_rollback_needing_approval_waits_for_an_authorised_approver(server, module_settings, candidate_files,

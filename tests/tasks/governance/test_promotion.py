@@ -230,3 +230,24 @@ def test_promotion_and_rollback_on_a_postgres_ledger(name, versions, postgres_db
         "promotion.started", "promotion.committed", "promotion.started", "promotion.committed", "promotion.refused",
         "rollback.started", "rollback.committed"]
     _consistent(registry, ledger, name)
+
+
+def test_every_commit_is_witnessed_in_the_registry_and_a_rewritten_ledger_disagrees(name, versions):
+    import json
+
+    from tasks.governance.promotion import WITNESS_TAG
+
+    registry, ledger = versions
+    result = _promote(registry, ledger, name, 1, None)
+    mark = json.loads(registry.model_tags(name)[WITNESS_TAG])
+    committed = ledger.entries()[result.ledger_seqs[-1] - 1]
+    assert (mark["seq"], mark["hash"]) == (committed.seq, committed.entry_hash) and mark["sig"]
+    assert ledger.witness_problem(mark, ledger.entries()) is None
+    # the ledger as an attacker rewrote it (the committed row edited, its hash recomputed; the shared ledger itself
+    # stays intact for the other tests): the registry's witness disagrees
+    forged = committed.model_copy(update={"reason": "rewritten"})
+    forged = forged.model_copy(update={"entry_hash": forged.content_hash()})
+    problem = ledger.witness_problem(mark, [forged if e.seq == forged.seq else e for e in ledger.entries()])
+    assert problem.startswith(f"it records row {committed.seq} with hash {committed.entry_hash[:12]}")
+    assert ledger.witness_problem({**mark, "sig": mark["sig"][::-1]}, [committed]) == (
+        f"its record of row {committed.seq} is not signed by the ledger key")

@@ -96,6 +96,37 @@ def test_tampering_is_detected_and_the_row_named(ledger, five, case):
     assert check.first_bad_seq == bad_seq and problem in check.problem, check
 
 
+@pytest.mark.parametrize("signed", [True, False])
+def test_a_chain_rewritten_with_recomputed_hashes_and_anchor_needs_the_ledger_key(ledger_url, tmp_path, signed):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tasks.ledger.anchor import head_payload
+    from tasks.signatures import public_key_line, sign_with
+
+    key = Ed25519PrivateKey.generate() if signed else None
+    anchor = tmp_path / "ledger.anchor.json"
+    ledger = Ledger(ledger_url, anchor=anchor, head_key=key)
+    rows = [ledger.append(_entry(i)) for i in range(1, 6)]
+    assert ledger.verify().ok and ("signed by the ledger key" in ledger.verify().anchor) == signed
+    # the attacker: rows 3.. rewritten, every hash recomputed, the anchor rewritten (and signed with their own key)
+    prev, statements = rows[1].entry_hash, []
+    for e in rows[2:]:
+        e = e.model_copy(update={"reason": "rewritten" if e.seq == 3 else e.reason, "prev_hash": prev})
+        prev = e.content_hash()
+        statements.append((text("UPDATE ledger SET reason = :r, prev_hash = :p, entry_hash = :h WHERE seq = :s"),
+                           {"r": e.reason, "p": e.prev_hash, "h": prev, "s": e.seq}))
+    tamper(ledger, *statements)
+    mallory = Ed25519PrivateKey.generate()
+    anchor.write_text(json.dumps({"head": {"seq": 5, "hash": prev, "sig": sign_with(mallory, head_payload(5, prev))},
+                                  "pending": None}))
+    auditor = Ledger(ledger_url, anchor=anchor, head_public_key=public_key_line(key) if signed else None)
+    check = auditor.verify()
+    if signed:
+        assert not check.ok and check.first_bad_seq == 5 and "not signed by the ledger key SHA256:" in check.problem
+    else:  # without the key a complete rewrite verifies: what the ledger key is for
+        assert check.ok and [e.reason for e in auditor.entries()][2] == "rewritten"
+
+
 def test_anchor_tells_a_crash_around_the_commit_from_a_deletion(ledger, five, tmp_path):
     anchor = tmp_path / "ledger.anchor.json"
     # killed after the database commit of row 5, before the anchor's head moved to it

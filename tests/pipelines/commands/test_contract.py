@@ -15,7 +15,7 @@ import yaml
 from pipelines.cli import main
 from pipelines.exit_codes import EXIT_OK, EXIT_USAGE, EXIT_VALIDATION_FAILED
 
-CONTRACT_FILE = Path(__file__).resolve().parents[2] / "data_contracts" / "credit_default.yaml"
+CONTRACT_FILE = Path(__file__).resolve().parents[3] / "data_contracts" / "credit_default.yaml"
 N = 200
 
 
@@ -272,6 +272,48 @@ def test_validate_bad_contract(settings, capsys, frame, tmp_path, contract_file,
     data = _write(frame, tmp_path / "d.parquet")
     code, _, err = run(capsys, ["validate", bad, data], [bad, data])
     assert code == EXIT_USAGE and fragment in _one_line_error(err)
+
+
+@pytest.mark.parametrize("name", ["../../../x/evil", "a/b", "..", ".hidden", "with space", "x" * 129])
+def test_a_contract_name_that_would_leave_lockgate_home_is_refused(settings, capsys, frame, tmp_path, contract_file,
+                                                                   name):
+    bad = contract_file(lambda raw: raw.update(name=name))
+    data = _write(frame, tmp_path / "d.parquet")
+    before = {p for p in tmp_path.rglob("*")}
+    code, _, err = run(capsys, ["validate", bad, data], [bad, data])
+    assert code == EXIT_USAGE and "name: Value error" in _one_line_error(err) and "is not a safe name" in err
+    home = settings.home_dir
+    assert all(p == home or home in p.parents for p in set(tmp_path.rglob("*")) - before)  # nothing written outside
+    code, out, _ = run(capsys, ["contract", "lint", bad], [bad])
+    assert code == EXIT_USAGE and "is not a safe name" in out
+
+
+def test_a_data_file_name_that_is_not_a_safe_name_is_refused(settings, capsys, frame, tmp_path):
+    data = _write(frame, tmp_path / "day one.parquet")
+    code, _, err = run(capsys, ["validate", "credit_default", data], [data])
+    assert code == EXIT_USAGE and "'day one' is not a safe name" in _one_line_error(err)
+    assert not (settings.home_dir / "validation" / "credit_default").exists()
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda raw: raw["schema"][0]["quality"][0].update(mustBeBetween=[1, float("inf")]),
+     "quality[0](row_count).mustBeBetween[1]: inf is not a finite number"),
+    (lambda raw: raw["schema"][0]["properties"][10]["quality"][0].update(mustBe=float("nan")),
+     "mustBe: nan is not a finite number"),
+])
+def test_a_nan_or_inf_bound_is_a_one_line_error(settings, capsys, contract_file, frame, tmp_path, edit, fragment):
+    bad = contract_file(edit)
+    data = _write(frame, tmp_path / "d.parquet")
+    for argv in (["contract", "lint", bad], ["contract", "diff", "credit_default", bad], ["validate", bad, data]):
+        code, out, err = run(capsys, argv, [bad, data])
+        assert code == EXIT_USAGE and fragment in out + err and "unexpected error" not in out + err
+
+
+def test_a_deeply_nested_contract_is_a_one_line_error(settings, capsys, tmp_path):
+    bad = tmp_path / "deep.yaml"
+    bad.write_text("a: " + "[" * 3000 + "]" * 3000 + "\n")
+    code, _, err = run(capsys, ["contract", "diff", "credit_default", bad], [bad])
+    assert code == EXIT_USAGE and "nesting deeper than 64 levels" in _one_line_error(err)
 
 
 def test_validate_unknown_contract_name(settings, capsys, frame, tmp_path):
