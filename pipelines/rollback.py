@@ -32,6 +32,7 @@ def rollback_flow(model_name: str, reason: str, to_version: int | None = None) -
 
     outcome = governed_rollback(settings, policy, model_name, reason=reason, to_version=to_version,
                                 flow_run_id=run_id, ask=ask)
+    gates.publish_ledger_head(settings, model_name)
     gates.publish_table(f"rollback-{model_name}-{run_id}", [{"from": f"v{outcome.from_version}",
                         "to": f"v{outcome.to_version}", "status": outcome.status, "approval": outcome.approval.decision,
                         "reason": outcome.reasons[0][:300]}], outcome.summary_line())

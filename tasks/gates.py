@@ -46,6 +46,20 @@ def _table_artifact(table: list[dict], key: str, description: str) -> None:
         create_table_artifact(table=table, key=_artifact_key(key), description=description[:500])
 
 
+def publish_ledger_head(settings: Settings, name: str) -> None:
+    """The ledger head the registry witnessed at ``name``'s last alias move, published again as a Prefect artifact
+    (key ``ledger-head-<name>``): a witness in a third store, which `lockgate audit verify` compares too."""
+    from tasks.governance.promotion import WITNESS_TAG
+
+    mark = registry_for(settings).model_tags(name).get(WITNESS_TAG)
+    if mark:
+        _markdown_artifact(f"```json\n{mark}\n```\n", f"{LEDGER_HEAD_ARTIFACT}-{name}",
+                           f"ledger head at {name}'s last alias move")
+
+
+LEDGER_HEAD_ARTIFACT = "ledger-head"
+
+
 def _flow_run_id() -> str | None:
     run_id = flow_run.get_id()
     return str(run_id) if run_id else None
@@ -264,11 +278,15 @@ def decide_approval(settings: Settings, policy: Policy, record: ModelVersionReco
     rules = approval_rules(policy, settings.environment, transition)
     if not rules.required:
         return approve_automatically(settings, policy, record, rules, role)
+    import os
+
     from prefect.settings import get_current_settings
 
     from tasks.governance.approval_prefect import wait_for_decision
 
-    if not get_current_settings().api.url:
+    url = get_current_settings().api.url
+    # a command's own temporary API (pipelines/temporary_api.py) is as unreachable for reviewers as none
+    if not url or url == os.environ.get("LOCKGATE_TEMPORARY_API"):
         from tasks.errors import LockgateError
 
         raise LockgateError(f"{transition} needs human approval in {rules.environment} but this flow runs on "
@@ -370,6 +388,7 @@ def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord
                         reasons=[(outcome.smoke_test or outcome.reason) if outcome.status == "committed"
                                  else outcome.reason],
                         checks=checks if outcome.status != "refused" else checks[:1])
+    publish_ledger_head(settings, record.name)
     return publish(settings, record, result, "promotion")
 
 
@@ -422,7 +441,10 @@ def _load_verified(settings: Settings, policy: Policy, record: ModelVersionRecor
     from tasks.batch.partition import SCORE_COLUMN
     from tasks.registration.inference import load_compiled, load_reference
 
+    from tasks.governance.artifact_signature import verify_version
+
     registry = registry_for(settings)
+    verify_version(settings, registry, record)  # before any byte of it is loaded: signed at promotion, unchanged since
     model = load_compiled(registry, record, cache_dir(settings), policy.compilation.batch_buckets)
     reference = load_reference(registry, record, cache_dir(settings))
     # the contract too, loaded once per process (registry.fetch renames whole files into the shared cache)
@@ -598,6 +620,7 @@ def rollback_model(settings: Settings, policy: Policy, champion: ChampionRef, br
     ledger.append(LedgerEntry(action=ALERT, version=result.to_version, **common, reason=reason))
     get_run_logger().warning("MONITOR ROLLBACK: %s", reason)
     _markdown_artifact(f"# Monitoring rollback\n\n{reason}\n", f"monitor-{champion.name}", reason)
+    publish_ledger_head(settings, champion.name)
     return load_champion.fn(settings, policy, champion.name)
 
 

@@ -46,6 +46,15 @@ class Settings(BaseSettings):
         None, description="The ledger key's public line ('ssh-ed25519 AAAA...'), for an auditor without the private "
         "key: `audit verify` then checks the head's signature with it. Default: derived from the ledger key.",
     )
+    artifact_key: str | None = Field(
+        None, description="The artifact signing key: an EC P-256 private key (PEM) that signs a promoted model's files "
+        "in the OpenSSF Model Signing format, kept outside LOCKGATE_HOME. Default "
+        "~/.config/lockgate/artifact_signing_key.pem (created on first use, mode 0600).",
+    )
+    artifact_public_key: str | None = Field(
+        None, description="Its public key (PEM file), which verifies a champion's files before they score. Default: "
+        "the .pub.pem beside the artifact key.",
+    )
     ledger_anchor: str | None = Field(
         None, description="File holding the ledger's last row (seq, hash) so rows deleted from its end are detected; "
         "default: beside a SQLite ledger, none for other URLs (set it to storage every writer shares); 'none' disables it.")
@@ -128,15 +137,33 @@ class Settings(BaseSettings):
         return None
 
     @property
+    def artifact_key_path(self) -> Path | None:
+        """The artifact signing key's file, refused inside LOCKGATE_HOME."""
+        if self.artifact_key is not None and self.artifact_key.lower() == "none":
+            return None
+        return self._outside_home(self.artifact_key or "~/.config/lockgate/artifact_signing_key.pem",
+                                  "LOCKGATE_ARTIFACT_KEY")
+
+    @property
+    def artifact_public_key_path(self) -> Path | None:
+        if self.artifact_public_key is not None:
+            return Path(self.artifact_public_key).expanduser().resolve()
+        key = self.artifact_key_path
+        return None if key is None else key.with_name(key.name.removesuffix(".pem") + ".pub.pem")
+
+    def _outside_home(self, value: str, variable: str) -> Path:
+        path = Path(value).expanduser().resolve()
+        if path == self.home_dir or self.home_dir in path.parents:
+            raise LockgateError(f"{variable} {path} is inside LOCKGATE_HOME {self.home_dir}: keep the key apart from "
+                                "what it proves (e.g. under ~/.config/lockgate/)")
+        return path
+
+    @property
     def ledger_key_path(self) -> Path | None:
         """The ledger key's file, refused inside LOCKGATE_HOME (a key beside what it proves proves nothing)."""
         if self.ledger_key is not None and self.ledger_key.lower() == "none":
             return None
-        path = Path(self.ledger_key or "~/.config/lockgate/ledger_ed25519").expanduser().resolve()
-        if path == self.home_dir or self.home_dir in path.parents:
-            raise LockgateError(f"LOCKGATE_LEDGER_KEY {path} is inside LOCKGATE_HOME {self.home_dir}: keep the key "
-                                "that signs the ledger apart from it (e.g. ~/.config/lockgate/ledger_ed25519)")
-        return path
+        return self._outside_home(self.ledger_key or "~/.config/lockgate/ledger_ed25519", "LOCKGATE_LEDGER_KEY")
 
     @property
     def data_dir(self) -> Path:

@@ -14,7 +14,9 @@ os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
 # The ledger key signs every test ledger's head: one per session, never the developer's ~/.config/lockgate key.
-os.environ.setdefault("LOCKGATE_LEDGER_KEY", os.path.join(tempfile.mkdtemp(prefix="lockgate-ledger-key-"), "ledger_ed25519"))
+_KEYS = tempfile.mkdtemp(prefix="lockgate-test-keys-")
+os.environ.setdefault("LOCKGATE_LEDGER_KEY", os.path.join(_KEYS, "ledger_ed25519"))
+os.environ.setdefault("LOCKGATE_ARTIFACT_KEY", os.path.join(_KEYS, "artifact_signing_key.pem"))
 
 # Prefect's SDK (prefect.main) adds its console handler to the root logger when first imported, bound to the
 # sys.stderr of that moment. Imported here, that is pytest's session-wide capture; imported first inside a test using

@@ -32,6 +32,15 @@ def server_command(settings: Settings, args: argparse.Namespace) -> int:
                       else "no lockgate Prefect server recorded for this LOCKGATE_HOME", highlight=False)
         return 0
     console.print(prefect_server.describe(settings), highlight=False, soft_wrap=True)
+    from pipelines.temporary_api import reap_orphans, running_leases
+
+    for lease in reap_orphans(settings):
+        what = "stopped" if lease.get("stopped") else "already gone"
+        console.print(f"orphaned temporary API {lease.get('url')} (pid {lease.get('pid')}, its command pid "
+                      f"{lease.get('owner')} is gone): {what}", highlight=False, soft_wrap=True)
+    for lease in running_leases(settings):
+        console.print(f"temporary API {lease.get('url')} (pid {lease.get('pid')}) of running command pid "
+                      f"{lease.get('owner')}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -42,7 +51,8 @@ def require_reachable_api(settings: Settings, transition: str = "promote") -> No
     from tasks.stores import policy_for
 
     rules = approval_rules(policy_for(settings), settings.environment, transition)
-    if rules.required and not os.environ.get("PREFECT_API_URL"):
+    url = os.environ.get("PREFECT_API_URL")
+    if rules.required and (not url or url == os.environ.get("LOCKGATE_TEMPORARY_API")):
         raise LockgateError(
             f"policy '{rules.policy}' needs human approval for {transition} in {rules.environment}, but no Prefect "
             "server is running for reviewers to reach the paused run; run `lockgate server start` (or set "

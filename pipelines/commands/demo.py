@@ -77,8 +77,11 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
     from tasks.registration.register import register_candidate
     from tasks.stores import ledger_for, registry_for
 
+    from pipelines.temporary_api import ensure_api, start_temporary_api
+
     started = time.perf_counter()
     home = settings.ensure_home()
+    start_temporary_api(settings)  # from this (the main) thread: the server dies with the command
     warm_up_in_background()
     sz = SIZES[size]
     step = _Steps()
@@ -100,6 +103,9 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
                 reference_path=files[2], contract_name=CONTRACT, actor=settings.actor,
                 description=f"demo candidate {candidate.label}",
             )
+        if i == 0:
+            with step("wait until Prefect's temporary API answers"):
+                ensure_api(settings)
         with step(f"lifecycle flow for v{record.version}"):
             outcome = lifecycle(version=record.version, golden=str(data.golden), current=str(data.partitions[0].features))
         outcomes.append(outcome)
@@ -126,26 +132,14 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
 
 
 def warm_up_in_background() -> None:
-    """Start Prefect's temporary API and the slow imports (GE, Evidently) while data is generated and models train.
-
-    Both are fixed costs of the first lifecycle run (about 15 s and 15 s here); overlapping them with the
-    CPU work of the first steps takes them off the critical path.
-    """
-    import os
+    """The slow imports (GE, Evidently) while data is generated and models train (the temporary API starts in
+    its own process meanwhile): fixed costs of the first lifecycle run, off the critical path."""
     import threading
-
-    def prefect_api():
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as client:
-            client.api_healthcheck()
 
     def imports():
         import evidently  # noqa: F401
         import great_expectations  # noqa: F401
 
-    if not os.environ.get("PREFECT_API_URL"):
-        threading.Thread(target=prefect_api, name="warm-prefect", daemon=True).start()
     threading.Thread(target=imports, name="warm-imports", daemon=True).start()
 
 

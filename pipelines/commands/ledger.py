@@ -86,6 +86,8 @@ def audit_verify(settings: Settings, *, model: str | None, recover_first: bool) 
             agree = agreement(registry, ledger, name)
         agreed &= agree.ok
         agreed &= _witness(registry, ledger, name)
+        agreed &= _prefect_witness(ledger, name)
+        agreed &= _champion_signature(settings, registry, name)
         shown = ", ".join(f"{a} v{v}" for a, v in sorted(agree.registry.items())) or "no aliases"
         console.print(f"{name}: " + (f"[green]registry agrees with the ledger[/] ({shown})" if agree.ok
                                      else f"[red]{escape(agree.problem)}[/]"), highlight=False, soft_wrap=True)
@@ -118,4 +120,64 @@ def _witness(registry, ledger, name: str) -> bool:
         return True
     console.print(f"{name}: [red]the registry's witness (tag {WITNESS_TAG}) disagrees: {escape(problem)}[/]",
                   highlight=False, soft_wrap=True)
+    return False
+
+
+def _champion_signature(settings: Settings, registry, name: str) -> bool:
+    """The champion's files against their OpenSSF model signature, as a batch run checks them before scoring."""
+    from tasks.errors import LockgateError
+    from tasks.governance.artifact_signature import verify_version
+    from tasks.registry import CHAMPION
+
+    record = registry.by_alias(name, CHAMPION)
+    if record is None:
+        return True
+    try:
+        line = verify_version(settings, registry, record)
+    except LockgateError as e:
+        console.print(f"{name}: [red]{escape(str(e))}[/]", highlight=False, soft_wrap=True)
+        return False
+    console.print(f"{name}: [green]{escape(line.split(': ', 1)[1])}[/] (champion v{record.version})", highlight=False)
+    return True
+
+
+def _prefect_witness(ledger, name: str) -> bool:
+    """The ledger head published as a Prefect artifact at ``name``'s last move, against the ledger, when a Prefect
+    server is running (`lockgate server start` or PREFECT_API_URL; a command's temporary API keeps none)."""
+    import json
+    import os
+    import re
+
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print(f"{name}: the Prefect witness is not checked (no Prefect server running)", highlight=False)
+        return True
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
+
+    from tasks.gates import LEDGER_HEAD_ARTIFACT, _artifact_key
+
+    key = _artifact_key(f"{LEDGER_HEAD_ARTIFACT}-{name}")
+    try:
+        with get_client(sync_client=True) as client:
+            found = client.read_latest_artifacts(artifact_filter=ArtifactCollectionFilter(
+                key=ArtifactCollectionFilterKey(any_=[key])), limit=1)
+    except Exception as e:  # an unreachable server is a fact to report, not a verdict on the ledger
+        console.print(f"{name}: the Prefect witness could not be read ({escape(' '.join(str(e).split())[:120])})",
+                      highlight=False)
+        return True
+    if not found:
+        console.print(f"{name}: no Prefect witness (artifact {key}) on this server", highlight=False)
+        return True
+    body = re.search(r"```json\n(.*?)\n```", str(found[0].data or ""), re.S)
+    try:
+        mark = json.loads(body.group(1)) if body else None
+    except ValueError:
+        mark = None
+    problem = ledger.witness_problem(mark, ledger.entries()) if isinstance(mark, dict) else "it holds no ledger head"
+    if problem is None:
+        console.print(f"{name}: [green]the Prefect witness agrees[/] (artifact {key}, ledger row {mark['seq']})",
+                      highlight=False)
+        return True
+    console.print(f"{name}: [red]the Prefect witness (artifact {key}) disagrees: {escape(problem)}[/]", highlight=False,
+                  soft_wrap=True)
     return False

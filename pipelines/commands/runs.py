@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines.commands.console import console
+from pipelines.temporary_api import ensure_api
 from tasks.errors import LockgateError
 from tasks.settings import Settings
 
@@ -47,6 +48,7 @@ def run_lifecycle(settings: Settings, version: int, golden: Path, current: Path 
     require_parquet(golden, "golden set")
     if current is not None:
         require_parquet(current, "current data")
+    ensure_api(settings)
     from pipelines.lifecycle import lifecycle
 
     with console.status(f"lifecycle for {settings.model_name} v{version} (Prefect; waits for reviewers if the policy "
@@ -68,6 +70,7 @@ def run_batch_inference(settings: Settings, *, partitions: list[str] | None = No
     from tasks.stores import registry_for
 
     registry_for(settings).require_alias(settings.model_name, CHAMPION)
+    ensure_api(settings)
     n = len(partitions or dates or [])
     console.print(f"scoring {n} partition(s) with the champion ({settings.task_runner} task runner; Prefect starts "
                   "its API first)", highlight=False)

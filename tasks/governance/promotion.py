@@ -258,6 +258,7 @@ def _switch(registry: MlflowRegistry, ledger: Ledger, *, kind: str, name: str, v
             raise LockgateError(f"the champion alias reads {_v(record.version if record else None)} after the move, "
                                 f"not v{version}")
         detail = (smoke_test or _smoke_test)(registry, record)
+        detail += "; " + _signed(registry, record)
         failpoint("smoke-tested")
         committed = ledger.append(LedgerEntry(action=f"{kind}.committed", version=version, alias=CHAMPION,
                                               previous_version=previous, reason=f"{reason}; smoke test: {detail}",
@@ -274,6 +275,17 @@ def _switch(registry: MlflowRegistry, ledger: Ledger, *, kind: str, name: str, v
     failpoint("committed")
     witness_head(registry, ledger, name, committed)
     return "committed", [started.seq, committed.seq], detail
+
+
+def _signed(registry: MlflowRegistry, record: ModelVersionRecord) -> str:
+    """The champion-to-be's files signed (OpenSSF Model Signing) unless they are already, then verified: a version
+    whose files do not verify is never made champion."""
+    from tasks.governance.artifact_signature import SIGNATURE_SHA_TAG, sign_version, verify_version
+
+    if SIGNATURE_SHA_TAG not in record.tags:
+        sign_version(registry.settings, registry, record)
+        record = registry.get(record.name, record.version)
+    return verify_version(registry.settings, registry, record).split(": ", 1)[1]
 
 
 WITNESS_TAG = "lockgate.ledger_head"

@@ -307,6 +307,10 @@ def test_a_signed_environment_refuses_a_name_alone_and_a_wrong_key_and_audit_re_
     verify = _cli(module_settings, "audit", "verify", environment="signed")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "approvals: 1 signature(s) verify against the policy's keys" in verify.stdout
+    name = module_settings.model_name
+    assert f"{name}: the registry's witness agrees" in verify.stdout
+    assert f"{name}: the Prefect witness agrees (artifact ledger-head-{name}" in verify.stdout
+    assert f"{name}: model signature verified (4 files" in verify.stdout
 
 
 def test_a_rollback_needing_approval_waits_for_an_authorised_approver(server, module_settings, candidate_files,

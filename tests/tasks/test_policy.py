@@ -29,6 +29,26 @@ def test_demo_policy_loads():
         ("validation:\n  data_docs: sometimes\n", "validation.data_docs"),
         ("monitoring:\n  evidently_report: never\n", "monitoring.evidently_report"),
         ("canary:\n  latency_retimes: -1\n", "canary.latency_retimes"),
+        # malformed in the ways a careless edit makes: refused at load, naming the key
+        ("validation:\n  max_quarantine_share: 0.05\n  max_quarantine_share: 1.0\n",
+         "duplicate key 'max_quarantine_share' (first at line 2) at line 3"),
+        ("canary:\n  margins: {auc: .nan}\n", "canary.margins.auc: Input should be a finite number"),
+        ("canary:\n  min_auc: .inf\n", "canary.min_auc"),
+        ("canary:\n  max_p99_ms: {1: -20}\n", "canary.max_p99_ms.1: Input should be greater than 0"),
+        ("canary:\n  max_p99_ms: {0: 20}\n", "canary.max_p99_ms.0.[key]"),
+        ("canary:\n  latency_buckets: [0, -1]\n", "latency_buckets must be positive and strictly increasing"),
+        ("approval:\n  environments:\n    prod:\n      approvers: {users: ['']}\n",
+         "approval.environments.prod.approvers.users.0: String should have at least 1 character"),
+        ("approval:\n  environments:\n    prod:\n      approvers: {users: [' ml-lead']}\n",
+         "approval.environments.prod.approvers.users.0: String should match pattern"),
+        ("approval:\n  environments:\n    prod:\n      approvers: {users: [a, a]}\n", "names must not repeat"),
+        ("approval:\n  groups: {risk: ['']}\n  environments: {dev: {}}\n", "approval.groups.risk.0"),
+        ("approval:\n  environments:\n    prod:\n      expiry: 99999999999d\n", "expiry must be at most 90d"),
+        ("", "the file is empty"),
+        ("# only a comment\n", "the file is empty"),
+        ("[1, 2]\n", "expected a mapping of sections at the top level, got list"),
+        ("name: ''\n", "name: String should have at least 1 character"),
+        ("a: " + "[" * 200 + "]" * 200 + "\n", "nesting deeper than 64 levels"),
     ],
 )
 def test_bad_policy_is_one_line_error_naming_the_key(tmp_path, text, fragment):
@@ -124,39 +144,6 @@ def test_approval_policy_per_environment(tmp_path):
     assert approval.environments["prod"].expiry.total_seconds() == 1.5 * 86400
     assert approval.environments["prod"].separation_of_duties is False
     assert Policy().approval.environments["dev"].transitions == ()  # no approval section: dev auto-approves
-
-
-@pytest.mark.parametrize(
-    "text,fragment",
-    [
-        ("validation:\n  max_quarantine_share: 0.05\n  max_quarantine_share: 1.0\n",
-         "duplicate key 'max_quarantine_share' (first at line 2) at line 3"),
-        ("canary:\n  margins: {auc: .nan}\n", "canary.margins.auc: Input should be a finite number"),
-        ("canary:\n  min_auc: .inf\n", "canary.min_auc"),
-        ("canary:\n  max_p99_ms: {1: -20}\n", "canary.max_p99_ms.1: Input should be greater than 0"),
-        ("canary:\n  max_p99_ms: {0: 20}\n", "canary.max_p99_ms.0.[key]"),
-        ("canary:\n  latency_buckets: [0, -1]\n", "latency_buckets must be positive and strictly increasing"),
-        ("approval:\n  environments:\n    prod:\n      approvers: {users: ['']}\n",
-         "approval.environments.prod.approvers.users.0: String should have at least 1 character"),
-        ("approval:\n  environments:\n    prod:\n      approvers: {users: [' ml-lead']}\n",
-         "approval.environments.prod.approvers.users.0: String should match pattern"),
-        ("approval:\n  environments:\n    prod:\n      approvers: {users: [a, a]}\n", "names must not repeat"),
-        ("approval:\n  groups: {risk: ['']}\n  environments: {dev: {}}\n", "approval.groups.risk.0"),
-        ("approval:\n  environments:\n    prod:\n      expiry: 99999999999d\n", "expiry must be at most 90d"),
-        ("", "the file is empty"),
-        ("# only a comment\n", "the file is empty"),
-        ("[1, 2]\n", "expected a mapping of sections at the top level, got list"),
-        ("name: ''\n", "name: String should have at least 1 character"),
-        ("a: " + "[" * 200 + "]" * 200 + "\n", "nesting deeper than 64 levels"),
-    ],
-)
-def test_malformed_policy_is_refused_naming_the_key(tmp_path, text, fragment):
-    path = tmp_path / "policy.yaml"
-    path.write_text(text)
-    with pytest.raises(LockgateError) as e:
-        load_policy(path)
-    assert fragment in str(e.value) and "\n" not in str(e.value)
-    assert path.read_text() == text  # input untouched
 
 
 def test_policy_problems_lists_every_problem(tmp_path):

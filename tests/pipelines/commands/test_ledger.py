@@ -106,3 +106,32 @@ def _one_line(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     return err
+
+
+def test_audit_verify_fails_on_a_chain_rewritten_with_recomputed_hashes_and_anchor(settings, capsys):
+    import json
+
+    from sqlalchemy import text
+
+    from tasks.ledger.entry import LedgerEntry
+    from tasks.stores import ledger_for
+
+    ledger = ledger_for(settings)
+    rows = [ledger.append(LedgerEntry(actor="tester", action="note", model_name="m", reason=f"row {i}"))
+            for i in range(1, 4)]
+    assert main(["audit", "verify"]) == EXIT_OK
+    assert "signed by the ledger key SHA256:" in capsys.readouterr().out
+    # with write access to the ledger's folder: triggers dropped, row 2 rewritten, hashes and anchor recomputed
+    prev, updates = rows[0].entry_hash, []
+    for e in rows[1:]:
+        e = e.model_copy(update={"reason": "rewritten" if e.seq == 2 else e.reason, "prev_hash": prev})
+        prev = e.content_hash()
+        updates.append({"r": e.reason, "p": e.prev_hash, "h": prev, "s": e.seq})
+    with ledger.engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql("DROP TRIGGER ledger_no_update")
+        for u in updates:
+            conn.execute(text("UPDATE ledger SET reason = :r, prev_hash = :p, entry_hash = :h WHERE seq = :s"), u)
+    settings.ledger_anchor_path.write_text(json.dumps({"head": {"seq": 3, "hash": prev}, "pending": None}))
+    assert main(["audit", "verify"]) == EXIT_AUDIT_FAILED
+    out = capsys.readouterr().out
+    assert "row 3: row 3 matches the anchor, but the anchor's record of it is not signed by the ledger key" in out

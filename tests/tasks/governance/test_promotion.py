@@ -43,7 +43,7 @@ def _promote(registry, ledger, name, version, expected, **kw):
 def test_promotion_moves_champion_keeps_previous_and_records_started_and_committed(name, versions):
     registry, ledger = versions
     first = _promote(registry, ledger, name, 1, None)
-    assert first.status == "committed" and registry.aliases(name) == {CHAMPION: 1}
+    assert first.status == "committed" and registry.aliases(name) == {CHAMPION: 1}, first.reason
     move_alias(registry, ledger, name=name, alias=CHALLENGER, version=2, reason="v2 in lifecycle", **COMMON)
     second = _promote(registry, ledger, name, 2, 1)
     assert second.status == "committed" and second.champion_before == 1
