@@ -2,9 +2,10 @@
 
 A SafeLoader that refuses a key given twice in one mapping (YAML keeps the last one,
 so `max_quarantine_share: 0.05` then `1.0` would silently turn a gate off), keeps dates
-and timestamps as the strings they were written as, and refuses nesting deeper than
+and timestamps as the strings they were written as, refuses nesting deeper than
 ``MAX_DEPTH`` levels (PyYAML composes recursively: a deeply nested file would end in a
-RecursionError instead of a message).
+RecursionError instead of a message), and refuses aliases (``*name``): an alias can make
+a list that contains itself, or expand exponentially, and no contract or policy needs one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class StrictLoader(yaml.SafeLoader):
     _depth = 0
 
     def compose_node(self, parent, index):  # noqa: D102 - PyYAML's hook
+        if self.check_event(yaml.events.AliasEvent):  # *name: a node that may contain itself, or expand without bound
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed: write the value out",
+                                              self.peek_event().start_mark)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:

@@ -67,6 +67,15 @@ def _start_time(pid: int) -> str | None:
         return "?"  # alive, no procfs
 
 
+def _host() -> str:
+    """This machine and boot: a pid means something only within one."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    return f"{socket.gethostname()}/{boot}"
+
+
 def _is_temporary_server(pid: int) -> bool:
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -173,7 +182,7 @@ def start_temporary_api(settings: Settings) -> TemporaryAPI | None:
              "--host", HOST, "--port", str(port), "--log-level", "error", "--lifespan", "on"],
             env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     lease = leases / f"{proc.pid}.json"
-    lease.write_text(json.dumps({"pid": proc.pid, "url": url, "owner": os.getpid(),
+    lease.write_text(json.dumps({"pid": proc.pid, "url": url, "owner": os.getpid(), "host": _host(),
                                  "owner_start": _start_time(os.getpid()), "log": str(log)}))
     timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 120)
     _running = TemporaryAPI(pid=proc.pid, url=url, log=log, lease=lease, startup_timeout=timeout)
@@ -209,6 +218,8 @@ def reap_orphans(settings: Settings) -> list[dict]:
             pid, owner, owner_start = int(lease["pid"]), int(lease["owner"]), lease.get("owner_start")
         except (OSError, ValueError, KeyError, TypeError):
             continue
+        if lease.get("host", _host()) != _host():
+            continue  # another machine's (a LOCKGATE_HOME on shared storage): its pids are not ours
         if owner_start is not None and _start_time(owner) == owner_start:
             continue  # its command is still running
         if _start_time(pid) is not None and _is_temporary_server(pid):
@@ -225,7 +236,9 @@ def running_leases(settings: Settings) -> list[dict]:
     out = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            out.append(json.loads(path.read_text()))
+            lease = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if lease.get("host", _host()) == _host():
+            out.append(lease)
     return out

@@ -49,7 +49,7 @@ def _table_artifact(table: list[dict], key: str, description: str) -> None:
 def publish_ledger_head(settings: Settings, name: str) -> None:
     """The ledger head the registry witnessed at ``name``'s last alias move, published again as a Prefect artifact
     (key ``ledger-head-<name>``): a witness in a third store, which `lockgate audit verify` compares too."""
-    from tasks.governance.promotion import WITNESS_TAG
+    from tasks.registry import LEDGER_HEAD_TAG as WITNESS_TAG
 
     mark = registry_for(settings).model_tags(name).get(WITNESS_TAG)
     if mark:
@@ -152,6 +152,10 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
         registry.client.log_artifact(record.run_id, str(folder / ARTIFACT_FILE), MODEL_DIR)
         registry.set_version_tags(record.name, record.version, {
             ARTIFACT_SHA_TAG: result.artifact_sha256, "lockgate.platforms": ",".join(result.platforms)})
+        from tasks.governance.artifact_signature import sign_version
+
+        # signed where it is made: what is canaried, approved and promoted is what this signature covers
+        sign_version(settings, registry, registry.get(record.name, record.version))
         for v in result.variants:  # variants sit beside the f32 artifact, each with its own hashes
             for path in (v.artifact, v.params):
                 registry.client.log_artifact(record.run_id, path, f"{MODEL_DIR}/variants")
@@ -444,7 +448,7 @@ def _load_verified(settings: Settings, policy: Policy, record: ModelVersionRecor
     from tasks.governance.artifact_signature import verify_version
 
     registry = registry_for(settings)
-    verify_version(settings, registry, record)  # before any byte of it is loaded: signed at promotion, unchanged since
+    verify_version(settings, registry, record)  # before any byte of it is loaded: signed when compiled, unchanged since
     model = load_compiled(registry, record, cache_dir(settings), policy.compilation.batch_buckets)
     reference = load_reference(registry, record, cache_dir(settings))
     # the contract too, loaded once per process (registry.fetch renames whole files into the shared cache)

@@ -21,6 +21,7 @@ from tasks.settings import Settings
 CHAMPION, CHALLENGER, PREVIOUS_CHAMPION = "champion", "challenger", "previous-champion"
 EXPERIMENT = "lockgate"
 MODEL_DIR = "model"
+LEDGER_HEAD_TAG = "lockgate.ledger_head"  # registered-model tag: the signed ledger head at its last row
 
 
 class ModelVersionRecord(BaseModel):

@@ -76,26 +76,57 @@ def public_key_line(private_key) -> str:
 
 
 def ensure_private_key(path: str | Path):
-    """The Ed25519 private key at ``path`` (OpenSSH format), created there (0600, folder 0700) when missing."""
-    import os
-
+    """The Ed25519 private key at ``path`` (OpenSSH format), created there (0600, folder 0700) when missing: written
+    whole under a temporary name, then linked into place, so a process that loses the race reads a complete key."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     path = Path(path).expanduser()
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = Ed25519PrivateKey.generate()
-        data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                 serialization.NoEncryption())
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it meanwhile: use theirs
-            return load_private_key(path)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        return key
+    if path.exists():
+        return load_private_key(path)
+    key = Ed25519PrivateKey.generate()
+    publish_new_file(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                             serialization.NoEncryption()), what="signing key")
     return load_private_key(path)
+
+
+def publish_new_file(path: Path, data: bytes, *, what: str, mode: int = 0o600) -> None:
+    """Create ``path`` with ``data`` atomically and only if it does not exist (another process's file wins)."""
+    import os
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    except OSError as e:
+        raise LockgateError(f"{what} {path} cannot be created: {e.strerror}; point its LOCKGATE_* setting at a "
+                            "writable path outside LOCKGATE_HOME") from None
+
+
+def public_key_setting(value: str) -> str:
+    """A public key given as its ``ssh-ed25519 AAAA...`` line or as a file holding that line; one-line error else."""
+    text = value.strip()
+    if not text.startswith("ssh-"):
+        path = Path(text).expanduser()
+        try:
+            text = path.read_text().strip()
+        except OSError as e:
+            raise LockgateError(f"public key {value!r} is neither an 'ssh-ed25519 AAAA...' line nor a readable file: "
+                                f"{e.strerror}") from None
+    try:
+        return check_public_key(text)
+    except ValueError as e:
+        raise LockgateError(f"public key {value!r}: {e}") from None
 
 
 def load_private_key(path: str | Path):

@@ -8,7 +8,7 @@ from pathlib import Path
 from tasks.ledger.store import Ledger
 from tasks.paths import path_under
 from tasks.policy import Policy, load_policy
-from tasks.registry import MlflowRegistry
+from tasks.registry import LEDGER_HEAD_TAG, MlflowRegistry
 from tasks.settings import Settings
 
 
@@ -21,14 +21,25 @@ def registry_for(settings: Settings) -> MlflowRegistry:
 @lru_cache(maxsize=8)
 def ledger_for(settings: Settings) -> Ledger:
     settings.ensure_home()
-    key_path, public = settings.ledger_key_path, settings.ledger_public_key
-    head_key = None
-    if key_path is not None and (public is None or key_path.exists()):
-        from tasks.signatures import ensure_private_key
+    public = settings.ledger_public_key
+    if public is not None:
+        from tasks.signatures import public_key_setting
 
-        head_key = ensure_private_key(key_path)
+        public = public_key_setting(public)
     return Ledger(settings.ledger_uri, anchor=settings.ledger_anchor_path,
-                  lock_timeout=settings.ledger_lock_timeout_seconds, head_key=head_key, head_public_key=public)
+                  lock_timeout=settings.ledger_lock_timeout_seconds, head_key=settings.ledger_key_path,
+                  head_public_key=public, witness=lambda mark, entry: _witness(settings, mark, entry))
+
+
+def _witness(settings: Settings, mark: dict, entry) -> None:
+    """The signed head after ``entry``, as a tag of its registered model (a second store): a ledger truncated or
+    rewritten behind it no longer agrees (`lockgate audit verify`). A row of an unregistered name has no witness."""
+    import json
+
+    if settings.mlflow_tracking_uri is None and not (settings.home_dir / "mlflow.db").exists():
+        return  # no registry here yet, so no registered model to witness (and none is created for it)
+    # a name that is not a registered model raises, and the ledger notes no witness for it
+    registry_for(settings).set_model_tag(entry.model_name, LEDGER_HEAD_TAG, json.dumps(mark, sort_keys=True))
 
 
 def policy_for(settings: Settings) -> Policy:

@@ -120,9 +120,10 @@ def exported_artifact(candidate_files, tmp_path_factory) -> Path:
 
 
 def register_compiled(settings, candidate_files, artifact: Path, count: int, name: str | None = None) -> list:
-    """Register ``count`` versions of the candidate as model ``name``, each with the exported artifact and its sha256
-    tag, as the compile gate leaves them (enough for the promotion smoke test)."""
+    """Register ``count`` versions of the candidate as model ``name``, each with the exported artifact, its sha256
+    tag and its model signature, as the compile gate leaves them (enough for the promotion smoke test)."""
     from tasks.evidence import sha256_file
+    from tasks.governance.artifact_signature import sign_version
     from tasks.registration.inference import ARTIFACT_SHA_TAG
     from tasks.registration.register import register_candidate
     from tasks.registry import MODEL_DIR
@@ -137,6 +138,7 @@ def register_compiled(settings, candidate_files, artifact: Path, count: int, nam
                                     actor="tester")
         registry.client.log_artifact(record.run_id, str(artifact), MODEL_DIR)
         registry.set_version_tags(record.name, record.version, {ARTIFACT_SHA_TAG: sha256_file(artifact)})
+        sign_version(settings, registry, registry.get(record.name, record.version))
         records.append(registry.get(record.name, record.version))
     return records
 

@@ -101,13 +101,13 @@ def _witness(registry, ledger, name: str) -> bool:
     ledger: whether this second store agrees."""
     import json
 
-    from tasks.governance.promotion import WITNESS_TAG
+    from tasks.registry import LEDGER_HEAD_TAG as WITNESS_TAG
 
     tag = registry.model_tags(name).get(WITNESS_TAG)
-    if tag is None:
-        console.print(f"{name}: no ledger head witnessed in the registry (no promotion since witnessing began)",
+    if tag is None:  # every row of a registered model moves it: gone means removed (or a home older than witnesses)
+        console.print(f"{name}: [red]the registry holds no witness of the ledger head (tag {WITNESS_TAG})[/]",
                       highlight=False)
-        return True
+        return False
     try:
         mark = json.loads(tag)
     except ValueError:
@@ -115,7 +115,9 @@ def _witness(registry, ledger, name: str) -> bool:
     problem = ledger.witness_problem(mark, ledger.entries()) if isinstance(mark, dict) else "it is not JSON"
     if problem is None:
         signed = ", signed by the ledger key" if mark.get("sig") and ledger.head_public_key else ""
-        console.print(f"{name}: [green]the registry's witness agrees[/] (ledger row {mark['seq']}{signed})",
+        last = max((e.seq for e in ledger.entries(model_name=name)), default=0)
+        lag = "" if mark["seq"] >= last else f"; rows of {name} after it (to row {last}) are not witnessed"
+        console.print(f"{name}: [green]the registry's witness agrees[/] (ledger row {mark['seq']}{signed}){lag}",
                       highlight=False)
         return True
     console.print(f"{name}: [red]the registry's witness (tag {WITNESS_TAG}) disagrees: {escape(problem)}[/]",

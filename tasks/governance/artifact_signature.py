@@ -1,14 +1,16 @@
-"""The promoted model's files signed in the OpenSSF Model Signing format, and verified before they score.
+"""A model version's files signed in the OpenSSF Model Signing format, and verified before they are promoted or score.
 
-At promotion, after the smoke test, :func:`sign_version` signs the four files a batch
-loads - the exported artifact, params, model config and feature spec, each fetched with
-its recorded sha256 checked - with the ``model-signing`` package's elliptic-key method
-(offline: no Sigstore, no network). The signature (a Sigstore bundle, ``model.sig``) is
-logged to the version's run and its sha256 tagged on the version.
-:func:`verify_version` fetches the same files and the signature into a fresh folder and
-verifies them before any row is scored (and in ``lockgate audit verify``): a changed
-byte, a file added or removed, a removed or changed signature, or a signature by another
-key is refused with one line.
+The compile gate, once it has exported and hashed the artifact, calls :func:`sign_version`:
+it signs the four files a batch loads - the exported artifact, params, model config and
+feature spec, each fetched with its recorded sha256 checked - plus an ``identity.json``
+naming the model, version and those hashes, with the ``model-signing`` package's
+elliptic-key method (offline: no Sigstore, no network). The signature (a Sigstore bundle,
+``model.sig``) is logged beside the files and its sha256 tagged on the version.
+:func:`verify_version` rebuilds the same folder from the registry and verifies it: before
+the alias move of a promotion or rollback is committed, before a batch run loads the
+champion, and in ``lockgate audit verify``. A changed byte, a file added or removed, a
+removed or changed signature, another version's files and signature, or a signature by
+another key is refused with one line.
 
 The key (``LOCKGATE_ARTIFACT_KEY``, an EC P-256 PEM, default
 ~/.config/lockgate/artifact_signing_key.pem, created on first use) lives outside
@@ -18,6 +20,7 @@ LOCKGATE_HOME; an auditor without it verifies with its public key
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -34,6 +37,7 @@ SIGNATURE_FILE = "model.sig"
 SIGNATURE_DIR = "model_signature"
 SIGNATURE_SHA_TAG = "lockgate.model_signature_sha256"
 SIGNED_FILES = (ARTIFACT_FILE, PARAMS_FILE, CONFIG_FILE, FEATURES_FILE)
+IDENTITY_FILE = "identity.json"
 
 
 def ensure_signing_key(path: Path) -> Path:
@@ -76,6 +80,10 @@ def _bundle(registry: MlflowRegistry, record: ModelVersionRecord, folder: Path) 
     for name in SIGNED_FILES:
         shutil.copyfile(verified_file(registry, record, name, cache, expected.get(name)), folder / name)
     shutil.rmtree(cache, ignore_errors=True)
+    # binds the signature to this model and version: another version's files and signature do not verify here
+    (folder / IDENTITY_FILE).write_text(json.dumps({"model_name": record.name, "version": record.version,
+                                                    "artifact_sha256": expected[ARTIFACT_FILE],
+                                                    "params_sha256": expected[PARAMS_FILE]}, sort_keys=True))
     return folder
 
 
@@ -113,8 +121,8 @@ def verify_version(settings: Settings, registry: MlflowRegistry, record: ModelVe
     public = settings.artifact_public_key_path
     expected = record.tags.get(SIGNATURE_SHA_TAG)
     if expected is None:
-        raise LockgateError(f"{record.name} v{record.version} carries no model signature (tag {SIGNATURE_SHA_TAG}): "
-                            "only a version promoted by lockgate may score; promote it again")
+        raise LockgateError(f"{record.name} v{record.version} carries no model signature (tag {SIGNATURE_SHA_TAG}; "
+                            "the compile gate makes it): run its lifecycle again")
     if public is None or not public.exists():
         raise LockgateError(f"no public key to verify {record.name} v{record.version}'s signature with: set "
                             "LOCKGATE_ARTIFACT_PUBLIC_KEY (or LOCKGATE_ARTIFACT_KEY to the key that signed it)")

@@ -273,35 +273,18 @@ def _switch(registry: MlflowRegistry, ledger: Ledger, *, kind: str, name: str, v
                                              previous_version=previous, reason=detail, aliases=before, **common))
         return "reverted", [started.seq, reverted.seq], detail
     failpoint("committed")
-    witness_head(registry, ledger, name, committed)
     return "committed", [started.seq, committed.seq], detail
 
 
 def _signed(registry: MlflowRegistry, record: ModelVersionRecord) -> str:
-    """The champion-to-be's files signed (OpenSSF Model Signing) unless they are already, then verified: a version
-    whose files do not verify is never made champion."""
-    from tasks.governance.artifact_signature import SIGNATURE_SHA_TAG, sign_version, verify_version
+    """The champion-to-be's files against the model signature the compile gate made: a version whose files changed
+    since, or that was never signed, is never made champion (nothing is signed here, so nothing swapped in after
+    the canary can be blessed by a promotion)."""
+    from tasks.governance.artifact_signature import verify_version
 
-    if SIGNATURE_SHA_TAG not in record.tags:
-        sign_version(registry.settings, registry, record)
-        record = registry.get(record.name, record.version)
     return verify_version(registry.settings, registry, record).split(": ", 1)[1]
 
 
-WITNESS_TAG = "lockgate.ledger_head"
-
-
-def witness_head(registry: MlflowRegistry, ledger: Ledger, name: str, entry: LedgerEntry) -> None:
-    """Write the ledger's head at this commit (seq, hash, the ledger key's signature) as a tag of the registered
-    model: a second store that an attacker of the ledger's folder does not reach; `audit verify` compares it. A
-    failed write leaves the last witness standing (older, still true) and does not undo the commit."""
-    import json
-
-    try:
-        registry.set_model_tag(name, WITNESS_TAG, json.dumps(ledger.head_mark(entry.seq, entry.entry_hash),
-                                                             sort_keys=True))
-    except Exception:  # the commit stands; the witness lags behind by this row
-        pass
 
 
 def _smoke_test(registry: MlflowRegistry, record: ModelVersionRecord) -> str:

@@ -36,8 +36,8 @@ def head_payload(seq: int, entry_hash: str) -> str:
 
 
 class Anchor:
-    """``signer``: the ledger's Ed25519 private key (marks are signed); ``verifier``: its public key line (marks must
-    carry its signature to count)."""
+    """``signer``: a callable giving the ledger's Ed25519 private key (marks are signed; called on the first write
+    only); ``verifier``: its public key line (marks must carry its signature to count)."""
 
     def __init__(self, path: Path, *, signer=None, verifier: str | None = None):
         self.path = Path(path)
@@ -63,9 +63,10 @@ class Anchor:
         if self.signer is not None:
             from tasks.signatures import sign_with
 
+            key = self.signer()
             for mark in (state.get("head"), state.get("pending")):
                 if mark:
-                    mark["sig"] = sign_with(self.signer, head_payload(mark["seq"], mark["hash"]))
+                    mark["sig"] = sign_with(key, head_payload(mark["seq"], mark["hash"]))
         tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(state, sort_keys=True))
         os.replace(tmp, self.path)
@@ -100,7 +101,9 @@ class Anchor:
         for mark in marks:
             if mark["seq"] == last_seq and hashes.get(last_seq) == mark["hash"]:
                 if self.verifier is None:
-                    return None, None, f"anchor {self.path}: last row {last_seq} matches"
+                    unchecked = (" (its signature is not checked: no ledger key here; set LOCKGATE_LEDGER_PUBLIC_KEY)"
+                                 if mark.get("sig") else "")
+                    return None, None, f"anchor {self.path}: last row {last_seq} matches{unchecked}"
                 from tasks.signatures import key_fingerprint, verified_key
 
                 if verified_key([self.verifier], head_payload(mark["seq"], mark["hash"]), mark.get("sig", "")) is None:

@@ -69,20 +69,27 @@ _APPEND_ONLY = {
 class Ledger:
     """The ledger table at a SQLAlchemy URL, with an optional anchor file and the per-model promotion lock."""
 
-    def __init__(self, url: str, *, anchor: Path | None = None, lock_timeout: float = 120.0, head_key=None,
-                 head_public_key: str | None = None):
-        """``head_key``: the ledger's Ed25519 private key (signs the anchor's marks); ``head_public_key``: the public
-        key line the anchor's marks must be signed by (derived from ``head_key`` when not given)."""
+    def __init__(self, url: str, *, anchor: Path | None = None, lock_timeout: float = 120.0,
+                 head_key: Path | None = None, head_public_key: str | None = None, witness=None):
+        """``head_key``: the file of the ledger's Ed25519 private key, which signs the head at every append (created
+        by the first append when missing: a writer's key; a reader never makes one). ``head_public_key``: the key
+        line the head must be signed by (default: derived from ``head_key`` when that file exists; neither: the
+        head's signature is not checked, and verify says so). ``witness(mark, entry)``: called after every append
+        with the signed head, to record it in a second store."""
         from tasks.ledger.anchor import Anchor
 
         self.url = url
         self.lock_timeout = lock_timeout
-        if head_key is not None and head_public_key is None:
-            from tasks.signatures import public_key_line
+        self.head_key_path = head_key
+        self._head_key = None
+        if head_public_key is None and head_key is not None and Path(head_key).exists():
+            from tasks.signatures import load_private_key, public_key_line
 
-            head_public_key = public_key_line(head_key)
+            head_public_key = public_key_line(load_private_key(head_key))
         self.head_public_key = head_public_key
-        self.anchor = Anchor(anchor, signer=head_key, verifier=head_public_key) if anchor is not None else None
+        self.witness = witness
+        signer = self._signing_key if head_key is not None else None
+        self.anchor = Anchor(anchor, signer=signer, verifier=head_public_key) if anchor is not None else None
         try:
             self.engine = create_engine(url, **({"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}))
             self.dialect = self.engine.dialect.name
@@ -100,8 +107,9 @@ class Ledger:
             raise LockgateError(f"ledger at {_safe(url)} cannot be opened: {str(e).splitlines()[0]}") from None
         missing = {c.name for c in ledger_table.columns} - columns
         if missing == {"proof"}:  # a ledger from before signed approvals: the new column is added, no row changes
-            with self._write() as conn:
-                conn.execute(text("ALTER TABLE ledger ADD COLUMN proof TEXT"))
+            with self._write() as conn:  # under the write lock; another process may have added it meanwhile
+                if "proof" not in {c["name"] for c in inspect(conn).get_columns("ledger")}:
+                    conn.execute(text("ALTER TABLE ledger ADD COLUMN proof TEXT"))
             missing = set()
         if missing:
             raise LockgateError(f"ledger at {_safe(url)} has an older schema (no column {', '.join(sorted(missing))}); "
@@ -134,6 +142,11 @@ class Ledger:
                 self.anchor.before_commit(last[0] if last else 0, prev, seq, entry.entry_hash)
         if self.anchor is not None:
             self.anchor.after_commit(seq, entry.entry_hash)
+        if self.witness is not None:
+            try:
+                self.witness(self.head_mark(seq, entry.entry_hash), entry)
+            except Exception:  # the row stands; that store's witness lags behind by this row (audit verify says so)
+                pass
         return entry
 
     def entries(self, *, model_name: str | None = None, limit: int | None = None) -> list[LedgerEntry]:
@@ -165,14 +178,25 @@ class Ledger:
         return LedgerVerification(ok=problem is None, entries=len(entries), first_bad_seq=bad_seq, problem=problem,
                                   anchor=note)
 
+    def _signing_key(self):
+        if self._head_key is None:
+            from tasks.signatures import ensure_private_key, public_key_line
+
+            self._head_key = ensure_private_key(self.head_key_path)
+            if self.head_public_key is None:  # the first append made the key: verify with it from now on
+                self.head_public_key = public_key_line(self._head_key)
+                if self.anchor is not None:
+                    self.anchor.verifier = self.head_public_key
+        return self._head_key
+
     def head_mark(self, seq: int, entry_hash: str) -> dict:
         """(seq, hash) of a row, signed with the ledger key when there is one: what a witness keeps."""
         mark = {"seq": seq, "hash": entry_hash}
-        if self.anchor is not None and self.anchor.signer is not None:
+        if self.head_key_path is not None:
             from tasks.ledger.anchor import head_payload
             from tasks.signatures import sign_with
 
-            mark["sig"] = sign_with(self.anchor.signer, head_payload(seq, entry_hash))
+            mark["sig"] = sign_with(self._signing_key(), head_payload(seq, entry_hash))
         return mark
 
     def witness_problem(self, mark: dict, entries: list[LedgerEntry]) -> str | None:

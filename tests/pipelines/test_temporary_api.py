@@ -103,11 +103,14 @@ def test_the_reaper_stops_an_orphaned_server_and_nothing_else(settings):
         stranger.kill()
 
 
-def test_a_lease_of_a_running_command_is_kept(settings):
+def test_a_lease_of_a_running_command_or_of_another_machine_is_kept(settings):
     from pipelines.temporary_api import _start_time
 
     path = _lease(settings, _dead_pid(), os.getpid(), _start_time(os.getpid()))
     assert reap_orphans(settings) == [] and path.exists()
+    other = _lease(settings, 999_999, _dead_pid())  # a dead owner, but on another machine sharing this home
+    other.write_text(json.dumps({**json.loads(other.read_text()), "host": "elsewhere/boot"}))
+    assert reap_orphans(settings) == [] and other.exists()
 
 
 def test_readiness_is_a_one_line_error_when_the_server_exits_or_never_answers(tmp_path):

@@ -49,6 +49,8 @@ def test_demo_policy_loads():
         ("[1, 2]\n", "expected a mapping of sections at the top level, got list"),
         ("name: ''\n", "name: String should have at least 1 character"),
         ("a: " + "[" * 200 + "]" * 200 + "\n", "nesting deeper than 64 levels"),
+        ("x: &a [*a]\n", "YAML aliases (*name) are not allowed"),
+        ("a: &a [1, 2]\nb: [*a, *a, *a]\n", "YAML aliases (*name) are not allowed"),
     ],
 )
 def test_bad_policy_is_one_line_error_naming_the_key(tmp_path, text, fragment):

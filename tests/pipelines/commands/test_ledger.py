@@ -135,3 +135,39 @@ def test_audit_verify_fails_on_a_chain_rewritten_with_recomputed_hashes_and_anch
     assert main(["audit", "verify"]) == EXIT_AUDIT_FAILED
     out = capsys.readouterr().out
     assert "row 3: row 3 matches the anchor, but the anchor's record of it is not signed by the ledger key" in out
+
+
+def test_audit_verify_catches_rows_truncated_behind_a_replayed_signed_head(settings, capsys, candidate_files,
+                                                                          exported_artifact, compiled_versions):
+    """Rows deleted from the end and the anchor rewritten to an older head the ledger key did sign: the registry's
+    witness moved with every row of the model, so it names a row the ledger no longer has."""
+    import json
+
+    from sqlalchemy import text
+
+    from tasks.governance.promotion import promote
+    from tasks.ledger.entry import LedgerEntry
+    from tasks.registry import LEDGER_HEAD_TAG
+    from tasks.stores import ledger_for, registry_for
+
+    name = "truncated"
+    compiled_versions(settings, candidate_files, exported_artifact, 1, name)
+    registry, ledger = registry_for(settings), ledger_for(settings)
+    promote(registry, ledger, name=name, version=1, reason="first", expected_champion=None, **COMMON)
+    committed = ledger.entries()[-1]
+    old_head = ledger.head_mark(committed.seq, committed.entry_hash)  # signed: what an attacker could have kept
+    for i in range(3):
+        ledger.append(LedgerEntry(actor="tester", action="monitor.alert", model_name=name, version=1,
+                                  reason=f"partition {i}: drift breach"))
+    assert json.loads(registry.model_tags(name)[LEDGER_HEAD_TAG])["seq"] == committed.seq + 3
+    assert main(["audit", "verify"]) == EXIT_OK
+    capsys.readouterr()
+    with ledger.engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql("DROP TRIGGER ledger_no_delete")
+        conn.execute(text("DELETE FROM ledger WHERE seq > :s"), {"s": committed.seq})
+    settings.ledger_anchor_path.write_text(json.dumps({"head": old_head, "pending": None}))
+    assert main(["audit", "verify"]) == EXIT_AUDIT_FAILED
+    out = capsys.readouterr().out
+    assert "hash chain intact" in out  # the chain and the replayed anchor alone would pass
+    assert f"{name}: the registry's witness (tag {LEDGER_HEAD_TAG}) disagrees: it records row {committed.seq + 3}, " \
+           "which the ledger no longer has" in out

@@ -77,3 +77,41 @@ def test_a_signature_by_another_key_is_refused(champion, tmp_path, monkeypatch):
     monkeypatch.setenv("LOCKGATE_ARTIFACT_PUBLIC_KEY", str(public_key_path(other)))
     with pytest.raises(LockgateError, match="do not verify against their model signature"):
         verify_version(Settings(), registry, record)
+
+
+def test_another_versions_files_and_signature_do_not_verify(shared_home, candidate_files, exported_artifact,
+                                                            compiled_versions, stored_artifact_path):
+    """Two versions with byte-identical files: v2's signature copied over v1's (tag updated) still does not verify,
+    because the signed folder names the model and version."""
+    from tasks.evidence import sha256_file
+    from tasks.stores import registry_for
+
+    v1, v2 = compiled_versions(shared_home, candidate_files, exported_artifact, 2, "signed-swap")
+    registry = registry_for(shared_home)
+    sig1 = stored_artifact_path(registry, v1, f"{SIGNATURE_DIR}/{SIGNATURE_FILE}")
+    sig1.write_bytes(stored_artifact_path(registry, v2, f"{SIGNATURE_DIR}/{SIGNATURE_FILE}").read_bytes())
+    registry.set_version_tags("signed-swap", 1, {SIGNATURE_SHA_TAG: sha256_file(sig1)})
+    with pytest.raises(LockgateError, match="do not verify against their model signature"):
+        verify_version(shared_home, registry, registry.get("signed-swap", 1))
+    assert verify_version(shared_home, registry, v2)  # v2 itself is untouched
+
+
+def test_promotion_never_blesses_an_unsigned_version(shared_home, candidate_files, exported_artifact):
+    """A version whose files were never signed (or whose signature tag was removed) is not made champion: the
+    promotion verifies, it does not sign."""
+    from tasks.evidence import sha256_file
+    from tasks.registration.inference import ARTIFACT_SHA_TAG
+    from tasks.registration.register import register_candidate
+    from tasks.registry import MODEL_DIR
+    from tasks.stores import ledger_for, registry_for
+
+    registry, ledger = registry_for(shared_home), ledger_for(shared_home)
+    record = register_candidate(registry, ledger, name="unsigned", arch="mlp", config_path=candidate_files.config,
+                                params_path=candidate_files.params, reference_path=candidate_files.reference,
+                                contract_name="credit_default", actor="tester")
+    registry.client.log_artifact(record.run_id, str(exported_artifact), MODEL_DIR)
+    registry.set_version_tags("unsigned", record.version, {ARTIFACT_SHA_TAG: sha256_file(exported_artifact)})
+    result = promote(registry, ledger, name="unsigned", version=record.version, actor="tester", reason="try",
+                     policy=None, evidence={}, flow_run_id=None, expected_champion=None)
+    assert result.status == "reverted" and "carries no model signature" in result.reason
+    assert registry.aliases("unsigned") == {}

@@ -235,7 +235,7 @@ def test_promotion_and_rollback_on_a_postgres_ledger(name, versions, postgres_db
 def test_every_commit_is_witnessed_in_the_registry_and_a_rewritten_ledger_disagrees(name, versions):
     import json
 
-    from tasks.governance.promotion import WITNESS_TAG
+    from tasks.registry import LEDGER_HEAD_TAG as WITNESS_TAG
 
     registry, ledger = versions
     result = _promote(registry, ledger, name, 1, None)

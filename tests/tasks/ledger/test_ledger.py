@@ -101,11 +101,11 @@ def test_a_chain_rewritten_with_recomputed_hashes_and_anchor_needs_the_ledger_ke
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from tasks.ledger.anchor import head_payload
-    from tasks.signatures import public_key_line, sign_with
+    from tasks.signatures import load_private_key, public_key_line, sign_with
 
-    key = Ed25519PrivateKey.generate() if signed else None
+    key_file = tmp_path / "keys" / "ledger_ed25519" if signed else None  # made by the first append
     anchor = tmp_path / "ledger.anchor.json"
-    ledger = Ledger(ledger_url, anchor=anchor, head_key=key)
+    ledger = Ledger(ledger_url, anchor=anchor, head_key=key_file)
     rows = [ledger.append(_entry(i)) for i in range(1, 6)]
     assert ledger.verify().ok and ("signed by the ledger key" in ledger.verify().anchor) == signed
     # the attacker: rows 3.. rewritten, every hash recomputed, the anchor rewritten (and signed with their own key)
@@ -119,7 +119,8 @@ def test_a_chain_rewritten_with_recomputed_hashes_and_anchor_needs_the_ledger_ke
     mallory = Ed25519PrivateKey.generate()
     anchor.write_text(json.dumps({"head": {"seq": 5, "hash": prev, "sig": sign_with(mallory, head_payload(5, prev))},
                                   "pending": None}))
-    auditor = Ledger(ledger_url, anchor=anchor, head_public_key=public_key_line(key) if signed else None)
+    auditor = Ledger(ledger_url, anchor=anchor,
+                     head_public_key=public_key_line(load_private_key(key_file)) if signed else None)
     check = auditor.verify()
     if signed:
         assert not check.ok and check.first_bad_seq == 5 and "not signed by the ledger key SHA256:" in check.problem
@@ -197,3 +198,36 @@ def test_model_lock_waits_names_the_holder_and_is_freed_when_the_holder_dies(led
         child.wait()
     with ledger.lock("m", timeout=10):  # the system released it with the process
         pass
+
+
+def test_a_reader_makes_no_key_and_says_the_head_is_not_checked(ledger_url, tmp_path):
+    key_file = tmp_path / "keys" / "ledger_ed25519"
+    writer = Ledger(ledger_url, anchor=tmp_path / "a.json", head_key=key_file)
+    writer.append(_entry(1))
+    assert key_file.exists() and "signed by the ledger key" in writer.verify().anchor
+    elsewhere = tmp_path / "elsewhere" / "ledger_ed25519"
+    reader = Ledger(ledger_url, anchor=tmp_path / "a.json", head_key=elsewhere)  # an auditor's machine, no key
+    check = reader.verify()
+    assert check.ok and "its signature is not checked: no ledger key here" in check.anchor and not elsewhere.exists()
+
+
+def test_the_head_is_signed_for_witnesses_without_an_anchor(ledger_url, tmp_path):
+    seen = []
+    ledger = Ledger(ledger_url, anchor=None, head_key=tmp_path / "k", witness=lambda mark, entry: seen.append(mark))
+    first = ledger.append(_entry(1))
+    assert seen[0]["sig"] and ledger.witness_problem(seen[0], ledger.entries()) is None
+    assert ledger.witness_problem({**seen[0], "sig": ""}, ledger.entries()) == \
+        f"its record of row {first.seq} is not signed by the ledger key"
+
+
+def test_a_public_key_setting_is_a_line_or_a_file_and_else_one_line(tmp_path):
+    from tasks.errors import LockgateError
+    from tasks.signatures import ensure_private_key, public_key_line, public_key_setting
+
+    line = public_key_line(ensure_private_key(tmp_path / "k"))
+    (tmp_path / "k.pub").write_text(line + "\n")
+    assert public_key_setting(line) == line and public_key_setting(str(tmp_path / "k.pub")) == line
+    for bad in (str(tmp_path / "missing.pub"), "ssh-rsa AAAA x"):
+        with pytest.raises(LockgateError) as e:
+            public_key_setting(bad)
+        assert "\n" not in str(e.value)
