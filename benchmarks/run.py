@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch)."""
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ BENCHMARKS = {
     "drift": "benchmarks.bench_drift",
     "validation": "benchmarks.bench_validation",
     "batch": "benchmarks.bench_batch",
+    "signing": "benchmarks.bench_signing",
 }
 
 
