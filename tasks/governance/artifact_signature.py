@@ -21,7 +21,6 @@ LOCKGATE_HOME; an auditor without it verifies with its public key
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,28 +41,25 @@ IDENTITY_FILE = "identity.json"
 
 def ensure_signing_key(path: Path) -> Path:
     """The EC P-256 private key at ``path`` (PEM), created there (0600, folder 0700) when missing; its public key
-    written beside it (``.pub.pem``)."""
+    written beside it (``.pub.pem``). Both are published whole (tasks.signatures.publish_new_file): a process that
+    loses the race to create them reads complete files."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from tasks.signatures import publish_new_file
 
     path = Path(path).expanduser()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = ec.generate_private_key(ec.SECP256R1())
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it meanwhile
-            return path
-        with os.fdopen(fd, "wb") as f:
-            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
+        publish_new_file(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()), what="artifact signing key")
     public = public_key_path(path)
     if not public.exists():
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
         key = load_pem_private_key(path.read_bytes(), password=None)
-        public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+        publish_new_file(public, key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                               serialization.PublicFormat.SubjectPublicKeyInfo),
+                         what="artifact public key", mode=0o644)
     return path
 
 
