@@ -170,7 +170,7 @@ def _champion(settings) -> None:
     from tasks import gates
     from tasks.governance.promotion import promote
     from tasks.registration.register import register_candidate
-    from tasks.stores import ledger_for, policy_for, registry_for
+    from tasks.stores import ledger_for, new_lifecycle_dir, policy_for, registry_for
 
     contract = load_contract("credit_default")
     folder = settings.home_dir / "bench-candidate"
@@ -188,7 +188,8 @@ def _champion(settings) -> None:
     record = register_candidate(registry, ledger, name=settings.model_name, arch="mlp", config_path=folder / "config.json",
                                 params_path=folder / "params.msgpack", reference_path=folder / "reference.parquet",
                                 contract_name="credit_default", actor="bench")
-    assert gates.compile_model.fn(settings, policy, record, str(folder / "golden.parquet")).passed
+    run = new_lifecycle_dir(settings, settings.model_name, record.version)
+    assert gates.compile_model.fn(settings, policy, record, str(folder / "golden.parquet"), run).passed
     promote(registry, ledger, name=settings.model_name, version=record.version, actor="bench", reason="benchmark",
             policy=policy.name, evidence={}, flow_run_id=None, expected_champion=None)
 

@@ -18,7 +18,7 @@ from tasks.evidence import GateResult
 from tasks.registry import CHAMPION
 from tasks.settings import Settings
 from tasks.governance.promotion_state import committed_alias
-from tasks.stores import ledger_for, policy_for, registry_for
+from tasks.stores import ledger_for, new_lifecycle_dir, policy_for, registry_for
 
 
 class LifecycleOutcome(BaseModel):
@@ -50,16 +50,18 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
     # candidate against a champion the ledger never committed
     champion = committed_alias(registry, ledger_for(settings), name=name, alias=CHAMPION, actor=settings.actor)
     gates.mark_challenger(settings, policy, candidate)
+    # this run's evidence folder (v<N>/lifecycle-<k>): a re-run writes a new one, so no row's file is replaced
+    run = new_lifecycle_dir(settings, name, version)
 
     results: list[GateResult] = []
     steps = [
-        ("contract", lambda: gates.check_contract(settings, policy, candidate, champion)),
-        ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-golden")),
-        ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-reference")),
-        ("compilation", lambda: gates.compile_model(settings, policy, candidate, golden)),
-        ("canary", lambda: gates.evaluate_canary(settings, policy, candidate, champion, golden, current)),
-        ("drift", lambda: gates.detect_drift(settings, policy, candidate, current or golden)),
-        ("approval", lambda: gates.decide_approval(settings, policy, candidate, results)),
+        ("contract", lambda: gates.check_contract(settings, policy, candidate, champion, run)),
+        ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-golden", run)),
+        ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-reference", run)),
+        ("compilation", lambda: gates.compile_model(settings, policy, candidate, golden, run)),
+        ("canary", lambda: gates.evaluate_canary(settings, policy, candidate, champion, golden, current, run_dir=run)),
+        ("drift", lambda: gates.detect_drift(settings, policy, candidate, current or golden, run)),
+        ("approval", lambda: gates.decide_approval(settings, policy, candidate, results, run)),
     ]
     for gate, step in steps:
         try:
@@ -67,10 +69,10 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
         except (LockgateError, ContractError) as e:  # bad input or a changed artifact: recorded, not a crash
             results.append(gates.gate_error(gate, e))
         if not results[-1].passed:
-            decision = gates.reject_candidate(settings, policy, candidate, results)
+            decision = gates.reject_candidate(settings, policy, candidate, results, run)
             break
     else:
-        results.append(gates.promote_model(settings, policy, candidate, results))
+        results.append(gates.promote_model(settings, policy, candidate, results, run))
         decision = CHAMPION if results[-1].passed else "rejected"  # a stale champion or failed smoke test
     gates.publish_model_card(settings, candidate)
     return LifecycleOutcome(

@@ -14,7 +14,7 @@ from prefect.runtime import flow_run
 from tasks import gates
 from tasks.governance.rollback import RollbackOutcome, approval_role, governed_rollback
 from tasks.settings import Settings
-from tasks.stores import policy_for
+from tasks.stores import latest_evidence_dir, policy_for
 
 ROLLBACK_FLOW = "rollback"
 
@@ -27,8 +27,9 @@ def rollback_flow(model_name: str, reason: str, to_version: int | None = None) -
     run_id = str(flow_run.get_id())
 
     def ask(record, plan, request):
-        return gates.decide_approval(settings, policy, record, [request], transition="rollback",
-                                     role=approval_role(run_id))
+        return gates.decide_approval(settings, policy, record, [request],
+                                     latest_evidence_dir(settings, record.name, record.version),
+                                     transition="rollback", role=approval_role(run_id))
 
     outcome = governed_rollback(settings, policy, model_name, reason=reason, to_version=to_version,
                                 flow_run_id=run_id, ask=ask)

@@ -17,11 +17,13 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import LockgateError
-from tasks.evidence import GateResult, sha256_file, write_json
+from tasks.evidence import EvidenceFile, GateResult, sha256_file, write_json
 from tasks.policy import Policy
 from tasks.registry import CHALLENGER, CHAMPION, ModelVersionRecord
 from tasks.settings import Settings
-from tasks.stores import cache_dir, ledger_for, registry_for, version_evidence_dir
+from pathlib import Path
+
+from tasks.stores import cache_dir, ledger_for, registry_for
 
 
 def _in_a_run() -> bool:
@@ -65,9 +67,9 @@ def _flow_run_id() -> str | None:
     return str(run_id) if run_id else None
 
 
-def publish(settings: Settings, record: ModelVersionRecord, result: GateResult, role: str) -> GateResult:
-    """Write ``result`` to the evidence folder, the MLflow run and a Prefect artifact."""
-    write_json(version_evidence_dir(settings, record.name, record.version) / f"{role}.json", result)
+def publish(settings: Settings, record: ModelVersionRecord, result: GateResult, role: str, run_dir: Path) -> GateResult:
+    """Write ``result`` into the lifecycle run's evidence folder, the MLflow run and a Prefect artifact."""
+    write_json(Path(run_dir) / f"{role}.json", result)
     registry_for(settings).log_gate(record, result, prefix=role)
     _markdown_artifact(result.markdown(), f"{role}-{record.name}-v{record.version}", result.summary_line())
     return result
@@ -79,10 +81,14 @@ def _version_contract(settings: Settings, record: ModelVersionRecord):
     return load_version_contract(registry_for(settings), record, cache_dir(settings))
 
 
-def evidence_hashes(settings: Settings, record: ModelVersionRecord) -> dict[str, str]:
-    """sha256 of every gate result published so far for this version, by role."""
-    folder = version_evidence_dir(settings, record.name, record.version)
-    return {path.stem: sha256_file(path) for path in sorted(folder.glob("*.json"))}
+def gate_evidence(run_dir: Path) -> dict[str, EvidenceFile]:
+    """Every gate result this lifecycle run published so far, by role: its file and sha256 (a ledger row names both)."""
+    return {path.stem: EvidenceFile(path=str(path), sha256=sha256_file(path)) for path in sorted(Path(run_dir).glob("*.json"))}
+
+
+def evidence_hashes(run_dir: Path) -> dict[str, str]:
+    """sha256 of every gate result this lifecycle run published so far, by role."""
+    return {role: f.sha256 for role, f in gate_evidence(run_dir).items()}
 
 
 @task(name="mark-challenger", cache_policy=NO_CACHE)
@@ -95,7 +101,8 @@ def mark_challenger(settings: Settings, policy: Policy, record: ModelVersionReco
 
 
 @task(name="check-contract", cache_policy=NO_CACHE)
-def check_contract(settings: Settings, policy: Policy, record: ModelVersionRecord, champion: ModelVersionRecord | None):
+def check_contract(settings: Settings, policy: Policy, record: ModelVersionRecord, champion: ModelVersionRecord | None,
+                   run_dir: Path):
     """The candidate's data contract against the champion's: breaking changes need the policy's say-so."""
     from tasks.validation.contract_change import contract_compatibility
 
@@ -107,11 +114,12 @@ def check_contract(settings: Settings, policy: Policy, record: ModelVersionRecor
     else:
         result = contract_compatibility(_version_contract(settings, champion), candidate_contract,
                                         allow_breaking=policy.validation.allow_breaking_contract_change)
-    return publish(settings, record, result, "contract")
+    return publish(settings, record, result, "contract", run_dir)
 
 
 @task(name="validate-data", cache_policy=NO_CACHE)
-def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord, dataset_path: str, role: str):
+def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord, dataset_path: str, role: str,
+                  run_dir: Path):
     from tasks.datasets import read_table
     from tasks.registration.inference import load_reference
     from tasks.validation.gate import expectation_table, validate_dataset
@@ -121,15 +129,15 @@ def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord
         df = load_reference(registry_for(settings), record, cache_dir(settings))
     else:
         df = read_table(dataset_path, what=role)
-    folder = version_evidence_dir(settings, record.name, record.version) / role
+    folder = Path(run_dir) / role
     result, _ = validate_dataset(df, contract, policy.validation, dataset=dataset_path, include_label=True,
                                  evidence_dir=folder, quarantine_path=folder / "quarantine.parquet")
     publish_table(f"{role}-table-{record.name}-v{record.version}", expectation_table(result), result.summary_line())
-    return publish(settings, record, result, role)
+    return publish(settings, record, result, role, run_dir)
 
 
 @task(name="compile-model", cache_policy=NO_CACHE)
-def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord, golden_path: str):
+def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord, golden_path: str, run_dir: Path):
     from models.features import feature_matrix
     from tasks.compilation.gate import compile_evidence
     from tasks.datasets import read_table
@@ -139,13 +147,20 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
     registry = registry_for(settings)
     arch, config, spec, params = load_version_files(registry, record, cache_dir(settings))
     sample = feature_matrix(read_table(golden_path, what="golden set").head(256), spec)
-    folder = version_evidence_dir(settings, record.name, record.version) / "compilation"
+    folder = Path(run_dir) / "compilation"
     result = compile_evidence(config, params, sample, policy.compilation, folder, arch=arch,
                               cache_dir=settings.home_dir / "compile_cache")
     if result.report is not None:
         _markdown_artifact(result.report.markdown(), f"compile-report-{record.name}-v{record.version}",
                            "compile report: target x bucket x variant")
-    if result.passed:
+    compiled_before = record.tags.get(ARTIFACT_SHA_TAG)
+    if result.passed and compiled_before and compiled_before != result.artifact_sha256:
+        # a version's artifact is written once: what an earlier run canaried, signed and maybe promoted stays
+        result = result.model_copy(update={"passed": False, "decision": "artifact changed", "reasons": [
+            f"v{record.version} was compiled before to an artifact with sha256 {compiled_before[:16]}…; this compile "
+            f"gives {result.artifact_sha256[:16]}… (another JAX/XLA?): a version's artifact is never replaced; "
+            "register the model again as a new version"]})
+    if result.passed and not compiled_before:  # the first compile of the version; a re-run finds it all in place
         from tasks.registration.pyfunc_logging import log_version_pyfunc
         from tasks.registration.register import FEATURES_FILE, PARAMS_FILE
 
@@ -168,12 +183,12 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
                            params_path=registry.fetch(record, PARAMS_FILE, dst),
                            feature_spec_path=registry.fetch(record, FEATURES_FILE, dst),
                            buckets=policy.compilation.batch_buckets)
-    return publish(settings, record, result, "compilation")
+    return publish(settings, record, result, "compilation", run_dir)
 
 
 @task(name="evaluate-canary", cache_policy=NO_CACHE)
 def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionRecord, champion: ModelVersionRecord | None,
-                    golden_path: str, current_path: str | None = None):
+                    golden_path: str, current_path: str | None = None, *, run_dir: Path):
     """Candidate vs champion through their hash-verified artifacts: golden-set metrics of the model's task (from its
     registered config) with paired bootstrap CIs, slices, shadow scoring on the latest partition, interleaved
     latency, variants; plots and the HTML report as evidence."""
@@ -213,13 +228,13 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
         extra += shadow_checks
     latency, latency_checks = latency_report(cand, champ, golden, cp)
     extra += latency_checks
-    folder = version_evidence_dir(settings, record.name, record.version) / "canary"
+    folder = Path(run_dir) / "canary"
     result = canary_result(
         golden_metrics(task, y, p_c, cp.decision_threshold),
         golden_metrics(task, y, p_h, cp.decision_threshold) if champ else None,
         cp, candidate_version=record.version, champion_version=champion.version if champion else None, deltas=deltas,
         slices=slices, shadow=shadow, extra_checks=extra, latency=latency,
-        tpu_estimates_ms=tpu_estimates(version_evidence_dir(settings, record.name, record.version)))
+        tpu_estimates_ms=tpu_estimates(Path(run_dir)))
     if result.passed:
         verdicts = [variant_verdict(v, y, p_f32, p_variant, cp, task)
                     for v, p_f32, p_variant in variant_scores(registry, record, golden, cache_dir(settings), buckets)]
@@ -230,11 +245,11 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
         accepted = ",".join(v.variant for v in verdicts if v.accepted)
         registry.set_version_tags(record.name, record.version, {"lockgate.variants_accepted": accepted or "none"})
     result = result.model_copy(update={"evidence": canary_plots(y, p_c, p_h, result, latency, folder)})
-    return publish(settings, record, result, "canary")
+    return publish(settings, record, result, "canary", run_dir)
 
 
 @task(name="detect-drift", cache_policy=NO_CACHE)
-def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord, current_path: str):
+def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord, current_path: str, run_dir: Path):
     """Reference snapshot vs current data per the contract, with the candidate's scores as prediction drift."""
     from tasks.batch.partition import SCORE_COLUMN
     from tasks.datasets import read_table
@@ -249,7 +264,7 @@ def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord,
     model = load_compiled(registry, record, cache_dir(settings), policy.compilation.batch_buckets)
     reference = reference.assign(**{SCORE_COLUMN: model.score(reference)})
     current = current.assign(**{SCORE_COLUMN: model.score(current)})
-    folder = version_evidence_dir(settings, record.name, record.version) / "drift"
+    folder = Path(run_dir) / "drift"
     dp = policy.drift
     logger = get_run_logger()
 
@@ -262,7 +277,7 @@ def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord,
                               sample_rows=dp.sample_rows, progress=progress)
     result = drift_result(evidence, dp)
     publish_table(f"drift-table-{record.name}-v{record.version}", result.table(), result.summary_line())
-    return publish(settings, record, result, "drift")
+    return publish(settings, record, result, "drift", run_dir)
 
 
 def publish_table(key: str, rows: list[dict], description: str) -> None:
@@ -271,17 +286,17 @@ def publish_table(key: str, rows: list[dict], description: str) -> None:
 
 
 def decide_approval(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult],
-                    transition: str = "promote", role: str = "approval"):
+                    run_dir: Path, transition: str = "promote", role: str = "approval"):
     """The policy's approval rules for ``transition`` in settings.environment: auto-approve, or ask humans.
 
     Not a task: the flow itself pauses for the reviewers (for as long as the policy's expiry), each response is
     authorised against the policy and recorded; a task would stay open that whole time. ``role``: where the result
-    is published in the version's evidence (a rollback's approval must not replace the promotion's)."""
+    is published in ``run_dir``, the lifecycle run's folder (a rollback's goes in a folder of its own)."""
     from tasks.governance.approval import approval_rules
 
     rules = approval_rules(policy, settings.environment, transition)
     if not rules.required:
-        return approve_automatically(settings, policy, record, rules, role)
+        return approve_automatically(settings, policy, record, rules, run_dir, role)
     import os
 
     from prefect.settings import get_current_settings
@@ -296,17 +311,17 @@ def decide_approval(settings: Settings, policy: Policy, record: ModelVersionReco
         raise LockgateError(f"{transition} needs human approval in {rules.environment} but this flow runs on "
                             "Prefect's temporary in-process API, which no reviewer can reach; run `lockgate server "
                             "start` (or set PREFECT_API_URL) first")
-    request, request_sha = request_approval(settings, policy, record, rules, results)
+    request, request_sha = request_approval(settings, policy, record, rules, results, run_dir)
     result = wait_for_decision(settings, request, lambda verdict: record_approval_response(
         settings, policy, record, request_sha, verdict))
     if result.decision == "expired":
         _append(settings, policy, record, actor=settings.actor, action="approval.expired", reason=result.reasons[0],
                 evidence={"approval-request": request_sha})
-    return publish(settings, record, result, role)
+    return publish(settings, record, result, role, run_dir)
 
 
 def _append(settings: Settings, policy: Policy, record: ModelVersionRecord, *, actor: str, action: str, reason: str,
-            evidence: dict[str, str], proof: dict[str, str] | None = None) -> None:
+            evidence: dict[str, str | EvidenceFile], proof: dict[str, str] | None = None) -> None:
     from tasks.ledger.entry import LedgerEntry
 
     ledger_for(settings).append(LedgerEntry(
@@ -315,22 +330,22 @@ def _append(settings: Settings, policy: Policy, record: ModelVersionRecord, *, a
 
 
 @task(name="approve-automatically", cache_policy=NO_CACHE)
-def approve_automatically(settings: Settings, policy: Policy, record: ModelVersionRecord, rules,
+def approve_automatically(settings: Settings, policy: Policy, record: ModelVersionRecord, rules, run_dir: Path,
                           role: str = "approval"):
     from tasks.governance.approval import auto_approval
 
     from tasks.governance.promotion import failpoint
 
-    result = publish(settings, record, auto_approval(rules, requester=settings.actor), role)
+    result = publish(settings, record, auto_approval(rules, requester=settings.actor), role, run_dir)
     _append(settings, policy, record, actor=result.approved_by[0], action="approval.auto", reason=result.reasons[0],
-            evidence=evidence_hashes(settings, record))
+            evidence=gate_evidence(run_dir))
     failpoint("approved")  # the fault tests crash the lifecycle here: approved, not yet promoted
     return result
 
 
 @task(name="request-approval", cache_policy=NO_CACHE)
 def request_approval(settings: Settings, policy: Policy, record: ModelVersionRecord, rules,
-                     results: list[GateResult]):
+                     results: list[GateResult], run_dir: Path):
     """Open a request: its document (rules, requester, expiry, gate decisions, evidence hashes) as evidence, an
     ``approval.requested`` ledger row pointing at it, and a Prefect artifact for reviewers."""
     import secrets
@@ -340,16 +355,18 @@ def request_approval(settings: Settings, policy: Policy, record: ModelVersionRec
     from tasks.governance.approval_prefect import request_markdown, request_path, utc_now
 
     now, run_id = utc_now(), _flow_run_id()
-    evidence = evidence_hashes(settings, record)
+    files = gate_evidence(run_dir)
+    evidence = {role: f.sha256 for role, f in files.items()}
     request = ApprovalRequest(
         request_id=secrets.token_hex(16), flow_run_id=run_id, model_name=record.name, version=record.version,
         rules=rules, requester=settings.actor, registrant=record.tags.get("lockgate.registered_by", "unknown"),
         requested_at=now, expires_at=now + timedelta(seconds=rules.expiry_seconds),
         gates=[f"{r.gate} {r.decision}" for r in results], evidence=evidence,
         artifact_sha256=record.tags.get("lockgate.artifact_sha256"))
-    request_sha = write_json(request_path(settings, record.name, record.version, run_id), request).sha256
+    request_file = write_json(request_path(settings, record.name, record.version, run_id), request)
     _append(settings, policy, record, actor=settings.actor, action="approval.requested", reason=request.summary(),
-            evidence={**evidence, "approval-request": request_sha})
+            evidence={**files, "approval-request": request_file})
+    request_sha = request_file.sha256
     _markdown_artifact(request_markdown(request), f"approval-request-{record.name}-v{record.version}",
                        request.summary())
     return request, request_sha
@@ -367,7 +384,8 @@ def record_approval_response(settings: Settings, policy: Policy, record: ModelVe
 
 
 @task(name="promote-model", cache_policy=NO_CACHE)
-def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult]) -> GateResult:
+def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult],
+                  run_dir: Path) -> GateResult:
     """Move champion to the candidate, atomically with the ledger, if the champion is still the one the canary
     compared it with; smoke-test it through the alias. No retries here: a failed move is reverted and recorded."""
     from tasks.evidence import Check
@@ -383,7 +401,7 @@ def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord
     expected = getattr(canary, "champion_version", None)
     outcome = promote(registry_for(settings), ledger_for(settings), name=record.name, version=record.version,
                       actor=settings.actor, reason=promotion_reason(results), policy=policy.name,
-                      evidence={**evidence_hashes(settings, record), **deployed}, flow_run_id=_flow_run_id(),
+                      evidence={**gate_evidence(run_dir), **deployed}, flow_run_id=_flow_run_id(),
                       expected_champion=expected)
     checks = [Check(name="champion_before", value=outcome.champion_before, threshold=expected, comparison="==",
                     passed=outcome.champion_before == expected),
@@ -393,7 +411,7 @@ def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord
                                  else outcome.reason],
                         checks=checks if outcome.status != "refused" else checks[:1])
     publish_ledger_head(settings, record.name)
-    return publish(settings, record, result, "promotion")
+    return publish(settings, record, result, "promotion", run_dir)
 
 
 def gate_error(gate: str, error: Exception) -> GateResult:
@@ -415,13 +433,14 @@ def _human(result: GateResult) -> bool:
 
 
 @task(name="reject-candidate", cache_policy=NO_CACHE)
-def reject_candidate(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult]) -> str:
+def reject_candidate(settings: Settings, policy: Policy, record: ModelVersionRecord, results: list[GateResult],
+                     run_dir: Path) -> str:
     from tasks.governance.promotion import reject
 
     failed = results[-1]
     reason = f"{failed.gate} gate: {failed.decision}: {'; '.join(failed.reasons)}"
     reject(registry_for(settings), ledger_for(settings), name=record.name, version=record.version, actor=settings.actor,
-           reason=reason, policy=policy.name, evidence=evidence_hashes(settings, record),
+           reason=reason, policy=policy.name, evidence=gate_evidence(run_dir),
            flow_run_id=_flow_run_id())
     return "rejected"
 
@@ -522,7 +541,7 @@ def score_partition(settings: Settings, policy: Policy, champion: ChampionRef, t
     return outcome
 
 
-def _record_unrecorded_output(ledger, champion: ChampionRef, outcome, common: dict) -> None:
+def _record_unrecorded_output(settings: Settings, ledger, champion: ChampionRef, outcome, common: dict) -> None:
     """A crash between moving a partition's predictions into place and writing their ledger row leaves an output no
     row explains; the re-run skips the partition, so it writes that row now, naming the file's sha256."""
     from tasks.batch.partition_io import sha256_of
@@ -532,8 +551,13 @@ def _record_unrecorded_output(ledger, champion: ChampionRef, outcome, common: di
     if any(e.action == "partition.scored" and e.version == champion.version and mark in e.reason
            for e in ledger.entries(model_name=champion.name)):
         return
+    from tasks.batch.partition import attempt_holding
+
+    sha = sha256_of(outcome.output)
+    held = attempt_holding(batch_io(settings, champion.name), outcome.partition, champion.version, sha)
     ledger.append(LedgerEntry(
-        action="partition.scored", evidence={"predictions": sha256_of(outcome.output)}, **common,
+        action="partition.scored", evidence={"predictions": EvidenceFile(path=held, sha256=sha) if held else sha},
+        **common,
         reason=f"version {champion.version} scored partition {outcome.partition}: recorded by a later run; the run "
         f"that wrote {outcome.output} stopped before writing this row"))
 
@@ -549,7 +573,7 @@ def record_partition(settings: Settings, policy: Policy, champion: ChampionRef, 
     common = dict(actor=settings.actor, model_name=champion.name, version=champion.version, policy=policy.name,
                   flow_run_id=_flow_run_id())
     if outcome.status == "skipped":
-        _record_unrecorded_output(ledger, champion, outcome, common)
+        _record_unrecorded_output(settings, ledger, champion, outcome, common)
     else:
         failpoint(f"partition-{outcome.status}")  # the fault test crashes here: output in place, no ledger row yet
         verb = {"scored": "scored"}.get(outcome.status, f"did not score ({outcome.status})")

@@ -50,5 +50,45 @@ def version_evidence_dir(settings: Settings, name: str, version: int) -> Path:
     return path_under(settings.evidence_dir, name, f"v{version}", what="model name")
 
 
+LIFECYCLE_RUN = "lifecycle-"
+
+
+def new_lifecycle_dir(settings: Settings, name: str, version: int) -> Path:
+    """A new folder for one lifecycle run's evidence, ``v<version>/lifecycle-<n>`` (n one more than the last),
+    created exclusively so two runs never share one: a re-run never replaces a file an earlier run's rows name."""
+    base = version_evidence_dir(settings, name, version)
+    base.mkdir(parents=True, exist_ok=True)
+    n = len(lifecycle_dirs(settings, name, version)) + 1
+    while True:
+        try:
+            (base / f"{LIFECYCLE_RUN}{n}").mkdir()
+            return base / f"{LIFECYCLE_RUN}{n}"
+        except FileExistsError:  # another run took it
+            n += 1
+
+
+def lifecycle_dirs(settings: Settings, name: str, version: int) -> list[Path]:
+    """The version's lifecycle evidence folders, oldest first."""
+    base = version_evidence_dir(settings, name, version)
+    found = [p for p in base.glob(f"{LIFECYCLE_RUN}*") if p.is_dir() and p.name[len(LIFECYCLE_RUN):].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(LIFECYCLE_RUN):]))
+
+
+def latest_evidence_dir(settings: Settings, name: str, version: int) -> Path:
+    """The folder of the version's last lifecycle run (its gate results), or the version's folder itself when its
+    evidence was written before lifecycle runs had folders of their own."""
+    runs = lifecycle_dirs(settings, name, version)
+    return runs[-1] if runs else version_evidence_dir(settings, name, version)
+
+
+def new_attempt_name(version: int) -> str:
+    """A name for one scoring of a partition (its predictions, quarantine and evidence folders), unique without
+    coordination between processes: ``v<version>-<UTC time>-<random>``, sorting by time."""
+    import secrets
+    from datetime import datetime, timezone
+
+    return f"v{version}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{secrets.token_hex(3)}"
+
+
 def cache_dir(settings: Settings) -> Path:
     return settings.home_dir / "cache"

@@ -76,6 +76,7 @@ def audit_verify(settings: Settings, *, model: str | None, recover_first: bool) 
         console.print(f"  [red]{escape(problem)}[/]", highlight=False, soft_wrap=True)
     names = [model] if model else list(dict.fromkeys(e.model_name for e in ledger.entries() if e.aliases is not None))
     agreed = not proofs.problems
+    agreed &= _evidence_files(settings, registry, ledger, model)
     for name in names:
         with ledger.lock(name):  # a stable view: no promotion of this model moves aliases meanwhile
             if recover_first and check.ok:
@@ -94,6 +95,25 @@ def audit_verify(settings: Settings, *, model: str | None, recover_first: bool) 
     if recover_first and not check.ok:
         console.print("nothing recovered: the ledger does not verify", highlight=False)
     return EXIT_OK if check.ok and agreed else EXIT_AUDIT_FAILED
+
+
+def _evidence_files(settings: Settings, registry, ledger, model: str | None) -> bool:
+    """Every evidence file a row names by path (written once, never replaced) re-hashed: each one changed or gone is
+    a line naming the row, the role and the file."""
+    from tasks.governance.audit_evidence import EvidenceLocator
+
+    locator = EvidenceLocator(settings, registry, None)
+    rows = [e for e in ledger.entries(model_name=model) if e.evidence_files]
+    checks = [(e, locator.check_named(role, e.evidence[role], where))
+              for e in rows for role, where in sorted(e.evidence_files.items()) if role in e.evidence]
+    bad = [(e, c) for e, c in checks if c.status != "ok"]
+    colour = "red" if bad else "green"
+    console.print(f"evidence: [{colour}]{len(checks) - len(bad)} of {len(checks)} file(s) named by {len(rows)} row(s) "
+                  "hold the bytes the ledger recorded[/]", highlight=False)
+    for e, c in bad:
+        console.print(f"  [red]row {e.seq} {e.action}: {c.role} {c.status}: {escape(c.path or '-')}[/]",
+                      highlight=False, soft_wrap=True)
+    return not bad
 
 
 def _witness(registry, ledger, name: str) -> bool:

@@ -5,6 +5,13 @@ skipped unless forced; predictions are written under a temporary name and moved 
 place, so a crash leaves no partial output; reads and writes retry transient IO errors
 with backoff (no transaction is open around them); every problem is an outcome with a
 status and a message, never an exception that stops the other partitions.
+
+Write-once: each scoring of a partition (an attempt, ``v<version>-<time>-<random>``) writes
+its files to places of its own: predictions to ``<predictions>/_runs/<partition>/<attempt>/``
+(dataset readers skip ``_`` folders), quarantine to ``<quarantine>/<partition>/<attempt>/``,
+GE and drift evidence to ``<evidence>/<partition>/<attempt>/``; the ledger row names those
+files. ``<predictions>/<partition>/predictions.parquet``, what consumers read, is then made
+to hold the same bytes (publish_copy): a re-score replaces it and never an attempt's file.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.batch.partition_io import PartitionTarget, exists, join, maybe_inject_read_failure, read_partition, retried
+from tasks.evidence import EvidenceFile
 from tasks.drift.results import DriftResult
 from tasks.errors import LockgateError
 from tasks.registration.inference import ScoringStats
@@ -25,6 +33,7 @@ from tasks.policy import Policy
 from tasks.batch.scoring import SCORE_COLUMN, score_to_parquet
 
 PREDICTIONS_FILE = "predictions.parquet"
+RUNS_FOLDER = "_runs"  # under the predictions root: every attempt's own predictions file, named by its ledger row
 STATUSES = ("scored", "skipped", "empty", "missing", "blocked", "failed")
 
 
@@ -47,7 +56,7 @@ class PartitionOutcome(BaseModel):
     monitor_reasons: list[str] = []
     output: str | None = None
     message: str = ""
-    evidence: dict[str, str] = {}
+    evidence: dict[str, EvidenceFile] = Field({}, description="The files the ledger row names, by role.")
     scoring: ScoringStats | None = Field(None, description="Where the rows were scored: process, devices, sharding.")
 
 
@@ -65,6 +74,37 @@ class BatchIO(BaseModel):
     inject_read_failures: float = 0.0
     inject_seed: int = 0
     faults_dir: Path | None = None
+
+
+def attempt_output(io: BatchIO, partition: str, attempt: str) -> str:
+    """Where one attempt's predictions are written (once)."""
+    return join(io.predictions_root, RUNS_FOLDER, partition, attempt, PREDICTIONS_FILE)
+
+
+def earlier_attempts(io: BatchIO, partition: str) -> list[str]:
+    """The predictions files (or where they would be) of every earlier scoring of ``partition``, oldest first."""
+    from tasks.batch.partition_io import filesystem
+
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(join(io.predictions_root, RUNS_FOLDER, partition))
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except OSError:
+        return []
+    names = sorted((i.base_name for i in infos if i.type == pafs.FileType.Directory),
+                   key=lambda n: (n.split("-")[1:2], n))  # v<version>-<UTC time>-<random>: by time
+    return [attempt_output(io, partition, n) for n in names]
+
+
+def attempt_holding(io: BatchIO, partition: str, version: int, sha256: str) -> str | None:
+    """The attempt file of ``version`` holding the bytes ``sha256`` (newest first), or None."""
+    from tasks.batch.partition_io import sha256_of
+
+    for candidate in reversed(earlier_attempts(io, partition)):
+        if f"/v{version}-" in candidate and exists(candidate) and sha256_of(candidate) == sha256:
+            return candidate
+    return None
 
 
 def already_scored(output: str, version: int, io: BatchIO) -> bool:
@@ -99,7 +139,8 @@ def score_partition_data(
     """
     from data_contracts.frames import arrow_to_pandas, decoded
     from data_contracts.names import name_problem
-    from tasks.batch.partition_io import sha256_of
+    from tasks.batch.partition_io import publish_copy, sha256_of
+    from tasks.stores import new_attempt_name
     from tasks.validation.gate import validate_dataset
 
     started = time.perf_counter()
@@ -120,6 +161,8 @@ def score_partition_data(
     except LockgateError as e:
         return PartitionOutcome(**common, status="failed", message=str(e))
     common["read_attempts"] = attempts
+    attempt = new_attempt_name(version)  # this scoring's own files: nothing an earlier one wrote is replaced
+    written_to = attempt_output(io, name, attempt)
     if table.num_rows == 0:
         return PartitionOutcome(**common, status="empty", message=f"partition {name} has no rows; nothing scored")
 
@@ -127,7 +170,8 @@ def score_partition_data(
     df.index = pd.RangeIndex(len(df))  # positions (a stored pandas index is not a contract column): see below
     validation, valid = validate_dataset(
         df, contract, policy.validation, dataset=target.uri, include_label=False,
-        evidence_dir=io.evidence_dir / name, quarantine_path=io.quarantine_dir / name / "quarantine.parquet",
+        evidence_dir=io.evidence_dir / name / attempt,
+        quarantine_path=io.quarantine_dir / name / attempt / "quarantine.parquet",
     )
     common.update(rows=len(df), quarantined=validation.n_quarantined)
     if not validation.passed or len(valid) == 0:
@@ -153,8 +197,9 @@ def score_partition_data(
 
         nonlocal scorer
         scorer = model.scorer()  # this attempt's
-        remove_stale_temporaries(output)  # left by a crashed earlier attempt
-        return score_to_parquet(table_batches(rows, io.batch_rows, positions), output, features=model.features,
+        for stale in earlier_attempts(io, name) + [written_to]:  # temporaries a crashed scoring left (no row names one)
+            remove_stale_temporaries(stale)
+        return score_to_parquet(table_batches(rows, io.batch_rows, positions), written_to, features=model.features,
                                 score=scorer, id_column=contract.id_column, id_type=id_type,
                                 lineage=lineage, threshold=threshold, keep_scores=True)
 
@@ -165,10 +210,15 @@ def score_partition_data(
         return PartitionOutcome(**common, status="failed", message=str(e))
 
     drift, monitor = monitor_partition(valid.assign(**{SCORE_COLUMN: scores}), reference, contract, policy,
-                                       io.evidence_dir / name / "drift")
-    hashes = {"predictions": sha256_of(output),
-              **{f"validation.{k}": v.sha256 for k, v in validation.evidence.items()},
-              **({f"drift.{k}": v.sha256 for k, v in drift.evidence.items()} if drift else {})}
+                                       io.evidence_dir / name / attempt / "drift")
+    predictions = EvidenceFile(path=written_to, sha256=sha256_of(written_to))
+    try:  # what consumers read now holds these bytes; the attempt's file stays as the ledger names it
+        retried(lambda: publish_copy(written_to, output), what=f"publish predictions of {name}", retries=io.retries,
+                delay=io.retry_delay, log=log)
+    except LockgateError as e:
+        return PartitionOutcome(**common, status="failed", message=str(e))
+    hashes = {"predictions": predictions, **{f"validation.{k}": v for k, v in validation.evidence.items()},
+              **({f"drift.{k}": v for k, v in drift.evidence.items()} if drift else {})}
     drift_word = drift.decision if drift else "error"
     scoring = scorer.stats()
     return PartitionOutcome(

@@ -228,6 +228,34 @@ class AtomicParquetWriter:
             self._tmp_fs.delete_file(self.tmp)
 
 
+def publish_copy(source: str, destination: str) -> None:
+    """Make ``destination`` hold the bytes of ``source`` (a file written once, which a ledger row names), replacing
+    what ``destination`` held without touching ``source``: on a local disk a hard link renamed into place (no
+    second copy; an edit of the file in place is an edit of the evidence, which the audit flags), elsewhere a copy
+    under a temporary name renamed into place, or on an object store a server-side copy (visible once complete)."""
+    fs, src = filesystem(source)
+    _, dst = filesystem(destination)
+    folder, name = dst.rsplit("/", 1)
+    if fs.type_name in OBJECT_STORES:
+        fs.copy_file(src, dst)
+        return
+    fs.create_dir(folder, recursive=True)
+    tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        if isinstance(fs, pafs.LocalFileSystem):
+            try:
+                os.link(src, tmp)
+            except OSError:  # another device, or a filesystem without hard links
+                fs.copy_file(src, tmp)
+            os.replace(tmp, dst)
+        else:
+            fs.copy_file(src, tmp)
+            fs.move(tmp, dst)
+    finally:
+        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+            fs.delete_file(tmp)
+
+
 def sha256_of(location: str) -> str:
     """sha256 of a file on any pyarrow filesystem, streamed."""
     fs, path = filesystem(location)

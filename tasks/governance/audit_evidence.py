@@ -154,15 +154,37 @@ class EvidenceLocator:
         return EvidenceCheck(role=role, sha256=sha256, status="mismatch", path=str(path), link=self.link(path),
                              actual_sha256=self.sha(path))
 
-    def check_entry(self, model: str, version: int | None, evidence: dict[str, str], reason: str) -> list[EvidenceCheck]:
+    def check_entry(self, model: str, version: int | None, evidence: dict[str, str], reason: str,
+                    files: dict[str, str] | None = None) -> list[EvidenceCheck]:
+        """Each file of an entry against its recorded sha256. A file the entry names by path (write-once evidence)
+        is checked there and only there: it was written once and never replaced, so any other bytes are a change."""
         checks = []
         for role, sha in sorted(evidence.items()):
             if is_identifier(role):
+                continue
+            if files and role in files:
+                checks.append(self.check_named(role, sha, files[role]))
                 continue
             gate_role = "." not in role and "/" not in role
             elsewhere = sorted((self.settings.evidence_dir / model).glob(f"v*/{role}.json")) if gate_role else []
             checks.append(self.check(role, sha, self.expected(model, version, role, reason), elsewhere))
         return checks
+
+    def check_named(self, role: str, sha256: str, where: str) -> EvidenceCheck:
+        """The file a ledger row names by path (a local path or a pyarrow filesystem URI) against its sha256."""
+        if "://" in where:
+            actual = _remote_sha256(where)
+            if actual is None:
+                return EvidenceCheck(role=role, sha256=sha256, status="missing", path=where)
+            status = "ok" if actual == sha256 else "mismatch"
+            return EvidenceCheck(role=role, sha256=sha256, status=status, path=where, link=where,
+                                 actual_sha256=None if status == "ok" else actual)
+        path = Path(where)
+        if not path.is_file():
+            return EvidenceCheck(role=role, sha256=sha256, status="missing", path=where)
+        actual = self.sha(path)
+        return EvidenceCheck(role=role, sha256=sha256, status="ok" if actual == sha256 else "mismatch", path=where,
+                             link=self.link(path), actual_sha256=None if actual == sha256 else actual)
 
     def check_gate_files(self, gate_json: Path) -> list[EvidenceCheck]:
         """The files a gate result names (plots, HTML reports, GE results), held to the hashes in that result."""
@@ -175,3 +197,20 @@ class EvidenceLocator:
         files = result.get("evidence") or {}
         return [self.check(role, ev.get("sha256", ""), Path(ev["path"]) if ev.get("path") else None)
                 for role, ev in sorted(files.items()) if isinstance(ev, dict)]
+
+
+def _remote_sha256(uri: str) -> str | None:
+    """sha256 of an object at a pyarrow filesystem URI (``s3://...``), or None when it cannot be read."""
+    import hashlib
+
+    import pyarrow.fs as pafs
+
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+        h = hashlib.sha256()
+        with fs.open_input_stream(path) as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        return h.hexdigest()
+    except Exception:  # noqa: BLE001 - gone, not allowed, or the store unreachable: not verifiable now
+        return None

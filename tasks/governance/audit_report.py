@@ -272,7 +272,9 @@ def clip_spans(spans: list[ChampionSpan], since: datetime | None) -> list[Champi
 
 # -- evidence summaries ------------------------------------------------------------------------
 def gate_summaries(settings: Settings, locator: EvidenceLocator, model: str, version: int) -> list[GateSummary]:
-    folder = settings.evidence_dir / model / f"v{version}"
+    from tasks.stores import latest_evidence_dir
+
+    folder = latest_evidence_dir(settings, model, version)  # the version's last lifecycle run
     found = sorted(folder.glob("*.json"), key=lambda p: (GATE_ORDER.index(p.stem) if p.stem in GATE_ORDER else 99,
                                                           p.stem))
     gates = []
@@ -290,7 +292,9 @@ def gate_summaries(settings: Settings, locator: EvidenceLocator, model: str, ver
 
 
 def canary_summary(settings: Settings, model: str, version: int) -> CanarySummary | None:
-    path = settings.evidence_dir / model / f"v{version}" / "canary.json"
+    from tasks.stores import latest_evidence_dir
+
+    path = latest_evidence_dir(settings, model, version) / "canary.json"
     try:
         c = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -304,12 +308,14 @@ def canary_summary(settings: Settings, model: str, version: int) -> CanarySummar
                          slices=c.get("slices", []), variants=c.get("variants", []))
 
 
-def partition_drift(settings: Settings, model: str, partition: str | None) -> float | None:
+def partition_drift(settings: Settings, model: str, partition: str | None,
+                    folder: Path | None = None) -> float | None:
     """Share of drifted columns in a scored partition: the monitor's own (drift/drift.json), else, for partitions
-    scored before that file was written, the Evidently snapshot's DriftedColumnsCount."""
+    scored before that file was written, the Evidently snapshot's DriftedColumnsCount. ``folder``: the scoring's
+    drift folder, as its row names it (else where partitions were scored before write-once evidence)."""
     if partition is None:
         return None
-    folder = settings.evidence_dir / model / "batches" / partition / "drift"
+    folder = folder or settings.evidence_dir / model / "batches" / partition / "drift"
     try:
         return float(json.loads((folder / "drift.json").read_text())["drifted_share"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -327,6 +333,10 @@ def partition_drift(settings: Settings, model: str, partition: str | None) -> fl
     return None
 
 
+def _named(entry: AuditEntry, role: str) -> str | None:
+    return next((c.path for c in entry.evidence if c.role == role and c.path), None)
+
+
 def _batch(settings: Settings, entry: AuditEntry) -> BatchScore:
     import re
 
@@ -337,7 +347,8 @@ def _batch(settings: Settings, entry: AuditEntry) -> BatchScore:
     return BatchScore(seq=entry.seq, at=entry.recorded_at, model_name=entry.model_name, version=entry.version,
                       partition=partition, status=entry.action.split(".", 1)[1], reason=entry.reason,
                       drift_decision=drift.group(1) if drift else None,
-                      drifted_share=partition_drift(settings, entry.model_name, partition),
+                      drifted_share=partition_drift(settings, entry.model_name, partition, Path(named).parent
+                                                    if (named := _named(entry, "drift.result")) else None),
                       rows_scored=int(counts.group(3)) if counts else None,
                       rows_quarantined=int(counts.group(2)) if counts else None, evidence_ok=entry.evidence_ok)
 
@@ -369,10 +380,10 @@ def build_report(settings: Settings, registry, ledger, *, since: datetime | None
     everything = ledger.entries(model_name=model_name)
     in_range = [e for e in everything if (since is None or entry_time(e) >= since)
                 and (until is None or entry_time(e) <= until)]
-    entries = [AuditEntry(**e.model_dump(exclude={"evidence", "prev_hash", "entry_hash"}),
+    entries = [AuditEntry(**e.model_dump(exclude={"evidence", "evidence_files", "prev_hash", "entry_hash"}),
                           identifiers={k: v for k, v in e.evidence.items() if is_identifier(k)},
                           evidence=locator.check_entry(e.model_name, e.version if e.version is not None else
-                                                        e.previous_version, e.evidence, e.reason))
+                                                        e.previous_version, e.evidence, e.reason, e.evidence_files))
                for e in in_range]
     by_seq = {e.seq: e for e in entries}
 

@@ -62,7 +62,9 @@ class ModelCard(BaseModel):
 
 def _gate(settings: Settings, record: ModelVersionRecord, role: str) -> dict | None:
     try:
-        return json.loads((settings.evidence_dir / record.name / f"v{record.version}" / f"{role}.json").read_text())
+        from tasks.stores import latest_evidence_dir
+
+        return json.loads((latest_evidence_dir(settings, record.name, record.version) / f"{role}.json").read_text())
     except (OSError, ValueError):
         return None
 

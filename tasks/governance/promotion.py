@@ -24,6 +24,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import LockgateError
+from tasks.evidence import EvidenceFile
 from tasks.ledger.entry import LedgerEntry
 from tasks.ledger.store import Ledger
 from tasks.governance.promotion_state import (apply_aliases, champion_history, managed, promoted_over, recover, show)
@@ -116,7 +117,7 @@ class RollbackFailed(LockgateError):
 
 def move_alias(
     registry: MlflowRegistry, ledger: Ledger, *, name: str, alias: str, version: int | None, actor: str, reason: str,
-    policy: str | None, evidence: dict[str, str], flow_run_id: str | None,
+    policy: str | None, evidence: dict[str, str | EvidenceFile], flow_run_id: str | None,
 ) -> AliasMove:
     """Point ``alias`` at ``version`` (or delete it when version is None): ledger row first, then the registry."""
     with ledger.lock(name):
@@ -133,7 +134,7 @@ def move_alias(
 
 def promote(
     registry: MlflowRegistry, ledger: Ledger, *, name: str, version: int, actor: str, reason: str,
-    policy: str | None, evidence: dict[str, str], flow_run_id: str | None, expected_champion: int | None,
+    policy: str | None, evidence: dict[str, str | EvidenceFile], flow_run_id: str | None, expected_champion: int | None,
     smoke_test: SmokeTest | None = None,
 ) -> PromotionResult:
     """Make ``version`` champion if the champion is still ``expected_champion`` (the one the canary compared it
@@ -184,7 +185,7 @@ def promote(
 
 def rollback(registry: MlflowRegistry, ledger: Ledger, *, name: str, actor: str, reason: str,
              to_version: int | None = None, policy: str | None = None, flow_run_id: str | None = None,
-             evidence: dict[str, str] | None = None, expected_champion: int | None = None) -> RollbackResult:
+             evidence: dict[str, str | EvidenceFile] | None = None, expected_champion: int | None = None) -> RollbackResult:
     """Put the previous champion back (or ``to_version``, an earlier champion) through the promotion path.
 
     ``expected_champion``: the champion the rollback was approved against; if another one is champion by the time
@@ -227,7 +228,7 @@ def rollback(registry: MlflowRegistry, ledger: Ledger, *, name: str, actor: str,
 
 def reject(
     registry: MlflowRegistry, ledger: Ledger, *, name: str, version: int, actor: str, reason: str,
-    policy: str | None, evidence: dict[str, str], flow_run_id: str | None,
+    policy: str | None, evidence: dict[str, str | EvidenceFile], flow_run_id: str | None,
 ) -> LedgerEntry:
     """Record a rejected candidate: a ledger row with the reasons, the challenger alias cleared, the version tagged."""
     with ledger.lock(name):

@@ -29,13 +29,13 @@ from pydantic import Field
 
 from tasks.governance.approval import ApprovalResult, ApprovalRules, approval_rules, auto_approval
 from tasks.errors import LockgateError
-from tasks.evidence import Check, GateResult, sha256_file, write_json
+from tasks.evidence import Check, EvidenceFile, GateResult, evidence_file, write_json
 from tasks.ledger.entry import LedgerEntry
 from tasks.policy import Policy
 from tasks.governance.promotion import RollbackFailed, RollbackPlan, RollbackRefused, plan_rollback, rollback
 from tasks.registry import ModelVersionRecord
 from tasks.settings import Settings
-from tasks.stores import ledger_for, registry_for, version_evidence_dir
+from tasks.stores import latest_evidence_dir, ledger_for, registry_for
 
 AskReviewers = Callable[[ModelVersionRecord, RollbackPlan, GateResult], ApprovalResult]
 
@@ -74,7 +74,7 @@ def checked_reason(reason: str) -> str:
 
 
 def governed_rollback(settings: Settings, policy: Policy, name: str, *, reason: str, to_version: int | None = None,
-                      flow_run_id: str | None = None, evidence: dict[str, str] | None = None,
+                      flow_run_id: str | None = None, evidence: dict[str, str | EvidenceFile] | None = None,
                       ask: AskReviewers | None = None) -> RollbackOutcome:
     """Plan, approve and make one rollback. ``ask`` pauses for reviewers (only inside the ``rollback`` flow); when
     the policy needs reviewers and there is no ``ask``, a one-line LockgateError says how to ask them.
@@ -134,15 +134,15 @@ def _checks(approval: ApprovalResult) -> list[Check]:
 
 
 def approval_role(key: str) -> str:
-    """Where a rollback's approval result goes in the target version's evidence: one folder per rollback (a version
-    can be rolled back to twice; the promotion's approval.json stays as the ledger hashed it)."""
+    """Where a rollback's approval result goes in the target version's evidence (its last lifecycle run's folder):
+    one folder per rollback (a version can be rolled back to twice; the promotion's approval.json stays as it is)."""
     return f"rollbacks/{key}/approval"
 
 
 def _approval_evidence(settings: Settings, record: ModelVersionRecord, approval: ApprovalResult,
-                       key: str) -> dict[str, str]:
-    """sha256 of the approval's evidence file, written here unless the reviewers' path published it already."""
-    path = version_evidence_dir(settings, record.name, record.version) / f"{approval_role(key)}.json"
+                       key: str) -> dict[str, EvidenceFile]:
+    """The approval's evidence file, written here unless the reviewers' path published it already."""
+    path = latest_evidence_dir(settings, record.name, record.version) / f"{approval_role(key)}.json"
     if not path.exists():
         write_json(path, approval)
-    return {"approval": sha256_file(path)}
+    return {"approval": evidence_file(path)}

@@ -44,9 +44,14 @@ ledger_table = Table(
     Column("evidence", Text, nullable=False),
     Column("aliases", Text, nullable=True),
     Column("proof", Text, nullable=True),
+    Column("evidence_files", Text, nullable=True),
     Column("prev_hash", String(64), nullable=False, unique=True),
     Column("entry_hash", String(64), nullable=False, unique=True),
 )
+
+# nullable JSON columns added after the first release (signed approvals, write-once evidence): an older ledger gets
+# them on open, and a row hashes them only when set, so its rows keep their hashes
+ADDED_COLUMNS = frozenset({"proof", "evidence_files"})
 
 _APPEND_ONLY = {
     "sqlite": [
@@ -106,10 +111,11 @@ class Ledger:
         except SQLAlchemyError as e:
             raise LockgateError(f"ledger at {_safe(url)} cannot be opened: {str(e).splitlines()[0]}") from None
         missing = {c.name for c in ledger_table.columns} - columns
-        if missing == {"proof"}:  # a ledger from before signed approvals: the new column is added, no row changes
-            with self._write() as conn:  # under the write lock; another process may have added it meanwhile
-                if "proof" not in {c["name"] for c in inspect(conn).get_columns("ledger")}:
-                    conn.execute(text("ALTER TABLE ledger ADD COLUMN proof TEXT"))
+        if missing and missing <= ADDED_COLUMNS:  # a ledger from before these columns: added, no row changes
+            with self._write() as conn:  # under the write lock; another process may have added them meanwhile
+                have = {c["name"] for c in inspect(conn).get_columns("ledger")}
+                for column in sorted(missing - have):
+                    conn.execute(text(f"ALTER TABLE ledger ADD COLUMN {column} TEXT"))
             missing = set()
         if missing:
             raise LockgateError(f"ledger at {_safe(url)} has an older schema (no column {', '.join(sorted(missing))}); "
@@ -136,7 +142,8 @@ class Ledger:
             row = entry.model_dump()
             row["evidence"] = json.dumps(row["evidence"], sort_keys=True)
             row["aliases"] = None if entry.aliases is None else json.dumps(entry.aliases, sort_keys=True)
-            row["proof"] = None if entry.proof is None else json.dumps(entry.proof, sort_keys=True)
+            for column in ADDED_COLUMNS:
+                row[column] = None if row[column] is None else json.dumps(row[column], sort_keys=True)
             conn.execute(ledger_table.insert().values(**row))
             if self.anchor is not None:
                 self.anchor.before_commit(last[0] if last else 0, prev, seq, entry.entry_hash)
@@ -159,7 +166,7 @@ class Ledger:
             rows = conn.execute(query).mappings().all()
         return [LedgerEntry(**{**row, "evidence": json.loads(row["evidence"]),
                                "aliases": None if row["aliases"] is None else json.loads(row["aliases"]),
-                               "proof": None if row["proof"] is None else json.loads(row["proof"])})
+                               **{c: None if row[c] is None else json.loads(row[c]) for c in ADDED_COLUMNS}})
                 for row in reversed(rows)]
 
     def verify(self) -> LedgerVerification:

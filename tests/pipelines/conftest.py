@@ -71,7 +71,7 @@ def home(prefect_harness, tmp_path_factory, make_candidate):
     from tasks.governance.promotion import promote
     from tasks.registration.register import register_candidate
     from tasks.settings import Settings
-    from tasks.stores import ledger_for, policy_for, registry_for
+    from tasks.stores import ledger_for, new_lifecycle_dir, policy_for, registry_for
 
     root = tmp_path_factory.mktemp("batch-home")
     env = {"LOCKGATE_HOME": str(root), "LOCKGATE_POLICY_FILE": str(BATCH_POLICY), "LOCKGATE_ACTOR": "tester",
@@ -87,7 +87,8 @@ def home(prefect_harness, tmp_path_factory, make_candidate):
             record = register_candidate(registry, ledger, name=settings.model_name, arch="mlp", config_path=files.config,
                                         params_path=files.params, reference_path=files.reference,
                                         contract_name="credit_default", actor="tester")
-            assert gates.compile_model.fn(settings, policy, record, str(files.golden)).passed
+            run = new_lifecycle_dir(settings, settings.model_name, record.version)
+            assert gates.compile_model.fn(settings, policy, record, str(files.golden), run).passed
             promote(registry, ledger, name=settings.model_name, version=record.version, actor="tester",
                     reason="test champion", policy=policy.name, evidence={}, flow_run_id=None,
                     expected_champion=registry.aliases(settings.model_name).get("champion"))

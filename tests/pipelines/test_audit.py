@@ -130,9 +130,12 @@ def test_changed_and_missing_evidence_are_flagged(history, module_settings, tmp_
     from pipelines.cli import main
     from pipelines.exit_codes import EXIT_NOT_PROMOTED
 
-    canary = module_settings.evidence_dir / module_settings.model_name / f"v{history['v1']}" / "canary.json"
-    predictions = (module_settings.predictions_dir / module_settings.model_name / history["partitions"][1]
-                   / "predictions.parquet")
+    from tasks.stores import latest_evidence_dir
+
+    canary = latest_evidence_dir(module_settings, module_settings.model_name, history["v1"]) / "canary.json"
+    # the file the partition's row names: its scoring's own, written once (the current copy beside it is not evidence)
+    (predictions,) = (module_settings.predictions_dir / module_settings.model_name / "_runs"
+                      / history["partitions"][1]).glob("*/predictions.parquet")
     canary_bytes, predictions_bytes = canary.read_bytes(), predictions.read_bytes()
     try:
         canary.write_bytes(canary_bytes.replace(b'"decision": "pass"', b'"decision": "PASS"', 1))

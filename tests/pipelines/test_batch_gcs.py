@@ -33,6 +33,11 @@ def test_gcs_input_and_output_scored_once_with_lineage_and_nothing_left_behind(h
     assert first.scored + first.quarantined == 300 and second.scored + second.quarantined == 300
     assert missing.status == "missing" and missing.message.startswith("partition date=2026-11-03 not found at gs://")
     outputs = [f"batch-gcs/predictions/{MODEL}/date={d}/predictions.parquet" for d in days[:2]]
+    # each scoring's own file (named by its ledger row) under _runs/, which dataset readers skip
+    runs = [k for k in gcs_server.keys("batch-gcs/") if "/_runs/" in k]
+    assert sorted(r.split("/")[4] for r in runs) == [f"date={d}" for d in days[:2]], runs
+    assert all(o.evidence["predictions"].path.split("?")[0].endswith(r) for o, r in zip((first, second), sorted(runs)))
+    outputs += runs
     # final names only: no temporary object, no folder marker (GCS cannot list unfinished resumable uploads; one is
     # never visible as an object)
     assert gcs_server.keys("batch-gcs/") == sorted(inputs + outputs)
@@ -67,4 +72,7 @@ def test_gcs_input_and_output_scored_once_with_lineage_and_nothing_left_behind(h
     assert forced.status == "scored" and forced.output == f"gs://{gcs_server.bucket}/{outputs[1]}"
     assert gcs_server.generation(outputs[1]) != generations[outputs[1]]
     assert read_partition(forced.output).num_rows == forced.scored
-    assert gcs_server.keys("batch-gcs/") == sorted(inputs + outputs)
+    forced_run = forced.evidence["predictions"].path.split(f"{gcs_server.bucket}/", 1)[1]  # a new file of its own
+    assert forced_run not in outputs and "/_runs/" in forced_run
+    assert {k: gcs_server.generation(k) for k in runs} == {k: generations[k] for k in runs}  # untouched
+    assert gcs_server.keys("batch-gcs/") == sorted(inputs + outputs + [forced_run])

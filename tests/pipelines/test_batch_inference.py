@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -57,7 +58,8 @@ def test_scores_with_lineage_and_reports_bad_partitions(champion, module_setting
     assert preds["model_version"].unique().tolist() == [str(record.version)]
     assert preds["contract_version"].unique().tolist() == ["credit_default@1.0.0"]
     assert preds["flow_run_id"].str.len().gt(0).all() and preds["score"].between(0, 1).all()
-    quarantine = module_settings.quarantine_dir / module_settings.model_name / "dirty" / "quarantine.parquet"
+    quarantine = Path(dirty.evidence["validation.quarantine"].path)  # this scoring's own, named by its row
+    assert quarantine.parent.parent == module_settings.quarantine_dir / module_settings.model_name / "dirty"
     assert len(pd.read_parquet(quarantine)) == dirty.quarantined
     bad_ids = set(pd.read_parquet(quarantine)["application_id"])  # scored: every other row, in the input's order
     dirty_ids = pd.read_parquet(partitions["dirty"])["application_id"]

@@ -14,6 +14,7 @@ import sys
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
@@ -140,7 +141,8 @@ def test_crash_mid_partition_leaves_no_output_and_the_next_run_scores_it(stream,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
-        while not list(final.parent.glob(".predictions.parquet.*.tmp")):  # writing has started
+        attempts = final.parent.parent / "_runs" / final.parent.name  # each scoring writes its own file first
+        while not list(attempts.glob("*/.predictions.parquet.*.tmp")):  # writing has started
             assert proc.poll() is None and time.monotonic() < deadline, "scoring never started writing"
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)  # a crash mid-partition, not a clean shutdown
@@ -152,7 +154,10 @@ def test_crash_mid_partition_leaves_no_output_and_the_next_run_scores_it(stream,
     (outcome,) = run_batch(make_settings(), partitions=[str(part)])
     assert outcome.status == "scored" and outcome.scored + outcome.quarantined == 20_000
     assert len(pd.read_parquet(final)) == outcome.scored
-    assert [p.name for p in final.parent.iterdir()] == ["predictions.parquet"]  # the crashed temporary is gone
+    assert [p.name for p in final.parent.iterdir()] == ["predictions.parquet"]
+    assert not list(attempts.glob("*/.*.tmp"))  # the crashed temporary is gone
+    (row,) = ledger_rows(make_settings(), "partition.scored", f"date={day}")
+    assert Path(urlparse(row.evidence_files["predictions"]).path).parent.parent == attempts  # a file:// URI here
 
 
 def test_crash_after_the_output_before_its_ledger_row_is_recorded_by_the_next_run(stream, home):
@@ -178,6 +183,8 @@ def test_crash_after_the_output_before_its_ledger_row_is_recorded_by_the_next_ru
         assert outcome.status == "skipped"
     (row,) = ledger_rows(make_settings(), "partition.scored", f"date={day}")
     assert "recorded by a later run" in row.reason and row.evidence == {"predictions": sha256_file(final)}
+    named = Path(urlparse(row.evidence_files["predictions"]).path)  # the scoring's own file, holding the same bytes
+    assert named != final and named.parent.parent.name == f"date={day}" and sha256_file(named) == sha256_file(final)
 
 
 def test_quality_breach_blocks_scoring_until_unblocked(stream, monkeypatch, tmp_path, capsys):
@@ -218,18 +225,21 @@ def test_report_pages_only_where_drift_warns_or_breaches(stream, monkeypatch, tm
     write_day(inputs, clean, seed=30)
     write_day(inputs, drifted, n=600, seed=31, covariate_drift=1.0)
     settings = make_settings()
-    folder = {d: settings.evidence_dir / settings.model_name / "batches" / f"date={d}" / "drift" for d in (clean, drifted)}
     (first,) = run_batch(settings, dates=[clean.isoformat()])  # by default a report for every partition
-    assert first.drift == "ok" and (folder[clean] / "drift_report.html").exists()
-    assert (folder[clean].parent / "data_docs.html").exists()
+    first_drift = Path(first.evidence["drift.result"].path).parent  # this scoring's own folder
+    assert first.drift == "ok" and (first_drift / "drift_report.html").exists()
+    assert (first_drift.parent / "data_docs.html").exists()
 
     use_policy(monkeypatch, tmp_path, drift={"warn_drifted_share": 0.2}, validation={"data_docs": "on_failures"},
                evidently_report="warn_or_breach")
     settings = make_settings()
     ok, breach = run_batch(settings, dates=[clean.isoformat(), drifted.isoformat()], force=True)
     assert (ok.drift, breach.drift) == ("ok", "breach") and breach.monitor == "alert"
-    assert sorted(p.name for p in folder[clean].iterdir()) == ["drift.json"]  # the earlier run's report is gone
-    assert not (folder[clean].parent / "data_docs.html").exists() and ok.quarantined == 0
+    again = Path(ok.evidence["drift.result"].path).parent
+    assert again != first_drift and sorted(p.name for p in again.iterdir()) == ["drift.json"]  # no report this time
+    assert not (again.parent / "data_docs.html").exists() and ok.quarantined == 0
+    assert (first_drift / "drift_report.html").exists()  # the earlier scoring's evidence is never replaced
+    folder = {clean: again, drifted: Path(breach.evidence["drift.result"].path).parent}
     assert (folder[clean].parent / "ge_validation_result.json").exists()
     assert {"drift_report.html", "drift_snapshot.json", "drift.json"} <= {p.name for p in folder[drifted].iterdir()}
     measured = json.loads((folder[clean] / "drift.json").read_text())
@@ -243,7 +253,10 @@ def test_report_pages_only_where_drift_warns_or_breaches(stream, monkeypatch, tm
         assert {r for r in row.evidence if r.startswith("drift.")} == roles
         docs = day == drifted and breach.quarantined > 0  # a page only where rows failed
         assert "validation.ge_result" in row.evidence and ("validation.data_docs" in row.evidence) == docs
-        checks = locator.check_entry(settings.model_name, row.version, row.evidence, row.reason)
+        checks = locator.check_entry(settings.model_name, row.version, row.evidence, row.reason, row.evidence_files)
+        names = {"drift.result": "drift.json", "drift.html": "drift_report.html", "drift.json": "drift_snapshot.json"}
+        assert {c.role: c.path for c in checks if c.role.startswith("drift.")} == {  # the row names its exact files
+            r: str(folder[day] / names[r]) for r in roles}
         assert {c.role: c.status for c in checks if c.role.startswith("drift.")} == dict.fromkeys(roles, "ok")
 
 

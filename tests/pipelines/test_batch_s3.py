@@ -32,6 +32,11 @@ def test_s3_input_and_output_scored_once_with_lineage_and_nothing_left_behind(ho
     assert first.scored + first.quarantined == 300 and second.scored + second.quarantined == 300
     assert missing.status == "missing" and missing.message.startswith("partition date=2026-11-03 not found at s3://")
     outputs = [f"batch/predictions/{MODEL}/date={d}/predictions.parquet" for d in days[:2]]
+    # each scoring's own file (named by its ledger row) under _runs/, which dataset readers skip
+    runs = [k for k in s3_server.keys("batch/") if "/_runs/" in k]
+    assert sorted(r.split("/")[4] for r in runs) == [f"date={d}" for d in days[:2]], runs
+    assert all(o.evidence["predictions"].path.split("?")[0].endswith(r) for o, r in zip((first, second), sorted(runs)))
+    outputs += runs
     assert s3_server.keys("batch/") == sorted(inputs + outputs)  # final names only: no temporary object, no folder marker
     assert s3_server.uploads_in_progress("batch/") == []
     preds = read_partition(first.output).to_pandas()
@@ -64,4 +69,9 @@ def test_s3_input_and_output_scored_once_with_lineage_and_nothing_left_behind(ho
     assert forced.status == "scored" and forced.output == f"s3://{s3_server.bucket}/{outputs[1]}"
     assert s3_server.client().head_object(Bucket=s3_server.bucket, Key=outputs[1])["ETag"] != etags[outputs[1]]
     assert read_partition(forced.output).num_rows == forced.scored
-    assert s3_server.keys("batch/") == sorted(inputs + outputs) and s3_server.uploads_in_progress("batch/") == []
+    forced_run = forced.evidence["predictions"].path.split(f"{s3_server.bucket}/", 1)[1]  # a new file of its own
+    assert forced_run not in outputs and "/_runs/" in forced_run
+    assert {k: s3_server.client().head_object(Bucket=s3_server.bucket, Key=k)["ETag"] for k in runs} == {
+        k: etags[k] for k in runs}  # the earlier scorings' files, which their rows name, are untouched
+    assert s3_server.keys("batch/") == sorted(inputs + outputs + [forced_run])
+    assert s3_server.uploads_in_progress("batch/") == []

@@ -28,14 +28,17 @@ def test_first_candidate_becomes_champion_with_evidence(champion, module_setting
     # the compile gate exported bf16 and int8 variants; the canary held them to the accuracy budget
     assert {"bf16", "int8"} <= {k.split(".")[2] for k in record.tags if k.startswith("lockgate.variant.")}
 
-    canary = json.loads((module_settings.evidence_dir / name / f"v{version}" / "canary.json").read_text())
+    from tasks.stores import latest_evidence_dir
+
+    folder = latest_evidence_dir(module_settings, name, version)
+    assert folder.name == "lifecycle-1"  # the version's first lifecycle run
+    canary = json.loads((folder / "canary.json").read_text())
     assert [v["variant"] for v in canary["variants"]] == ["bf16", "int8"]
     accepted = [v["variant"] for v in canary["variants"] if v["accepted"]]
     assert record.tags["lockgate.variants_accepted"] == (",".join(accepted) or "none")
-    compilation = json.loads((module_settings.evidence_dir / name / f"v{version}" / "compilation.json").read_text())
+    compilation = json.loads((folder / "compilation.json").read_text())
     assert {(r["target"], r["variant"]) for r in compilation["report"]["rows"]} == {
         (t, v) for t in ("cpu", "v5e-4") for v in ("f32", "bf16", "int8")}
-    folder = module_settings.evidence_dir / name / f"v{version}"
     for role in ("validation-golden", "validation-reference", "compilation", "canary", "drift", "approval"):
         assert (folder / f"{role}.json").is_file(), role
     assert (folder / "drift" / "drift_report.html").is_file()

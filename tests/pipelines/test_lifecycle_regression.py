@@ -52,7 +52,9 @@ def regression_champion(prefect_harness, module_settings, register_lgd, make_can
 
 
 def _canary(settings, version) -> dict:
-    return json.loads((settings.evidence_dir / MODEL / f"v{version}" / "canary.json").read_text())
+    from tasks.stores import latest_evidence_dir
+
+    return json.loads((latest_evidence_dir(settings, MODEL, version) / "canary.json").read_text())
 
 
 def test_first_regressor_becomes_champion_on_the_r2_floor_with_regression_evidence(regression_champion,
@@ -73,8 +75,11 @@ def test_first_regressor_becomes_champion_on_the_r2_floor_with_regression_eviden
     promotion = [e for e in ledger_for(module_settings).entries() if e.alias == CHAMPION][-1]
     assert "first deployment" in promotion.reason and "candidate_r2" in promotion.reason
     # the canary evidence (holding the plots' and the report's sha256) is hashed into the ledger entry
-    folder = module_settings.evidence_dir / MODEL / f"v{outcome.version}"
+    from tasks.stores import latest_evidence_dir
+
+    folder = latest_evidence_dir(module_settings, MODEL, outcome.version)
     assert promotion.evidence["canary"] == sha256_file(folder / "canary.json")
+    assert promotion.evidence_files["canary"] == str(folder / "canary.json")  # the exact file, written once
     run = registry_for(module_settings).client.get_run(registry_for(module_settings).get(MODEL, outcome.version).run_id)
     logged = {a.path for a in registry_for(module_settings).client.list_artifacts(run.info.run_id, "evidence/canary")}
     assert {"evidence/canary/canary_report.html", "evidence/canary/scatter.png"} <= logged
