@@ -117,6 +117,19 @@ def write_data_docs(ge_result: Any, out_dir: Path, *, run_name: str) -> DataDocs
       Exception: whatever GE raises; the caller records it (docs are evidence, not a gate).
     """
     t0 = time.perf_counter()
+    html, rewrites = offline_page(ge_validation_page(ge_result, run_name=run_name))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = out_dir / DATA_DOCS_FILE
+    page.write_text(html, encoding="utf-8")
+    return DataDocs(html=page, seconds=time.perf_counter() - t0,
+                    external_tags_removed=rewrites["loading_tags_removed"], rewrites=rewrites)
+
+
+def ge_validation_page(ge_result: Any, *, run_name: str) -> str:
+    """GE's Data Docs validation page of ``ge_result`` as GE renders it (before :func:`offline_page`).
+
+    Args and raises as :func:`write_data_docs`.
+    """
     import great_expectations as gx
     from great_expectations.core.expectation_validation_result import expectationSuiteValidationResultSchema
     from great_expectations.core.run_identifier import RunIdentifier
@@ -144,14 +157,9 @@ def write_data_docs(ge_result: Any, out_dir: Path, *, run_name: str) -> DataDocs
             pages = list(Path(root).rglob("validations/**/*.html"))
             if len(pages) != 1:
                 raise RuntimeError(f"expected one Data Docs validation page, GE wrote {len(pages)}")
-            html, rewrites = offline_page(pages[0].read_text(encoding="utf-8"))
+            return pages[0].read_text(encoding="utf-8")
         finally:
             project_manager.set_project(runtime.context)  # get_context made the file context GE's current project
-    out_dir.mkdir(parents=True, exist_ok=True)
-    page = out_dir / DATA_DOCS_FILE
-    page.write_text(html, encoding="utf-8")
-    return DataDocs(html=page, seconds=time.perf_counter() - t0,
-                    external_tags_removed=rewrites["loading_tags_removed"], rewrites=rewrites)
 
 
 def offline_page(html: str) -> tuple[str, dict[str, int]]:

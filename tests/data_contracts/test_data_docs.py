@@ -197,12 +197,6 @@ def test_page_renders_offline_in_headless_chromium(page, tmp_path):
     assert "7 unexpected values found" in " ".join(_parsed(dom).text)
 
 
-def test_build_is_fast(failing_validation, tmp_path):
-    write_data_docs(failing_validation.ge_result, tmp_path / "warm", run_name="warm")
-    docs = write_data_docs(failing_validation.ge_result, tmp_path / "docs", run_name="golden")
-    assert docs.seconds < 1.0, docs.seconds
-
-
 def test_validation_still_works_after_docs(contract, clean_frame, failing_validation, tmp_path):
     """Building docs makes a file context GE's current project; the validation context is restored."""
     write_data_docs(failing_validation.ge_result, tmp_path, run_name="x")
