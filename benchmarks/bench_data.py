@@ -49,7 +49,8 @@ def data_docs(rows: int = 2_000) -> Comparison:
         return compare(
             "data_docs", ("Data Docs page (write_data_docs)",
                           lambda: write_data_docs(outcome.ge_result, Path(tmp), run_name="bench")),
-            ("the GE validation it shows (validate_frame)", lambda: validate_frame(frame, contract, include_label=True)),
+            ("the GE validation it shows (validate_frame)",
+             lambda: validate_frame(frame, contract, include_label=True)),
             repeats=7,
             notes=f"{rows:,} rows x 14 columns, {len(outcome.ge_result['results'])} expectations, "
                   f"{outcome.n_failed_rows} rows failing; page {docs.html.stat().st_size / 1024:.0f} KiB, "
