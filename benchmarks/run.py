@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing)."""
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "validation": "benchmarks.bench_validation",
     "batch": "benchmarks.bench_batch",
     "signing": "benchmarks.bench_signing",
+    "data": "benchmarks.bench_data",
 }
 
 

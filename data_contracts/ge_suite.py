@@ -382,6 +382,8 @@ def dtype_expectation_class() -> type:
     from great_expectations.expectations.expectation import ColumnAggregateExpectation
     from great_expectations.expectations.metrics.metric_provider import metric_value
     from great_expectations.expectations.metrics import ColumnAggregateMetricProvider, column_aggregate_value
+    from great_expectations.render import LegacyRendererType, RenderedStringTemplateContent
+    from great_expectations.render.renderer.renderer import renderer
     from pandas.api.types import infer_dtype
 
     class ColumnLockgateDtype(ColumnAggregateMetricProvider):
@@ -421,6 +423,23 @@ def dtype_expectation_class() -> type:
             else:
                 success = name in type_list or name.split("(")[0] in type_list  # spark:decimal(10,2)
             return {"success": success, "result": {"observed_value": name, "details": {"inferred_type": inferred}}}
+
+        @classmethod
+        @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+        def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None, **kwargs):
+            """The sentence Data Docs shows (without it GE prints ``expect_column_dtype_to_be_in_list(**{...})``)."""
+            runtime_configuration = runtime_configuration or {}
+            config_kwargs = configuration.kwargs if configuration else {}
+            type_list = list(config_kwargs.get("type_list") or [])
+            params = {"column": config_kwargs.get("column")} | {f"v__{i}": v for i, v in enumerate(type_list)}
+            template = "dtype must be one of " + " ".join(f"$v__{i}" for i in range(len(type_list))) + "."
+            if runtime_configuration.get("include_column_name") is not False:
+                template = "$column " + template
+            return [RenderedStringTemplateContent(
+                content_block_type="string_template",
+                string_template={"template": template, "params": params,
+                                 "styling": runtime_configuration.get("styling")},
+            )]
 
     # This module uses postponed annotations; pydantic v1 (GE's models) resolves them here.
     ExpectColumnDtypeToBeInList.update_forward_refs(List=list, ClassVar=ClassVar, Tuple=tuple)

@@ -1,5 +1,3 @@
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -116,18 +114,17 @@ def test_empty_vocab_and_empty_frame(train_df):
     assert feature_matrix(train_df.iloc[:0], spec).shape == (0, 4)
 
 
-def test_encoding_is_vectorised():
-    # 200k rows in well under a second on a laptop; 2 s bound leaves ~10x slack.
+def test_encodes_a_large_frame():
+    """200k rows (its wall time against plain pandas is `benchmarks.run data`: feature_encoding_200k)."""
     rng = np.random.default_rng(0)
     n = 200_000
     df = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(10)})
     for i in range(3):
         df[f"c{i}"] = rng.choice(np.array(["p", "q", "r", "s", None], dtype=object), size=n)
     spec = fit_feature_spec(df, [f"x{i}" for i in range(10)], ["c0", "c1", "c2"])
-    start = time.perf_counter()
     m = feature_matrix(df, spec)
-    assert time.perf_counter() - start < 2.0
     assert m.shape == (n, 10 + 3 * 4)
+    assert (m[:, 10:].reshape(n, 3, 4).sum(axis=2) == df[["c0", "c1", "c2"]].notna().to_numpy()).all()
 
 
 def test_arrow_batches_and_tables_encode_like_the_pandas_frame():
