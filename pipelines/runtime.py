@@ -24,8 +24,10 @@ def prepare_runtime(settings: Settings, *, verbose: bool = False) -> None:
             os.environ["PREFECT_API_URL"] = url
     if not os.environ.get("PREFECT_API_URL"):
         os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
-        # The temporary server takes 12-20 s to start on small machines; 20 s is Prefect's default limit.
-        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+        # The temporary server takes 12-20 s to start on small machines and a minute on a busy one; 20 s is
+        # Prefect's default limit. Prefect's own waits follow lockgate's (pipelines/temporary_api.py).
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
+                              f"{settings.server_ready_timeout_seconds:g}")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Flow and task logs still reach the Prefect API (UI) at INFO; the console shows only what the CLI prints,
     # so a failing task never dumps a traceback at the CLI. `lockgate -v` shows them.

@@ -7,13 +7,15 @@ way Prefect does (``uvicorn prefect.server.api.server:create_app`` on 127.0.0.1,
 under PREFECT_HOME), with three differences:
 
 - it is ready before it is used: :meth:`TemporaryAPI.wait_ready` polls ``/health`` up to
-  PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS and otherwise fails in one line;
+  LOCKGATE_SERVER_READY_TIMEOUT_SECONDS (default 120) and otherwise fails in one line;
 - it dies with its command: the child asks the kernel for SIGTERM when its parent dies
   (``prctl(PR_SET_PDEATHSIG)``, set before it execs uvicorn), and runs in its own
   process group, stopped as a whole at exit;
 - a lease file (LOCKGATE_HOME/prefect/leases/<pid>.json) names it and its owner, so a
   server whose owner died without the kernel's help (no Linux, a killed process group)
   is reaped by the next command that starts one, and by ``lockgate server status``.
+
+A server of PREFECT_API_URL (`lockgate server`, a shared one) is held to the same limit by :func:`ensure_api`.
 
 No Prefect import: the command imports Prefect after PREFECT_API_URL points here.
 """
@@ -28,11 +30,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.errors import LockgateError
+from tasks.readiness import seconds, wait_until_answers
 from tasks.settings import Settings
 
 HOST = "127.0.0.1"
@@ -90,14 +92,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=1.0) as r:
-            return r.status == 200
-    except (OSError, ValueError):
-        return False
-
-
 def _stop_group(pid: int, timeout: float = 10.0) -> None:
     try:
         os.killpg(pid, signal.SIGTERM)
@@ -128,16 +122,17 @@ class TemporaryAPI:
 
     def wait_ready(self) -> str:
         """Poll the health endpoint until it answers; the URL, or a one-line LockgateError naming what to do."""
-        deadline = time.monotonic() + self.startup_timeout
-        while not _healthy(self.url):
+        def gone() -> str | None:
             if _start_time(self.pid) is None or _exited(self.pid):
-                raise LockgateError(f"Prefect's temporary API exited while starting (log {self.log}); run `lockgate "
-                                    "server start` or set PREFECT_API_URL to a running server")
-            if time.monotonic() > deadline:
-                raise LockgateError(f"Prefect's temporary API did not answer {self.url}/health within "
-                                    f"{self.startup_timeout:.0f} s (a busy host? log {self.log}); raise "
-                                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or run `lockgate server start`")
-            time.sleep(0.25)
+                return (f"Prefect's temporary API exited while starting (log {self.log}); run `lockgate server start` "
+                        "or set PREFECT_API_URL to a running server")
+            return None
+
+        wait_until_answers(
+            f"{self.url}/health", limit=self.startup_timeout, gone=gone,
+            failure=lambda: (f"Prefect's temporary API did not answer {self.url}/health within "
+                             f"{seconds(self.startup_timeout)} (a busy host? log {self.log}); raise "
+                             "LOCKGATE_SERVER_READY_TIMEOUT_SECONDS, or run `lockgate server start` first"))
         return self.url
 
     def stop(self) -> None:
@@ -184,8 +179,8 @@ def start_temporary_api(settings: Settings) -> TemporaryAPI | None:
     lease = leases / f"{proc.pid}.json"
     lease.write_text(json.dumps({"pid": proc.pid, "url": url, "owner": os.getpid(), "host": _host(),
                                  "owner_start": _start_time(os.getpid()), "log": str(log)}))
-    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 120)
-    _running = TemporaryAPI(pid=proc.pid, url=url, log=log, lease=lease, startup_timeout=timeout)
+    _running = TemporaryAPI(pid=proc.pid, url=url, log=log, lease=lease,
+                            startup_timeout=settings.server_ready_timeout_seconds)
     atexit.register(_running.stop)
     os.environ["PREFECT_API_URL"] = url
     os.environ[MARKER] = url  # no reviewer can reach it: a run that needs approval refuses it (tasks/gates.py)
@@ -193,19 +188,35 @@ def start_temporary_api(settings: Settings) -> TemporaryAPI | None:
 
 
 def _prefect_has_an_api() -> bool:
-    """Prefect, already imported here, has an API in its current settings (a test harness, a profile)."""
+    return bool(_prefect_settings_url())
+
+
+def _prefect_settings_url() -> str | None:
+    """The API URL of Prefect's current settings when Prefect is already imported here (a test harness, a profile)."""
     if "prefect.settings" not in sys.modules:
-        return False
+        return None
     from prefect.settings import get_current_settings
 
-    return bool(get_current_settings().api.url)
+    return get_current_settings().api.url or None
 
 
 def ensure_api(settings: Settings) -> None:
-    """Before a command's first flow: its temporary API started (unless PREFECT_API_URL is set) and answering."""
+    """Before a command's first flow: its temporary API started (unless PREFECT_API_URL is set), and whichever API
+    it uses answering ``/health`` within LOCKGATE_SERVER_READY_TIMEOUT_SECONDS; otherwise a one-line LockgateError."""
     api = start_temporary_api(settings)
     if api is not None:
         api.wait_ready()
+        return
+    url = (os.environ.get("PREFECT_API_URL") or _prefect_settings_url() or "").rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        return
+    limit = settings.server_ready_timeout_seconds
+    wait_until_answers(
+        f"{url}/health", limit=limit,
+        note=f"waiting up to {seconds(limit)} for the Prefect API at {url} to answer /health",
+        failure=lambda: (f"the Prefect API at {url} did not answer {url}/health within {seconds(limit)}; start it "
+                         "(`lockgate server start`, or your server for PREFECT_API_URL), check PREFECT_API_URL, or "
+                         "raise LOCKGATE_SERVER_READY_TIMEOUT_SECONDS"))
 
 
 def reap_orphans(settings: Settings) -> list[dict]:

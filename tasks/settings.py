@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from data_contracts.names import name_problem
@@ -29,7 +29,7 @@ def _login_name() -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LOCKGATE_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="LOCKGATE_", extra="forbid", frozen=True, populate_by_name=True)
 
     home: Path = Field(Path(".lockgate"), description="Folder for the embedded stores, data, evidence and reports.")
     model_name: str = Field("credit-default", description="Registered model name in MLflow.")
@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         "default: beside a SQLite ledger, none for other URLs (set it to storage every writer shares); 'none' disables it.")
     ledger_lock_timeout_seconds: float = Field(
         120.0, gt=0, description="How long a promotion or rollback waits for the model's lock before giving up.")
+    server_ready_timeout_seconds: float = Field(
+        120.0, gt=0, validation_alias=AliasChoices("LOCKGATE_SERVER_READY_TIMEOUT_SECONDS",
+                                                   "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"),
+        description="How long a command waits for a server it needs to answer its health check before it fails in "
+        "one line: the Prefect API (the command's temporary one, `lockgate server`'s or PREFECT_API_URL's) and an "
+        "http(s) MLflow tracking server. Read from LOCKGATE_SERVER_READY_TIMEOUT_SECONDS, else from Prefect's "
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (which then follows it for Prefect's own waits), else 120.")
     policy_file: Path = Field(DEMO_POLICY, description="Governance policy YAML (gate thresholds, approval rules).")
     actor: str = Field(
         default_factory=lambda: _login_name(),

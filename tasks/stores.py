@@ -15,7 +15,25 @@ from tasks.settings import Settings
 @lru_cache(maxsize=8)
 def registry_for(settings: Settings) -> MlflowRegistry:
     settings.ensure_home()
+    wait_for_tracking_server(settings)
     return MlflowRegistry(settings)
+
+
+def wait_for_tracking_server(settings: Settings) -> None:
+    """An http(s) MLflow tracking server answers ``/health`` before its first use, within
+    LOCKGATE_SERVER_READY_TIMEOUT_SECONDS; otherwise a one-line LockgateError. A SQLite store has nothing to wait for."""
+    from tasks.readiness import seconds, wait_until_answers
+
+    uri = settings.tracking_uri.rstrip("/")
+    if not uri.startswith(("http://", "https://")):
+        return
+    limit = settings.server_ready_timeout_seconds
+    wait_until_answers(
+        f"{uri}/health", limit=limit,
+        note=f"waiting up to {seconds(limit)} for the MLflow tracking server at {uri} to answer /health",
+        failure=lambda: (f"the MLflow tracking server at {uri} did not answer {uri}/health within {seconds(limit)}; "
+                         "start it (`mlflow server`), check LOCKGATE_MLFLOW_TRACKING_URI, or raise "
+                         "LOCKGATE_SERVER_READY_TIMEOUT_SECONDS"))
 
 
 @lru_cache(maxsize=8)

@@ -172,6 +172,17 @@ def shared_home(tmp_path_factory):
         yield Settings()
 
 
+@pytest.fixture
+def closed_port():
+    """A port of 127.0.0.1 bound but not listening: every connection is refused (a server that never answers), and
+    nothing else can take the port meanwhile."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """moto's S3 server on 127.0.0.1 for the session (tests/object_stores.py)."""

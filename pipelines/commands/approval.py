@@ -59,16 +59,19 @@ def require_reachable_api(settings: Settings, transition: str = "promote") -> No
             "PREFECT_API_URL) first")
 
 
-def _require_server() -> None:
+def _require_server(settings: Settings) -> None:
+    from pipelines.temporary_api import ensure_api
+
     if not os.environ.get("PREFECT_API_URL"):  # Prefect's temporary API would start empty and answer nothing
         raise LockgateError("no Prefect server for this LOCKGATE_HOME, so no run can be awaiting approval; runs "
                             "pause on the server from `lockgate server start` (or PREFECT_API_URL)")
+    ensure_api(settings)  # answering /health, or one line saying so
 
 
 def pending_command(settings: Settings) -> int:
     from tasks.governance.approval_prefect import pending_approvals
 
-    _require_server()
+    _require_server(settings)
     pending, unmatched = pending_approvals(settings)
     table = Table(title=f"awaiting approval ({len(pending)}, server {os.environ['PREFECT_API_URL']})")
     table.add_column("run id", no_wrap=True, min_width=36)  # copied into `lockgate approve RUN`: never folded
@@ -102,7 +105,7 @@ def respond_command(settings: Settings, args: argparse.Namespace, decision: str)
     from tasks.governance.approval_prefect import checked_run_id, respond
 
     checked_run_id(args.run, args.reason)  # bad input is its own error, before the server question
-    _require_server()
+    _require_server(settings)
     response = respond(settings, args.run, decision=decision, reason=args.reason, approver=args.approver,
                        key_file=getattr(args, "key", None))
     signed = " (signed)" if response.signature else ""

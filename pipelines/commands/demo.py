@@ -3,19 +3,27 @@
 Generates synthetic credit-default data, trains a small first candidate and makes
 it champion through the `lifecycle` flow, trains a bigger second candidate and runs
 `lifecycle` again (promoted or rejected on the evidence), then scores the daily
-partitions with `batch-inference` and prints where everything is.
+partitions with `batch-inference` and prints where everything is. A demo that was
+interrupted is resumed by the next one with its versions (see "resumed, not repeated").
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.commands.console import console
 from tasks.settings import Settings
+
+if TYPE_CHECKING:
+    from tasks.ledger.entry import LedgerEntry
+    from tasks.registry import ModelVersionRecord
 CONTRACT = "credit_default"
 
 
@@ -74,7 +82,7 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
     from pipelines.batch_inference import run_batch
     from pipelines.commands.versions import show_status
     from pipelines.lifecycle import lifecycle
-    from tasks.registration.register import register_candidate
+    from tasks.registration.register import record_registration, register_candidate
     from tasks.stores import ledger_for, registry_for
 
     from pipelines.temporary_api import ensure_api, start_temporary_api
@@ -85,35 +93,63 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
     warm_up_in_background()
     sz = SIZES[size]
     step = _Steps()
+    registry, ledger = registry_for(settings), ledger_for(settings)
+    run, resumed = start_run(settings, registry, ledger, size=size, days=days)
+    if resumed:
+        console.print(f"resuming the demo interrupted in {home} (run {run}): its versions are reused, not made again",
+                      highlight=False)
     with step("generate synthetic credit-default data"):
         data = write_demo_data(
             settings.data_dir, n_train=sz.n_train, n_golden=sz.n_golden, n_days=days, rows_per_day=sz.rows_per_day,
             seed=7, start=date(2026, 11, 1), incident_from_day=max(days - 1, 0),
             incident=DemoIncident(covariate_drift=1.0, null_spike=0.01, unseen_categories=0.005),
         )
-    registry, ledger = registry_for(settings), ledger_for(settings)
+    api_ready = False
+
+    def wait_for_api() -> None:  # once, before the first registration or flow
+        nonlocal api_ready
+        if not api_ready:
+            with step("wait until Prefect's API answers"):
+                ensure_api(settings)
+            api_ready = True
+
     outcomes = []
     for i, candidate in enumerate(CANDIDATES):
-        with step(f"train candidate '{candidate.label}' (MLP {list(candidate.hidden_sizes)}, {candidate.epochs} epochs)"):
-            files = train_candidate(candidate, data.train, home / "demo" / "candidates" / candidate.label, seed=i,
-                                    batch_size=sz.batch_size)
-        with step("register it in MLflow"):
-            record = register_candidate(
-                registry, ledger, name=settings.model_name, arch="mlp", config_path=files[0], params_path=files[1],
-                reference_path=files[2], contract_name=CONTRACT, actor=settings.actor,
-                description=f"demo candidate {candidate.label}",
-            )
-        if i == 0:
-            with step("wait until Prefect's temporary API answers"):
-                ensure_api(settings)
+        earlier = resume_point(registry.versions(settings.model_name), ledger.entries(model_name=settings.model_name),
+                               run, candidate.label)
+        if earlier.decision is not None:
+            console.print(f"[green]✓[/] candidate '{candidate.label}': v{earlier.record.version} decided before the "
+                          f"interruption ({earlier.decision.action}, ledger row #{earlier.decision.seq})",
+                          highlight=False)
+            continue
+        description = f"demo candidate {candidate.label}"
+        if earlier.record is None:
+            with step(f"train candidate '{candidate.label}' (MLP {list(candidate.hidden_sizes)}, "
+                      f"{candidate.epochs} epochs)"):
+                files = train_candidate(candidate, data.train, home / "demo" / "candidates" / candidate.label, seed=i,
+                                        batch_size=sz.batch_size)
+            wait_for_api()  # before anything is registered: a demo that cannot reach Prefect leaves no version
+            with step("register it in MLflow"):
+                record = register_candidate(
+                    registry, ledger, name=settings.model_name, arch="mlp", config_path=files[0],
+                    params_path=files[1], reference_path=files[2], contract_name=CONTRACT, actor=settings.actor,
+                    description=description, extra_tags={RUN_TAG: run, CANDIDATE_TAG: candidate.label},
+                )
+        else:
+            record = earlier.record
+            wait_for_api()
+            with step(f"reuse v{record.version} of candidate '{candidate.label}', registered before the interruption"):
+                record_registration(registry, ledger, record, actor=settings.actor, description=description)
         with step(f"lifecycle flow for v{record.version}"):
             outcome = lifecycle(version=record.version, golden=str(data.golden), current=str(data.partitions[0].features))
         outcomes.append(outcome)
         console.print(f"    v{outcome.version}: [bold]{outcome.decision}[/]")
         for line in outcome.gates:
             console.print(f"      {line}", highlight=False)
+    wait_for_api()
     with step(f"batch-inference flow over {len(data.partitions)} daily partitions"):
         scored = run_batch(settings, partitions=[str(p.features.parent) for p in data.partitions])
+    finish_run(settings, run)
     for o in scored:
         console.print(f"    {o.partition}: {o.status}, {o.message}", highlight=False)
     if any(o.monitor != "none" for o in scored):
@@ -129,6 +165,85 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
                   f"quarantine: {settings.quarantine_dir}\nMLflow: mlflow ui --backend-store-uri {settings.tracking_uri}")
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s; step times: {step.report()}", highlight=False)
     return 0
+
+
+# -- an interrupted demo is resumed, not repeated ----------------------------------------------------------------------
+# A demo killed part-way (a busy host, Ctrl-C, kill -9) leaves versions registered by its steps. The next demo with
+# the same --size and --days carries on with them: a version whose lifecycle never ended (no decision row in the
+# ledger) runs its lifecycle again, one that ended is kept as decided, and nothing is registered twice, so an
+# interrupted first demo followed by a finished one still makes v1 and v2. The run is named in
+# LOCKGATE_HOME/demo/run.json (written before anything is registered) and on every version it registers (tags), so
+# a kill at any point leaves it findable; a finished demo marks it finished, and the next demo starts a new run.
+RUN_TAG, CANDIDATE_TAG = "lockgate.demo_run", "lockgate.demo_candidate"
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    record: ModelVersionRecord | None  # this run's version of the candidate, when it was registered
+    decision: LedgerEntry | None  # the ledger row that ended its lifecycle, when one did
+
+
+def resume_point(records: list[ModelVersionRecord], entries: list[LedgerEntry], run: str, label: str) -> ResumePoint:
+    """Where candidate ``label`` of demo run ``run`` stands, from the model's versions and ledger rows."""
+    from tasks.governance.promotion_state import decision_row
+
+    mine = [r for r in records if r.tags.get(RUN_TAG) == run and r.tags.get(CANDIDATE_TAG) == label]
+    if not mine:
+        return ResumePoint(None, None)
+    record = max(mine, key=lambda r: r.version)
+    return ResumePoint(record, decision_row(entries, record.version))
+
+
+def _run_file(settings: Settings) -> Path:
+    return settings.home_dir / "demo" / "run.json"
+
+
+def _write_run(settings: Settings, state: dict) -> None:
+    path = _run_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, path)  # whole or not at all, even under kill -9
+
+
+def start_run(settings: Settings, registry, ledger, *, size: str, days: int) -> tuple[str, bool]:
+    """(run id, resumed): the interrupted demo's run when it had this size and days, else a new run. An interrupted
+    run of another size or days is closed first: its undecided versions are rejected, so none is left half-made."""
+    try:
+        prior = json.loads(_run_file(settings).read_text())
+        prior = prior if isinstance(prior, dict) and isinstance(prior.get("id"), str) else None
+    except (OSError, ValueError):
+        prior = None
+    if prior is not None and not prior.get("finished"):
+        if prior.get("size") == size and prior.get("days") == days:
+            return prior["id"], True
+        _close_run(settings, registry, ledger, prior["id"],
+                   why=f"its demo (--size {prior.get('size')} --days {prior.get('days')}) was interrupted and a demo "
+                   f"with --size {size} --days {days} started instead")
+    run = uuid.uuid4().hex[:12]
+    _write_run(settings, {"id": run, "size": size, "days": days, "finished": False})
+    return run, False
+
+
+def _close_run(settings: Settings, registry, ledger, run: str, *, why: str) -> None:
+    from tasks.governance.promotion import reject
+    from tasks.registration.register import record_registration
+
+    name = settings.model_name
+    entries = ledger.entries(model_name=name)
+    for label in (c.label for c in CANDIDATES):
+        point = resume_point(registry.versions(name), entries, run, label)
+        if point.record is not None and point.decision is None:
+            record_registration(registry, ledger, point.record, actor=settings.actor)
+            reject(registry, ledger, name=name, version=point.record.version, actor=settings.actor,
+                   reason=f"not judged: {why}", policy=None, evidence={}, flow_run_id=None)
+            console.print(f"v{point.record.version} (candidate '{label}' of the interrupted demo) rejected: {why}",
+                          highlight=False)
+
+
+def finish_run(settings: Settings, run: str) -> None:
+    state = json.loads(_run_file(settings).read_text())
+    _write_run(settings, {**state, "finished": True})
 
 
 def warm_up_in_background() -> None:

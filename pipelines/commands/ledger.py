@@ -27,6 +27,9 @@ def rollback_command(settings: Settings, name: str, *, reason: str, to_version: 
         from pipelines.commands.approval import require_reachable_api
 
         require_reachable_api(settings, "rollback")
+        from pipelines.temporary_api import ensure_api
+
+        ensure_api(settings)
         from pipelines.rollback import rollback_flow
 
         with console.status(f"rollback of {move} awaits approval in {settings.environment} (`lockgate pending`; "

@@ -115,6 +115,7 @@ def serve_command(settings: Settings, *, name: str, cron: str | None, timezone: 
     if not os.environ.get("PREFECT_API_URL"):
         raise LockgateError("lockgate serve needs a Prefect server: start one (`prefect server start`) and set "
                             "PREFECT_API_URL; the temporary API of other commands has no scheduler")
+    ensure_api(settings)
     spec = deployment_schedule()
     try:
         schedule = Cron(cron or spec.cron, timezone=timezone or spec.timezone)

@@ -17,14 +17,13 @@ if the registry write is lost, the next recovery makes it.
 
 from __future__ import annotations
 
-import os
-import signal
 from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import LockgateError
 from tasks.evidence import EvidenceFile
+from tasks.faults import failpoint
 from tasks.ledger.entry import LedgerEntry
 from tasks.ledger.store import Ledger
 from tasks.governance.promotion_state import (apply_aliases, champion_history, managed, promoted_over, recover, show)
@@ -33,12 +32,6 @@ from tasks.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, MlflowRegist
 SmokeTest = Callable[[MlflowRegistry, ModelVersionRecord], str]
 FAILPOINTS = ("locked", "started", f"moved-{PREVIOUS_CHAMPION}", f"moved-{CHAMPION}", f"moved-{CHALLENGER}",
               "smoke-tested", "committed", "restored")
-
-
-def failpoint(name: str) -> None:
-    """SIGKILL this process here when LOCKGATE_FAILPOINT names the point: how the fault tests crash each step."""
-    if os.environ.get("LOCKGATE_FAILPOINT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class AliasMove(BaseModel):

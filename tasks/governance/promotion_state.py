@@ -61,6 +61,15 @@ def interrupted(entries: list[LedgerEntry]) -> LedgerEntry | None:
     return open_row
 
 
+# the rows that end a candidate's lifecycle: made champion, or not (a failed gate, a refused or reverted promotion)
+DECISIONS = ("promotion.committed", "promotion.refused", "promotion.reverted", "candidate.rejected")
+
+
+def decision_row(entries: list[LedgerEntry], version: int) -> LedgerEntry | None:
+    """The last row (of one model) that decided ``version``'s lifecycle; None while it is undecided."""
+    return next((e for e in reversed(entries) if e.version == version and e.action in DECISIONS), None)
+
+
 def champion_history(entries: list[LedgerEntry]) -> list[int]:
     """Every version that was champion, in the order they became champion (repeats kept apart)."""
     history: list[int] = []

@@ -3,7 +3,9 @@
 The same path serves a user's own model (`lockgate register`) and the demo. Every
 input is checked before anything is written, so a bad input leaves nothing
 half-registered: the params must load, match the config, and the reference data
-must hold the contract's feature columns.
+must hold the contract's feature columns. A version is created in the registry, then
+recorded in the ledger (``version.registered``); a process killed between the two
+leaves a version without its row, which :func:`record_registration` writes later.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from tasks.datasets import read_table
 from tasks.errors import LockgateError
 from tasks.evidence import sha256_file
+from tasks.faults import failpoint
 from tasks.ledger.entry import LedgerEntry
 from tasks.ledger.store import Ledger
 from tasks.registry import MlflowRegistry, ModelVersionRecord
@@ -24,6 +27,10 @@ CONFIG_FILE = "model_config.json"
 FEATURES_FILE = "feature_spec.json"
 REFERENCE_FILE = "reference.parquet"
 CONTRACT_FILE = "contract.yaml"  # the contract as registered: gates read this, not the file on disk today
+REGISTERED = "version.registered"
+# the registration tags that hold a file's sha256: checked again when a row is recorded after a crash
+HASH_TAGS = {PARAMS_FILE: "lockgate.params_sha256", REFERENCE_FILE: "lockgate.reference_sha256",
+             CONTRACT_FILE: "lockgate.contract_sha256"}
 
 
 def read_model_config(path: Path) -> dict:
@@ -52,10 +59,12 @@ def register_candidate(
     description: str = "",
     intended_use: str = "",
     limitations: str = "",
+    extra_tags: dict[str, str] | None = None,
 ) -> ModelVersionRecord:
     """Check the inputs, then create a model version holding everything the gates need.
 
-    ``intended_use`` and ``limitations`` (free text, limitations separated by ';') go to the model card."""
+    ``intended_use`` and ``limitations`` (free text, limitations separated by ';') go to the model card;
+    ``extra_tags`` are set on the version with the others (the demo's run and candidate)."""
     import numpy as np
 
     from data_contracts.contract import ContractError, load_contract
@@ -121,15 +130,17 @@ def register_candidate(
             "lockgate.status": "registered",
             **({"lockgate.intended_use": intended_use[:5000]} if intended_use else {}),
             **({"lockgate.limitations": limitations[:5000]} if limitations else {}),
+            **(extra_tags or {}),
         }
         params_logged = {"arch": arch, **{f"config.{k}": str(v) for k, v in config.to_dict().items()}}
         record = registry.register(
             name, files=list(files.values()), params=params_logged, tags=tags, run_name=description or f"{name}-{arch}"
         )
+    failpoint("version-created")  # the fault test kills the demo here: a version with no ledger row yet
     ledger.append(
         LedgerEntry(
             actor=actor,
-            action="version.registered",
+            action=REGISTERED,
             model_name=name,
             version=record.version,
             reason=description or f"registered {arch} candidate with contract {contract.name} v{contract.version}",
@@ -137,3 +148,29 @@ def register_candidate(
         )
     )
     return record
+
+
+def registration_row(entries: list[LedgerEntry], version: int) -> LedgerEntry | None:
+    """The ``version.registered`` row of ``version`` among one model's ledger rows."""
+    return next((e for e in entries if e.action == REGISTERED and e.version == version), None)
+
+
+def record_registration(registry: MlflowRegistry, ledger: Ledger, record: ModelVersionRecord, *, actor: str,
+                        description: str = "") -> LedgerEntry | None:
+    """Write the ``version.registered`` row of a version a crash left without one (killed between the registry and
+    the ledger), with the sha256 of its files as stored, after checking them against its registration tags.
+    None when the row exists."""
+    if registration_row(ledger.entries(model_name=record.name), record.version) is not None:
+        return None
+    files = (PARAMS_FILE, CONFIG_FILE, FEATURES_FILE, REFERENCE_FILE, CONTRACT_FILE)
+    with tempfile.TemporaryDirectory() as tmp:
+        hashes = {f: sha256_file(registry.fetch(record, f, Path(tmp))) for f in files}
+    changed = [f for f, tag in HASH_TAGS.items() if record.tags.get(tag) != hashes[f]]
+    if changed:
+        raise LockgateError(f"{record.name} v{record.version} has no registration row and its stored {changed} no "
+                            "longer match its registration tags; register the candidate again")
+    reason = description or (f"registered {record.tags.get('lockgate.arch')} candidate with contract "
+                             f"{record.tags.get('lockgate.contract')} v{record.tags.get('lockgate.contract_version')}")
+    return ledger.append(LedgerEntry(actor=actor, action=REGISTERED, model_name=record.name, version=record.version,
+                                     reason=f"{reason} (recorded after its registration was interrupted)",
+                                     evidence=hashes))

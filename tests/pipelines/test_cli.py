@@ -143,3 +143,24 @@ def test_server_status_and_stop_without_a_server(tmp_path, monkeypatch, capsys):
     assert "no lockgate Prefect server for" in capsys.readouterr().out
     assert main(["server", "stop"]) == 0
     assert "no lockgate Prefect server recorded" in capsys.readouterr().out
+
+
+def test_a_prefect_api_that_never_answers_is_one_line_naming_the_limit(settings, capsys, monkeypatch, closed_port):
+    url = f"http://127.0.0.1:{closed_port}/api"
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    monkeypatch.setenv("LOCKGATE_SERVER_READY_TIMEOUT_SECONDS", "0.5")
+    assert main(["pending"]) == EXIT_USAGE
+    assert _one_line_error(capsys) == (
+        f"lockgate: error: the Prefect API at {url} did not answer {url}/health within 0.5 s; start it (`lockgate "
+        "server start`, or your server for PREFECT_API_URL), check PREFECT_API_URL, or raise "
+        "LOCKGATE_SERVER_READY_TIMEOUT_SECONDS")
+
+
+def test_an_mlflow_server_that_never_answers_is_one_line_naming_the_limit(settings, capsys, monkeypatch, closed_port):
+    uri = f"http://127.0.0.1:{closed_port}"
+    monkeypatch.setenv("LOCKGATE_MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("LOCKGATE_SERVER_READY_TIMEOUT_SECONDS", "0.5")
+    assert main(["status"]) == EXIT_USAGE
+    assert _one_line_error(capsys) == (
+        f"lockgate: error: the MLflow tracking server at {uri} did not answer {uri}/health within 0.5 s; start it "
+        "(`mlflow server`), check LOCKGATE_MLFLOW_TRACKING_URI, or raise LOCKGATE_SERVER_READY_TIMEOUT_SECONDS")

@@ -1,24 +1,45 @@
-"""The demo end to end at small size, on the real embedded components."""
+"""The demo end to end at small size, on the real embedded components: after an interrupted first try it is resumed
+with the versions it made, not repeated beside them."""
 
 from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.flow]
+ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_demo_end_to_end(prefect_harness, settings):
+def test_demo_end_to_end_after_a_first_try_killed_once_v1_was_registered(prefect_harness, settings):
+    from prefect.settings import PREFECT_API_URL
+
     from pipelines.commands.demo import run_demo
-    from tasks.governance.promotion_state import agreement
+    from tasks.governance.promotion_state import agreement, decision_row
     from tasks.registry import CHAMPION
-    from tasks.stores import ledger_for, registry_for
+    from tasks.stores import ledger_for, registry_for, version_evidence_dir
 
-    assert run_demo(settings, size="small", days=2) == 0
-
+    # the first try is SIGKILLed with v1 in the registry and no ledger row for it yet (the worst moment to die)
+    env = {**os.environ, "LOCKGATE_HOME": str(settings.home_dir), "LOCKGATE_FAILPOINT": "version-created",
+           "PREFECT_API_URL": PREFECT_API_URL.value()}
+    first = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--size", "small", "--days", "2"], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=1200)  # a hang guard only
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
     registry, ledger = registry_for(settings), ledger_for(settings)
+    assert [v.version for v in registry.versions(settings.model_name)] == [1]
+    assert "version.registered" not in [e.action for e in ledger.entries()]
+
+    assert run_demo(settings, size="small", days=2) == 0  # the next demo reuses v1 instead of making v2 beside it
+
     versions = registry.versions(settings.model_name)
     assert [v.version for v in versions] == [1, 2]
+    assert version_evidence_dir(settings, settings.model_name, 2).is_dir()
+    assert all(decision_row(ledger.entries(model_name=settings.model_name), v.version) for v in versions)
     champion = registry.aliases(settings.model_name)[CHAMPION]
     statuses = {v.version: v.tags["lockgate.status"] for v in versions}
     # v1 became champion first; v2 was either promoted or rejected, with a reason recorded

@@ -62,3 +62,28 @@ def test_bad_input_is_one_line_and_registers_nothing(settings, candidate_files, 
 def _write(path, payload):
     path.write_text(json.dumps(payload))
     return path
+
+
+def test_a_registration_cut_before_its_ledger_row_is_recorded_later_with_the_stored_hashes(settings, candidate_files,
+                                                                                           monkeypatch):
+    import tasks.registration.register as registration
+    from tasks.registration.register import CONTRACT_FILE, record_registration
+
+    def killed(point):  # the process dies here in the fault tests (SIGKILL); an exception cuts it at the same place
+        if point == "version-created":
+            raise SystemExit("killed")
+
+    monkeypatch.setattr(registration, "failpoint", killed)
+    with pytest.raises(SystemExit):
+        _register(settings, candidate_files, extra_tags={"lockgate.demo_run": "r1"})
+    registry, ledger = registry_for(settings), ledger_for(settings)
+    record = registry.get(settings.model_name, 1)
+    assert record.tags["lockgate.demo_run"] == "r1" and ledger.entries() == []
+
+    row = record_registration(registry, ledger, record, actor="tester")
+    assert (row.action, row.version) == ("version.registered", 1) and "interrupted" in row.reason
+    assert set(row.evidence) == {"params.msgpack", "model_config.json", "feature_spec.json", "reference.parquet",
+                                 CONTRACT_FILE}
+    assert row.evidence["params.msgpack"] == record.tags["lockgate.params_sha256"]
+    assert record_registration(registry, ledger, record, actor="tester") is None  # once only
+    assert ledger.verify().ok
