@@ -38,7 +38,7 @@ def test_demo_end_to_end_after_a_first_try_killed_once_v1_was_registered(prefect
 
     versions = registry.versions(settings.model_name)
     assert [v.version for v in versions] == [1, 2]
-    assert version_evidence_dir(settings, settings.model_name, 2).is_dir()
+    assert (version_evidence_dir(settings, settings.model_name, 2) / "lifecycle-1" / "canary.json").is_file()  # the README's path
     assert all(decision_row(ledger.entries(model_name=settings.model_name), v.version) for v in versions)
     champion = registry.aliases(settings.model_name)[CHAMPION]
     statuses = {v.version: v.tags["lockgate.status"] for v in versions}

@@ -35,5 +35,5 @@ def test_the_demo_passes_beside_two_cpu_hogs(settings):
 
     registry, ledger = registry_for(settings), ledger_for(settings)
     assert [v.version for v in registry.versions(settings.model_name)] == [1, 2]
-    assert version_evidence_dir(settings, settings.model_name, 2).is_dir()
+    assert (version_evidence_dir(settings, settings.model_name, 2) / "lifecycle-1" / "canary.json").is_file()  # the README's path
     assert [e.action for e in ledger.entries()].count("version.registered") == 2 and ledger.verify().ok
