@@ -113,7 +113,7 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
         for line in outcome.gates:
             console.print(f"      {line}", highlight=False)
     with step(f"batch-inference flow over {len(data.partitions)} daily partitions"):
-        scored = run_batch(settings, partitions=[str(p.features.parent) for p in data.partitions])
+        scored = run_batch(settings, partitions=[str(p.features.parent) for p in data.partitions]).outcomes
     for o in scored:
         console.print(f"    {o.partition}: {o.status}, {o.message}", highlight=False)
     if any(o.monitor != "none" for o in scored):

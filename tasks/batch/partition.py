@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.batch.monitoring import MonitoringState
 from tasks.batch.partition_io import PartitionTarget, exists, join, maybe_inject_read_failure, read_partition, retried
 from tasks.drift.results import DriftResult
 from tasks.errors import LockgateError
@@ -45,6 +46,9 @@ class PartitionOutcome(BaseModel):
     drift_result: DriftResult | None = Field(None, exclude=True)  # for the per-column table artifact
     monitor: str = "none"  # none | alert | block | rollback (tasks.batch.monitoring)
     monitor_reasons: list[str] = []
+    block_seq: int | None = Field(None, description="Ledger seq of the monitoring block that stopped this partition "
+                                  "(status blocked), or that was raised while it was being scored (status scored: it "
+                                  "was in flight, so it finished and its predictions stand).")
     output: str | None = None
     message: str = ""
     evidence: dict[str, str] = {}
@@ -65,6 +69,13 @@ class BatchIO(BaseModel):
     inject_read_failures: float = 0.0
     inject_seed: int = 0
     faults_dir: Path | None = None
+
+
+def blocked_outcome(partition: str, version: int | None, state: MonitoringState, **measured) -> PartitionOutcome:
+    """The outcome of a partition a monitoring block stopped before it was scored."""
+    return PartitionOutcome(partition=partition, model_version=version, status="blocked", block_seq=state.block_seq,
+                            **measured, message=f"scoring blocked by monitoring (ledger #{state.block_seq}): "
+                            f"{state.block_reason}; `lockgate unblock --reason ...` lifts it")
 
 
 def already_scored(output: str, version: int, io: BatchIO) -> bool:
@@ -91,11 +102,15 @@ def read_with_retries(target: PartitionTarget, io: BatchIO, log: Callable[[str],
 def score_partition_data(
     target: PartitionTarget, *, model, contract, policy: Policy, reference: pd.DataFrame, io: BatchIO,
     flow_run_id: str | None, force: bool, log: Callable[[str], None] | None = None,
+    block_check: Callable[[], MonitoringState] | None = None,
 ) -> PartitionOutcome:
     """Score one partition with the champion ``model`` (a tasks.registration.inference.CompiledModel).
 
     ``reference`` is the champion's training snapshot with its scores in SCORE_COLUMN
     (computed once per worker), so prediction drift is monitored beside feature drift.
+    ``block_check`` (the monitoring state now) is asked right before the first prediction is written: a block in
+    force stops the partition there (status blocked, nothing written); a block raised after that finds it in
+    flight: it finishes, scored, and its outcome names the block.
     """
     from data_contracts.frames import arrow_to_pandas, decoded
     from data_contracts.names import name_problem
@@ -134,6 +149,10 @@ def score_partition_data(
         reasons = "; ".join(validation.reasons) if not validation.passed else "no valid rows"
         return PartitionOutcome(**common, status="failed", message=f"validation failed: {reasons}")
 
+    if block_check is not None and (state := block_check()).blocked:
+        return blocked_outcome(name, version, state, rows=common["rows"], quarantined=common["quarantined"],
+                               read_attempts=attempts)
+
     lineage = {
         "model_name": model.record.name, "model_version": str(version), "artifact_sha256": model.artifact_sha256,
         "contract_version": f"{contract.name}@{contract.version}", "flow_run_id": flow_run_id or "",
@@ -171,12 +190,16 @@ def score_partition_data(
               **({f"drift.{k}": v.sha256 for k, v in drift.evidence.items()} if drift else {})}
     drift_word = drift.decision if drift else "error"
     scoring = scorer.stats()
+    raised = block_check() if block_check is not None else None  # by another partition while this one was scored
+    in_flight = (f"; in flight when monitoring block ledger #{raised.block_seq} was raised: finished and scored"
+                 if raised is not None and raised.blocked else "")
     return PartitionOutcome(
         **common, status="scored", scored=written, drift=drift_word, drift_reasons=drift.reasons if drift else [],
         drift_result=drift, monitor=monitor.action, monitor_reasons=monitor.reasons, output=output,
         evidence=hashes, seconds=round(time.perf_counter() - started, 3), scoring=scoring,
+        block_seq=raised.block_seq if in_flight else None,
         message=f"{len(df)} rows, {validation.n_quarantined} quarantined, {written} scored; drift {drift_word}; "
-                f"{monitor.line()}; {scoring.line()}",
+                f"{monitor.line()}; {scoring.line()}{in_flight}",
     )
 
 
