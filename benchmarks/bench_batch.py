@@ -231,7 +231,7 @@ def many_partitions(n_partitions: int, rows: int, folder: Path) -> list[Comparis
         ledger = ledger_for(settings)
         before = len(ledger.entries())
         t0 = time.perf_counter()
-        outcomes = run_batch(settings, dates=[d.isoformat() for d in days])
+        outcomes = run_batch(settings, dates=[d.isoformat() for d in days]).outcomes
         seconds = time.perf_counter() - t0
         assert [o.status for o in outcomes] == ["scored"] * n_partitions, \
             [o.message for o in outcomes if o.status != "scored"][:3]

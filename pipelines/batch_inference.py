@@ -4,9 +4,12 @@
 
 Per partition (tasks/batch/partition.py): read (retried) -> validate and quarantine -> score in
 bucketed batches -> write predictions with lineage atomically -> monitor drift and
-quality -> ledger row. One failing partition does not stop the others. A breach the
-monitoring policy answers with ``rollback`` puts the previous champion back (once per
-run) and, if the policy says so, scores the breached partitions again with it.
+quality -> ledger row. One failing partition does not stop the others. A monitoring block
+(in force, or raised by a partition of this run) stops every partition not yet writing
+predictions; those writing finish. A breach the monitoring policy answers with ``rollback``
+puts the previous champion back (once per run) and, if the policy says so, scores the
+breached partitions again with it. The result (tasks/batch/run.py) carries the outcomes,
+the rollback and the monitoring state before and after, for the command's exit code.
 
 Partitions: explicit locations, or dates under the input root (``date=YYYY-MM-DD``), or,
 with neither (a scheduled run), the scheduled date minus ``schedule_offset_days``.
@@ -27,6 +30,7 @@ from pipelines.runtime import process_defaults
 from tasks import gates
 from tasks.batch.partition import PartitionOutcome
 from tasks.batch.partition_io import PartitionTarget, dated_partition, partition_name, scheduled_day
+from tasks.batch.run import BatchRun, Rollback
 from tasks.errors import LockgateError
 from tasks.settings import Settings
 from tasks.stores import policy_for
@@ -50,7 +54,7 @@ def partition_targets(settings: Settings, partitions: list[str] | None, dates: l
 
 @flow(name="batch-inference", log_prints=True, task_runner=task_runner_for(None))
 def batch_inference(partitions: list[str] | None = None, dates: list[str] | None = None,
-                    model_name: str | None = None, force: bool = False) -> list[PartitionOutcome]:
+                    model_name: str | None = None, force: bool = False) -> BatchRun:
     """Score ``partitions`` (parquet files, hive folders or URIs), or the ``dates`` under the input root, or the
     scheduled date, with the current champion."""
     settings = Settings()
@@ -59,20 +63,28 @@ def batch_inference(partitions: list[str] | None = None, dates: list[str] | None
     policy = policy_for(settings)
     name = model_name or settings.model_name
     targets = partition_targets(settings, partitions, dates)
+    before = gates.monitoring_now(settings, name)
     try:
         champion = gates.load_champion(settings, policy, name)
     except LockgateError as e:  # no champion, or an artifact whose sha256 changed: nothing is scored, it is recorded
-        return gates.refuse_partitions(settings, policy, name, targets, e)
+        return BatchRun(outcomes=gates.refuse_partitions(settings, policy, name, targets, e),
+                        monitoring_before=before, monitoring_after=gates.monitoring_now(settings, name))
     outcomes = score_all(settings, policy, champion, targets, force=force)
     breached = [o for o in outcomes if o.monitor == "rollback"]
+    rollback = None
     if breached:
         restored = gates.rollback_model(settings, policy, champion, breached)
+        if restored is not None:
+            rollback = Rollback(from_version=champion.version, to_version=restored.version,
+                                partitions=[o.partition for o in breached],
+                                rescored=policy.monitoring.rescore_after_rollback)
         if restored is not None and policy.monitoring.rescore_after_rollback:
             again = {t.name: t for t in targets if t.name in {o.partition for o in breached}}
             rescored = {o.partition: o for o in score_all(settings, policy, restored, list(again.values()),
                                                           force=True, rescore=True)}
             outcomes = [rescored.get(o.partition, o) for o in outcomes]
-    return outcomes
+    return BatchRun(outcomes=outcomes, rollback=rollback, monitoring_before=before,
+                    monitoring_after=gates.monitoring_now(settings, name))
 
 
 def score_all(settings: Settings, policy, champion, targets: list[PartitionTarget], *, force: bool,
@@ -98,6 +110,6 @@ def score_all(settings: Settings, policy, champion, targets: list[PartitionTarge
     return [done[t.name] for t in targets]
 
 
-def run_batch(settings: Settings, **parameters) -> list[PartitionOutcome]:
+def run_batch(settings: Settings, **parameters) -> BatchRun:
     """Run the flow now, in this process, with the task runner the settings choose."""
     return batch_inference.with_options(task_runner=task_runner_for(settings))(**parameters)

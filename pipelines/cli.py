@@ -27,8 +27,10 @@ def _parser() -> argparse.ArgumentParser:
         "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate).",
         epilog="Exit codes: 0 ok, 2 bad input (or contract lint errors), 3 candidate not promoted / required target "
         "does not fit / breaking contract change / batch failed validation / drift breach / approval refused / "
-        "rollback reverted / ledger does not verify / audit found missing or changed evidence, 4 partitions failed, "
-        "missing or blocked, 1 unexpected error.",
+        "rollback reverted / ledger does not verify / audit found missing or changed evidence, 1 unexpected error. "
+        "A batch run (run batch-inference, backfill) exits with the first that applies: 4 partitions failed or "
+        "missing, 6 scoring blocked by monitoring (partitions not scored, or a block raised during the run still in "
+        "force), 5 champion rolled back during the run, else 0; its last line says which.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's INFO logs on the console")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -59,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("--golden", required=True, type=Path, help="labeled golden set parquet")
     lc.add_argument("--current", type=Path, help="latest production data for drift (default: the golden set)")
     bi = flows.add_parser("batch-inference", help="score partitions with the champion",
-                          description="Validate, quarantine, score and monitor each partition with the champion.")
+                          description="Validate, quarantine, score and monitor each partition with the champion. "
+                          "Exit codes as for backfill: 0, else 4 failed/missing > 6 blocked > 5 rolled back.")
     bi.add_argument("partitions", nargs="+", help="parquet files or hive partition folders, local or pyarrow "
                     "filesystem URIs (s3://..., gs://...)")
     bi.add_argument("--force", action="store_true", help="re-score partitions already scored by this version")
@@ -69,8 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                         "default LOCKGATE_HOME/data/stream) for every date from --from to --to, both included, in one "
                         "batch-inference run fanned out over the task runner (LOCKGATE_TASK_RUNNER=threads|dask). "
                         "Partitions already scored by the champion's version are skipped unless --force; a missing "
-                        "date is reported as 'missing'. Exit 0 when all are scored or skipped, 4 when any failed, "
-                        "is missing or was blocked by monitoring.")
+                        "date is reported as 'missing'. Exit 0 when all are scored, skipped or empty; else the first "
+                        "that applies: 4 any failed or is missing, 6 scoring blocked by monitoring, 5 the champion "
+                        "was rolled back during the run.")
     bf.add_argument("--from", dest="start", required=True, metavar="DATE", help="first date, YYYY-MM-DD")
     bf.add_argument("--to", dest="end", required=True, metavar="DATE", help="last date, YYYY-MM-DD (included)")
     bf.add_argument("--force", action="store_true", help="re-score partitions already scored by this version")
@@ -91,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ub = sub.add_parser("unblock", help="clear a monitoring block and the open alerts (recorded in the ledger)",
                         description="A monitoring policy of 'block' stops batch inference after a breach until this "
-                        "command (or a new champion) clears it; it also clears the alert flag of `lockgate status`. "
+                        "command (or a new champion) clears it: partitions not yet writing predictions are recorded "
+                        "'blocked', those already writing finish. It also clears the alert flag of `lockgate status`. "
                         "The reason is recorded in the ledger.")
     ub.add_argument("--reason", required=True, help="why scoring may go on (recorded)")
 

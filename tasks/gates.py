@@ -514,27 +514,34 @@ def batch_io(settings: Settings, name: str):
                    faults_dir=settings.home_dir / "faults" if settings.inject_read_failures > 0 else None)
 
 
+def monitoring_now(settings: Settings, name: str):
+    """The monitoring state (tasks.batch.monitoring.MonitoringState) of model ``name``, folded from the ledger now."""
+    from tasks.batch.monitoring import monitoring_state
+
+    return monitoring_state(ledger_for(settings).entries(model_name=name))
+
+
 @task(name="score-partition", cache_policy=NO_CACHE)
 def score_partition(settings: Settings, policy: Policy, champion: ChampionRef, target, force: bool,
                     rescore: bool = False):
     """Score one partition; transient IO errors are retried inside, every problem is an outcome and a ledger row.
 
-    ``rescore``: a re-score after an automatic rollback; its monitor step may alert but never rolls back or blocks."""
-    from tasks.batch.partition import PartitionOutcome, score_partition_data
-    from tasks.batch.monitoring import monitoring_state
+    The monitoring block is read from the ledger when the partition starts and again right before its first
+    prediction is written, so a block raised by another partition of this run stops every partition not yet
+    writing; one already writing finishes and says so. ``rescore``: a re-score after an automatic rollback; it is
+    not stopped by a block, and its monitor step may alert but never rolls back or blocks."""
+    from tasks.batch.partition import blocked_outcome, score_partition_data
 
     logger = get_run_logger()
-    state = monitoring_state(ledger_for(settings).entries(model_name=champion.name))
+    state = monitoring_now(settings, champion.name)
     if state.blocked and not rescore:
-        outcome = PartitionOutcome(partition=target.name, status="blocked", model_version=champion.version,
-                                   message=f"scoring blocked by monitoring: {state.block_reason}; "
-                                   "`lockgate unblock --reason ...` lifts it")
+        outcome = blocked_outcome(target.name, champion.version, state)
     else:
         model, reference, contract = champion_model(settings, policy, champion)
         outcome = score_partition_data(
             target, model=model, contract=contract, policy=policy,
             reference=reference, io=batch_io(settings, champion.name), flow_run_id=_flow_run_id(), force=force,
-            log=logger.warning)
+            log=logger.warning, block_check=None if rescore else (lambda: monitoring_now(settings, champion.name)))
         if rescore and outcome.monitor in ("block", "rollback"):
             outcome = outcome.model_copy(update={"monitor": "alert"})
     record_partition(settings, policy, champion, outcome)

@@ -148,7 +148,7 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
             console.print(f"      {line}", highlight=False)
     wait_for_api()
     with step(f"batch-inference flow over {len(data.partitions)} daily partitions"):
-        scored = run_batch(settings, partitions=[str(p.features.parent) for p in data.partitions])
+        scored = run_batch(settings, partitions=[str(p.features.parent) for p in data.partitions]).outcomes
     finish_run(settings, run)
     for o in scored:
         console.print(f"    {o.partition}: {o.status}, {o.message}", highlight=False)

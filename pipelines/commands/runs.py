@@ -64,7 +64,7 @@ def run_lifecycle(settings: Settings, version: int, golden: Path, current: Path 
 def run_batch_inference(settings: Settings, *, partitions: list[str] | None = None, dates: list[str] | None = None,
                         force: bool) -> int:
     from pipelines.batch_inference import run_batch
-    from pipelines.exit_codes import EXIT_OK, EXIT_PARTITIONS_FAILED
+    from pipelines.exit_codes import EXIT_OK, EXIT_ROLLED_BACK
     from pipelines.progress import progress_bar
     from tasks.registry import CHAMPION
     from tasks.stores import registry_for
@@ -75,7 +75,8 @@ def run_batch_inference(settings: Settings, *, partitions: list[str] | None = No
     console.print(f"scoring {n} partition(s) with the champion ({settings.task_runner} task runner; Prefect starts "
                   "its API first)", highlight=False)
     with progress_bar(console):
-        outcomes = run_batch(settings, partitions=partitions, dates=dates, force=force)
+        run = run_batch(settings, partitions=partitions, dates=dates, force=force)
+    outcomes = run.outcomes
     table = Table(title="batch inference")
     for col in ("partition", "status", "version", "rows", "quarantined", "scored", "drift", "monitor", "message"):
         table.add_column(col, overflow="fold")
@@ -86,10 +87,22 @@ def run_batch_inference(settings: Settings, *, partitions: list[str] | None = No
                       f"v{o.model_version}" if o.model_version else "-", str(o.rows), str(o.quarantined),
                       str(o.scored), o.drift or "-", o.monitor, escape(o.message))
     console.print(table)
-    if any(o.monitor != "none" for o in outcomes):
+    if any(o.monitor != "none" or o.status == "blocked" for o in outcomes) or run.monitoring_after.blocked:
         show_monitoring(settings)
-    bad = [o for o in outcomes if o.status in ("failed", "missing", "blocked")]
-    return EXIT_PARTITIONS_FAILED if bad else EXIT_OK
+    code, line = batch_exit(run)
+    colour = {EXIT_OK: "green", EXIT_ROLLED_BACK: "yellow"}.get(code, "red")
+    console.print(f"[bold {colour}]exit {code}[/]: {escape(line)}", highlight=False, soft_wrap=True)
+    return code
+
+
+def batch_exit(run) -> tuple[int, str]:
+    """A batch run's exit code (pipelines/exit_codes.py: 4 > 6 > 5 > 0) and the line that says why."""
+    from pipelines.exit_codes import EXIT_OK, EXIT_PARTITIONS_FAILED, EXIT_ROLLED_BACK, EXIT_SCORING_BLOCKED
+    from tasks.batch.run import run_verdict
+
+    verdict = run_verdict(run)
+    return {"ok": EXIT_OK, "partitions_failed": EXIT_PARTITIONS_FAILED, "blocked": EXIT_SCORING_BLOCKED,
+            "rolled_back": EXIT_ROLLED_BACK}[verdict.verdict], verdict.line
 
 
 def backfill(settings: Settings, start: str, end: str, *, force: bool) -> int:

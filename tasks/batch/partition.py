@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.batch.monitoring import MonitoringState
 from tasks.batch.partition_io import PartitionTarget, exists, join, maybe_inject_read_failure, read_partition, retried
 from tasks.evidence import EvidenceFile
 from tasks.drift.results import DriftResult
@@ -54,6 +55,9 @@ class PartitionOutcome(BaseModel):
     drift_result: DriftResult | None = Field(None, exclude=True)  # for the per-column table artifact
     monitor: str = "none"  # none | alert | block | rollback (tasks.batch.monitoring)
     monitor_reasons: list[str] = []
+    block_seq: int | None = Field(None, description="Ledger seq of the monitoring block that stopped this partition "
+                                  "(status blocked), or that was raised while it was being scored (status scored: it "
+                                  "was in flight, so it finished and its predictions stand).")
     output: str | None = None
     message: str = ""
     evidence: dict[str, EvidenceFile] = Field({}, description="The files the ledger row names, by role.")
@@ -107,6 +111,13 @@ def attempt_holding(io: BatchIO, partition: str, version: int, sha256: str) -> s
     return None
 
 
+def blocked_outcome(partition: str, version: int | None, state: MonitoringState, **measured) -> PartitionOutcome:
+    """The outcome of a partition a monitoring block stopped before it was scored."""
+    return PartitionOutcome(partition=partition, model_version=version, status="blocked", block_seq=state.block_seq,
+                            **measured, message=f"scoring blocked by monitoring (ledger #{state.block_seq}): "
+                            f"{state.block_reason}; `lockgate unblock --reason ...` lifts it")
+
+
 def already_scored(output: str, version: int, io: BatchIO) -> bool:
     """Whether ``output`` holds predictions made by ``version`` (a partition is scored once per version)."""
     if not exists(output):
@@ -131,11 +142,15 @@ def read_with_retries(target: PartitionTarget, io: BatchIO, log: Callable[[str],
 def score_partition_data(
     target: PartitionTarget, *, model, contract, policy: Policy, reference: pd.DataFrame, io: BatchIO,
     flow_run_id: str | None, force: bool, log: Callable[[str], None] | None = None,
+    block_check: Callable[[], MonitoringState] | None = None,
 ) -> PartitionOutcome:
     """Score one partition with the champion ``model`` (a tasks.registration.inference.CompiledModel).
 
     ``reference`` is the champion's training snapshot with its scores in SCORE_COLUMN
     (computed once per worker), so prediction drift is monitored beside feature drift.
+    ``block_check`` (the monitoring state now) is asked right before the first prediction is written: a block in
+    force stops the partition there (status blocked, nothing written); a block raised after that finds it in
+    flight: it finishes, scored, and its outcome names the block.
     """
     from data_contracts.frames import arrow_to_pandas, decoded
     from data_contracts.names import name_problem
@@ -177,6 +192,10 @@ def score_partition_data(
     if not validation.passed or len(valid) == 0:
         reasons = "; ".join(validation.reasons) if not validation.passed else "no valid rows"
         return PartitionOutcome(**common, status="failed", message=f"validation failed: {reasons}")
+
+    if block_check is not None and (state := block_check()).blocked:
+        return blocked_outcome(name, version, state, rows=common["rows"], quarantined=common["quarantined"],
+                               read_attempts=attempts)
 
     lineage = {
         "model_name": model.record.name, "model_version": str(version), "artifact_sha256": model.artifact_sha256,
@@ -221,12 +240,16 @@ def score_partition_data(
               **({f"drift.{k}": v for k, v in drift.evidence.items()} if drift else {})}
     drift_word = drift.decision if drift else "error"
     scoring = scorer.stats()
+    raised = block_check() if block_check is not None else None  # by another partition while this one was scored
+    in_flight = (f"; in flight when monitoring block ledger #{raised.block_seq} was raised: finished and scored"
+                 if raised is not None and raised.blocked else "")
     return PartitionOutcome(
         **common, status="scored", scored=written, drift=drift_word, drift_reasons=drift.reasons if drift else [],
         drift_result=drift, monitor=monitor.action, monitor_reasons=monitor.reasons, output=output,
         evidence=hashes, seconds=round(time.perf_counter() - started, 3), scoring=scoring,
+        block_seq=raised.block_seq if in_flight else None,
         message=f"{len(df)} rows, {validation.n_quarantined} quarantined, {written} scored; drift {drift_word}; "
-                f"{monitor.line()}; {scoring.line()}",
+                f"{monitor.line()}; {scoring.line()}{in_flight}",
     )
 
 

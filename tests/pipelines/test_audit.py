@@ -56,10 +56,10 @@ def history(champion, module_settings, register, tmp_path_factory):
         generate_frame(300, seed=20 + i, day=day, id_offset=50_000 * (i + 1)).drop(columns=["defaulted"]).to_parquet(
             folder / "part-0.parquet", index=False)
         parts.append(folder)
-    assert [o.status for o in batch_inference(partitions=[str(parts[0])])] == ["scored"]
+    assert [o.status for o in batch_inference(partitions=[str(parts[0])]).outcomes] == ["scored"]
     second = lifecycle(version=register(files).version, golden=str(files.golden))
     assert second.decision == "champion", second.reasons
-    assert [o.status for o in batch_inference(partitions=[str(parts[1])])] == ["scored"]
+    assert [o.status for o in batch_inference(partitions=[str(parts[1])]).outcomes] == ["scored"]
     move_alias(registry_for(module_settings), ledger_for(module_settings), name=module_settings.model_name,
                alias=CHAMPION, version=first.version, actor="oncall", reason="rollback: operator put v1 back",
                policy="test-audit", evidence={}, flow_run_id=None)

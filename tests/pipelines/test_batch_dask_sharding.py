@@ -39,7 +39,7 @@ def test_dask_workers_shard_batches_over_their_devices(home, tmp_path, monkeypat
                  "LOCKGATE_INPUT_ROOT": str(inputs), "LOCKGATE_OUTPUT_ROOT": str(outputs)}.items():
         monkeypatch.setenv(k, v)  # the local cluster's worker processes start with this environment
     settings = Settings()
-    outcomes = run_batch(settings, dates=[d.isoformat() for d in days])
+    outcomes = run_batch(settings, dates=[d.isoformat() for d in days]).outcomes
 
     assert [o.status for o in outcomes] == ["scored"] * 2, [o.message for o in outcomes]
     champion = gates.load_champion.fn(settings, policy_for(settings), settings.model_name)

@@ -26,7 +26,7 @@ def test_gcs_input_and_output_scored_once_with_lineage_and_nothing_left_behind(h
     monkeypatch.setenv("LOCKGATE_INPUT_ROOT", gcs_server.uri("batch-gcs/stream"))
     monkeypatch.setenv("LOCKGATE_OUTPUT_ROOT", gcs_server.uri("batch-gcs/predictions"))
     settings = Settings()
-    outcomes = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days])}
+    outcomes = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days]).outcomes}
     first, second, missing = (outcomes[f"date={d}"] for d in days)
 
     assert first.status == second.status == "scored", (first.message, second.message)
@@ -58,8 +58,8 @@ def test_gcs_input_and_output_scored_once_with_lineage_and_nothing_left_behind(h
 
     # a re-run, by date and by the partition's own URI (its query is not part of its name), is a no-op
     generations = {k: gcs_server.generation(k) for k in outputs}
-    again = run_batch(settings, dates=[d.isoformat() for d in days[:2]])
-    by_uri = run_batch(settings, partitions=[gcs_server.uri(f"batch-gcs/stream/date={days[0]}")])
+    again = run_batch(settings, dates=[d.isoformat() for d in days[:2]]).outcomes
+    by_uri = run_batch(settings, partitions=[gcs_server.uri(f"batch-gcs/stream/date={days[0]}")]).outcomes
     assert [o.status for o in again + by_uri] == ["skipped"] * 3 and by_uri[0].partition == f"date={days[0]}"
     assert {k: gcs_server.generation(k) for k in outputs} == generations
     assert len(rows("partition.scored", days[0])) == 1 and gcs_server.keys("batch-gcs/") == sorted(inputs + outputs)
@@ -68,7 +68,7 @@ def test_gcs_input_and_output_scored_once_with_lineage_and_nothing_left_behind(h
     monkeypatch.setenv("CLOUD_STORAGE_EMULATOR_ENDPOINT", f"http://{gcs_server.endpoint}")
     monkeypatch.setenv("LOCKGATE_INPUT_ROOT", f"gs://{gcs_server.bucket}/batch-gcs/stream")
     monkeypatch.setenv("LOCKGATE_OUTPUT_ROOT", f"gs://{gcs_server.bucket}/batch-gcs/predictions")
-    (forced,) = run_batch(Settings(), dates=[days[1].isoformat()], force=True)
+    (forced,) = run_batch(Settings(), dates=[days[1].isoformat()], force=True).outcomes
     assert forced.status == "scored" and forced.output == f"gs://{gcs_server.bucket}/{outputs[1]}"
     assert gcs_server.generation(outputs[1]) != generations[outputs[1]]
     assert read_partition(forced.output).num_rows == forced.scored

@@ -41,7 +41,7 @@ def test_scores_with_lineage_and_reports_bad_partitions(champion, module_setting
     from tasks.stores import ledger_for, registry_for
 
     before = _bytes(partitions)
-    outcomes = {o.partition: o for o in batch_inference(partitions=[str(p) for p in partitions.values()])}
+    outcomes = {o.partition: o for o in batch_inference(partitions=[str(p) for p in partitions.values()]).outcomes}
     assert _bytes(partitions) == before  # inputs untouched
 
     clean, dirty = outcomes["date=2026-11-01"], outcomes["dirty"]
@@ -73,9 +73,9 @@ def test_rerun_is_a_noop_unless_forced(champion, module_settings, partitions):
     from pipelines.batch_inference import batch_inference
 
     clean = str(partitions["clean"])
-    first = batch_inference(partitions=[clean])[0]
+    first = batch_inference(partitions=[clean]).outcomes[0]
     assert first.status == "skipped"
-    forced = batch_inference(partitions=[clean], force=True)[0]
+    forced = batch_inference(partitions=[clean], force=True).outcomes[0]
     assert forced.status == "scored" and forced.scored == 300
 
 
@@ -90,7 +90,7 @@ def test_tampered_champion_artifact_scores_nothing_and_is_recorded(champion, mod
     original = artifact.read_bytes()
     artifact.write_bytes(original + b" ")
     try:
-        outcomes = batch_inference(partitions=[str(partitions["clean"])], force=True)
+        outcomes = batch_inference(partitions=[str(partitions["clean"])], force=True).outcomes
     finally:
         artifact.write_bytes(original)
     assert outcomes[0].status == "failed" and "refusing to use a changed artifact" in outcomes[0].message

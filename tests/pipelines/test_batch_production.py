@@ -56,6 +56,20 @@ def ledger_rows(settings, action=None, partition=None):
             if (action is None or e.action == action) and (partition is None or partition in e.reason)]
 
 
+def cli(capsys, *argv) -> tuple[int, str]:
+    """``lockgate ARGV`` in this process (the session's Prefect API): its exit code and its summary line."""
+    from unittest import mock
+
+    from pipelines.cli import main
+
+    capsys.readouterr()
+    with mock.patch.dict(os.environ):  # main's process defaults stay with this call
+        code = main([str(a) for a in argv])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("exit ")]
+    assert len(lines) == 1, lines
+    return code, lines[0]
+
+
 def use_policy(monkeypatch, tmp_path, drift: dict | None = None, validation: dict | None = None, **monitoring) -> None:
     doc = yaml.safe_load(POLICY.read_text())
     doc["monitoring"].update(monitoring)
@@ -82,7 +96,7 @@ def test_dates_with_bad_input_and_transient_reads(stream, monkeypatch):
     drifted_bytes = (drifted_schema / "part-0.parquet").read_bytes()
     # days[3]: never written (missing)
     settings = make_settings()
-    outcomes = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days])}
+    outcomes = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days]).outcomes}
     clean, empty, schema, missing = (outcomes[f"date={d}"] for d in days)
 
     assert clean.status == "scored" and clean.scored + clean.quarantined == 300 and clean.read_attempts == 2
@@ -104,24 +118,26 @@ def test_dates_with_bad_input_and_transient_reads(stream, monkeypatch):
             (("empty", days[1]), ("failed", days[2]), ("missing", days[3]))] == [1, 1, 1]
 
     before = predictions(outputs, days[0]).read_bytes()
-    again = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days])}
+    again = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days]).outcomes}
     assert again[f"date={days[0]}"].status == "skipped" and predictions(outputs, days[0]).read_bytes() == before
     assert len(ledger_rows(settings, "partition.scored", f"date={days[0]}")) == 1  # scored exactly once
     assert [again[f"date={d}"].status for d in days[1:]] == ["empty", "failed", "missing"]
 
 
-def test_scheduled_run_and_backfill(stream):
+def test_scheduled_run_and_backfill(stream, capsys):
     from pipelines.batch_inference import run_batch
-    from pipelines.commands.runs import backfill
+    from pipelines.exit_codes import EXIT_PARTITIONS_FAILED
 
     make_settings, inputs, outputs = stream
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
     write_day(inputs, yesterday, seed=5)
-    (outcome,) = run_batch(make_settings())  # no partitions, no dates: the scheduled date minus one day
+    (outcome,) = run_batch(make_settings()).outcomes  # no partitions, no dates: the scheduled date minus one day
     assert outcome.partition == f"date={yesterday}" and outcome.status == "scored"
     write_day(inputs, yesterday - timedelta(days=2), seed=6)
     # backfill over three days: one new, one missing, one already scored
-    assert backfill(make_settings(), str(yesterday - timedelta(days=2)), str(yesterday), force=False) == 4
+    code, line = cli(capsys, "backfill", "--from", yesterday - timedelta(days=2), "--to", yesterday)
+    assert code == EXIT_PARTITIONS_FAILED == 4
+    assert line == f"exit 4: 1 partition(s) failed or missing (1 missing): date={yesterday - timedelta(days=1)}"
     assert predictions(outputs, yesterday - timedelta(days=2)).exists()
     assert ledger_rows(make_settings(), "partition.missing", f"date={yesterday - timedelta(days=1)}")
 
@@ -151,7 +167,7 @@ def test_crash_mid_partition_leaves_no_output_and_the_next_run_scores_it(stream,
         proc.kill()
     assert not final.exists()  # no partial output under the final name
     assert not ledger_rows(make_settings(), "partition.scored", f"date={day}")
-    (outcome,) = run_batch(make_settings(), partitions=[str(part)])
+    (outcome,) = run_batch(make_settings(), partitions=[str(part)]).outcomes
     assert outcome.status == "scored" and outcome.scored + outcome.quarantined == 20_000
     assert len(pd.read_parquet(final)) == outcome.scored
     assert [p.name for p in final.parent.iterdir()] == ["predictions.parquet"]
@@ -179,7 +195,7 @@ def test_crash_after_the_output_before_its_ledger_row_is_recorded_by_the_next_ru
     assert proc.returncode == -signal.SIGKILL and final.exists()
     assert not ledger_rows(make_settings(), "partition.scored", f"date={day}")
     for _ in range(2):  # the second re-run finds the row and adds nothing
-        (outcome,) = run_batch(make_settings(), partitions=[str(part)])
+        (outcome,) = run_batch(make_settings(), partitions=[str(part)]).outcomes
         assert outcome.status == "skipped"
     (row,) = ledger_rows(make_settings(), "partition.scored", f"date={day}")
     assert "recorded by a later run" in row.reason and row.evidence == {"predictions": sha256_file(final)}
@@ -191,6 +207,7 @@ def test_quality_breach_blocks_scoring_until_unblocked(stream, monkeypatch, tmp_
     from pipelines.batch_inference import run_batch
     from pipelines.commands.runs import unblock
     from pipelines.commands.versions import show_status
+    from pipelines.exit_codes import EXIT_SCORING_BLOCKED
 
     make_settings, inputs, outputs = stream
     use_policy(monkeypatch, tmp_path, on_drift_breach="block", on_quality_breach="block")
@@ -198,17 +215,81 @@ def test_quality_breach_blocks_scoring_until_unblocked(stream, monkeypatch, tmp_
     write_day(inputs, bad, n=600, seed=8, covariate_drift=1.0)
     write_day(inputs, good, seed=9)
     settings = make_settings()
-    (breached,) = run_batch(settings, dates=[bad.isoformat()])
+    (breached,) = run_batch(settings, dates=[bad.isoformat()]).outcomes
     assert breached.status == "scored" and breached.monitor == "block"  # this partition's predictions stand
     assert predictions(outputs, bad).exists() and ledger_rows(settings, "monitor.block", f"date={bad}")
-    (refused,) = run_batch(settings, dates=[good.isoformat()])
-    assert refused.status == "blocked" and not predictions(outputs, good).exists()
-    assert ledger_rows(settings, "partition.blocked", f"date={good}")
+    code, line = cli(capsys, "run", "batch-inference", inputs / f"date={good}")  # the block is in force
+    assert code == EXIT_SCORING_BLOCKED == 6 and not predictions(outputs, good).exists()
+    (block,) = ledger_rows(settings, "monitor.block", f"date={bad}")
+    assert line.startswith(f"exit 6: scoring blocked by monitoring (ledger #{block.seq}: partition date={bad} (v2): ")
+    assert line.endswith(f"1 partition(s) not scored: date={good}; nothing more is scored until "
+                         "`lockgate unblock --reason ...` or a new champion")
+    (refused,) = ledger_rows(settings, "partition.blocked", f"date={good}")
+    assert f"scoring blocked by monitoring (ledger #{block.seq})" in refused.reason
     show_status(settings, limit=3)
     assert "monitoring: BLOCKED" in capsys.readouterr().out
     assert unblock(settings, reason="looked at the incident") == 0
-    (scored,) = run_batch(settings, dates=[good.isoformat()])
+    (scored,) = run_batch(settings, dates=[good.isoformat()]).outcomes
     assert scored.status == "scored"
+
+
+def test_a_block_raised_mid_run_stops_the_partitions_not_yet_writing(stream, monkeypatch, tmp_path, capsys):
+    """Four days, three threads: day 1 breaches and raises the block while day 2 is writing its predictions and day 3
+    is still reading; day 4 starts after the block. Day 2 finishes (scored, in flight); days 3 and 4 are not scored.
+    The ordering is forced by events around the real steps (no timing): day 1 records its block only once day 2
+    writes and day 3 reads, and they go on only once the block is in the ledger."""
+    import threading
+
+    from pipelines.commands.runs import unblock
+    from pipelines.exit_codes import EXIT_SCORING_BLOCKED
+    from tasks import gates
+    from tasks.batch import partition
+
+    make_settings, inputs, outputs = stream
+    use_policy(monkeypatch, tmp_path, on_drift_breach="block", on_quality_breach="block")
+    monkeypatch.setenv("LOCKGATE_MAX_WORKERS", "3")  # days 1-3 start together, day 4 when a thread is free
+    days = [date(2026, 12, 14) + timedelta(days=i) for i in range(4)]
+    write_day(inputs, days[0], n=600, seed=8, covariate_drift=1.0)
+    for i, d in enumerate(days[1:]):
+        write_day(inputs, d, seed=50 + i)
+    writing, reading, blocked = threading.Event(), threading.Event(), threading.Event()
+    real_write, real_read, real_record = partition.score_to_parquet, partition.read_with_retries, gates.record_partition
+
+    def write(batches, output, **kw):
+        if f"date={days[1]}" in str(output):
+            writing.set()
+            assert blocked.wait(120), "day 1 never raised its block"
+        return real_write(batches, output, **kw)
+
+    def read(target, *a, **kw):
+        if target.name == f"date={days[2]}":
+            reading.set()
+            assert blocked.wait(120), "day 1 never raised its block"
+        return real_read(target, *a, **kw)
+
+    def record(settings, policy, champion, outcome):
+        if outcome.monitor == "block":
+            assert writing.wait(120) and reading.wait(120), "days 2 and 3 never started"
+        real_record(settings, policy, champion, outcome)
+        if outcome.monitor == "block":
+            blocked.set()
+
+    monkeypatch.setattr(partition, "score_to_parquet", write)
+    monkeypatch.setattr(partition, "read_with_retries", read)
+    monkeypatch.setattr(gates, "record_partition", record)
+    code, line = cli(capsys, "backfill", "--from", days[0], "--to", days[-1])
+
+    settings = make_settings()
+    (block,) = ledger_rows(settings, "monitor.block", f"date={days[0]}")
+    assert code == EXIT_SCORING_BLOCKED
+    assert line.startswith(f"exit 6: scoring blocked by monitoring (ledger #{block.seq}: partition date={days[0]} ")
+    assert (f"2 partition(s) not scored: date={days[2]}, date={days[3]}; 1 partition(s) in flight when it was raised "
+            f"finished and are recorded scored: date={days[1]}") in line
+    (in_flight,) = ledger_rows(settings, "partition.scored", f"date={days[1]}")
+    assert in_flight.seq > block.seq and f"in flight when monitoring block ledger #{block.seq} was raised" in in_flight.reason
+    assert [len(ledger_rows(settings, "partition.blocked", f"date={d}")) for d in days[2:]] == [1, 1]
+    assert [predictions(outputs, d).exists() for d in days] == [True, True, False, False]
+    assert unblock(settings, reason="the next test needs scoring") == 0
 
 
 def test_report_pages_only_where_drift_warns_or_breaches(stream, monkeypatch, tmp_path):
@@ -225,7 +306,7 @@ def test_report_pages_only_where_drift_warns_or_breaches(stream, monkeypatch, tm
     write_day(inputs, clean, seed=30)
     write_day(inputs, drifted, n=600, seed=31, covariate_drift=1.0)
     settings = make_settings()
-    (first,) = run_batch(settings, dates=[clean.isoformat()])  # by default a report for every partition
+    (first,) = run_batch(settings, dates=[clean.isoformat()]).outcomes  # by default a report for every partition
     first_drift = Path(first.evidence["drift.result"].path).parent  # this scoring's own folder
     assert first.drift == "ok" and (first_drift / "drift_report.html").exists()
     assert (first_drift.parent / "data_docs.html").exists()
@@ -233,7 +314,7 @@ def test_report_pages_only_where_drift_warns_or_breaches(stream, monkeypatch, tm
     use_policy(monkeypatch, tmp_path, drift={"warn_drifted_share": 0.2}, validation={"data_docs": "on_failures"},
                evidently_report="warn_or_breach")
     settings = make_settings()
-    ok, breach = run_batch(settings, dates=[clean.isoformat(), drifted.isoformat()], force=True)
+    ok, breach = run_batch(settings, dates=[clean.isoformat(), drifted.isoformat()], force=True).outcomes
     assert (ok.drift, breach.drift) == ("ok", "breach") and breach.monitor == "alert"
     again = Path(ok.evidence["drift.result"].path).parent
     assert again != first_drift and sorted(p.name for p in again.iterdir()) == ["drift.json"]  # no report this time
@@ -271,12 +352,12 @@ def test_dask_runner_scores_every_partition_exactly_once(stream, monkeypatch):
     for i, d in enumerate(days):
         write_day(inputs, d, seed=20 + i)
     settings = make_settings()
-    outcomes = run_batch(settings, dates=[d.isoformat() for d in days])
+    outcomes = run_batch(settings, dates=[d.isoformat() for d in days]).outcomes
     assert [o.status for o in outcomes] == ["scored"] * 2
     assert [o.read_attempts for o in outcomes] == [1, 2]  # the injected failure was retried
     runs = {e.flow_run_id for d in days for e in ledger_rows(settings, "partition.scored", f"date={d}")}
     assert len(runs) == 1 and all(len(ledger_rows(settings, "partition.scored", f"date={d}")) == 1 for d in days)
-    assert [o.status for o in run_batch(settings, dates=[d.isoformat() for d in days])] == ["skipped"] * 2
+    assert [o.status for o in run_batch(settings, dates=[d.isoformat() for d in days]).outcomes] == ["skipped"] * 2
 
 
 def test_serve_runs_the_deployment_and_sigterm_keeps_the_schedule(stream, home):
@@ -313,9 +394,10 @@ def test_serve_runs_the_deployment_and_sigterm_keeps_the_schedule(stream, home):
         proc.kill()
 
 
-def test_breach_blocks_instead_when_rollbacks_need_approval_and_names_the_command(stream, monkeypatch, tmp_path):
-    from pipelines.batch_inference import run_batch
+def test_breach_blocks_instead_when_rollbacks_need_approval_and_names_the_command(stream, monkeypatch, tmp_path,
+                                                                                     capsys):
     from pipelines.commands.runs import unblock
+    from pipelines.exit_codes import EXIT_SCORING_BLOCKED
     from tasks.batch.monitoring import monitoring_state
     from tasks.stores import ledger_for, registry_for
 
@@ -328,19 +410,22 @@ def test_breach_blocks_instead_when_rollbacks_need_approval_and_names_the_comman
     day = date(2027, 1, 4)
     write_day(inputs, day, n=600, seed=40, covariate_drift=1.0)
     settings = make_settings()
-    (outcome,) = run_batch(settings, dates=[day.isoformat()])
-    assert outcome.status == "scored" and outcome.model_version == 2 and outcome.monitor == "rollback"
+    code, line = cli(capsys, "run", "batch-inference", inputs / f"date={day}")
+    (scored,) = ledger_rows(settings, "partition.scored", f"date={day}")
+    assert scored.version == 2 and "monitor: rollback on " in scored.reason
     assert registry_for(settings).aliases(settings.model_name) == {"champion": 2, "previous-champion": 1}
     assert not ledger_rows(settings, "rollback.started")
     state = monitoring_state(ledger_for(settings).entries(model_name=settings.model_name))
-    assert state.blocked
+    assert state.blocked and code == EXIT_SCORING_BLOCKED  # the block was raised by this run: later runs score nothing
+    assert line.startswith(f"exit 6: a monitoring block was raised during this run (ledger #{state.block_seq}: "
+                           "rollback asked by monitoring but not made (")
     assert f"rollback of {settings.model_name} from v2 to v1 needs human approval in prod" in state.block_reason
     assert f"`lockgate rollback {settings.model_name} --reason ...`" in state.block_reason
     assert unblock(settings, reason="the next test needs scoring") == 0  # this module's champion stays v2
 
 
-def test_breach_rolls_back_to_the_previous_champion_and_rescores(stream, monkeypatch, tmp_path):
-    from pipelines.batch_inference import run_batch
+def test_breach_rolls_back_to_the_previous_champion_and_rescores(stream, monkeypatch, tmp_path, capsys):
+    from pipelines.exit_codes import EXIT_ROLLED_BACK
     from tasks.batch.monitoring import monitoring_state
     from tasks.stores import ledger_for, registry_for
 
@@ -349,12 +434,14 @@ def test_breach_rolls_back_to_the_previous_champion_and_rescores(stream, monkeyp
     day = date(2027, 1, 5)
     write_day(inputs, day, n=600, seed=40, covariate_drift=1.0)
     settings = make_settings()
-    (outcome,) = run_batch(settings, dates=[day.isoformat()])
+    code, line = cli(capsys, "backfill", "--from", day, "--to", day)
+    assert code == EXIT_ROLLED_BACK and line == (f"exit 5: the champion was rolled back v2 -> v1 during this run "
+                                                 f"(monitoring breach in date={day}); re-scored with v1")
     registry = registry_for(settings)
     assert registry.aliases(settings.model_name) == {"champion": 1}
     assert registry.get(settings.model_name, 2).tags["lockgate.status"] == "rolled_back"
     # re-scored by the restored champion; its own breach is only an alert (no second rollback)
-    assert outcome.status == "scored" and outcome.model_version == 1 and outcome.monitor == "alert"
+    assert [e.version for e in ledger_rows(settings, "monitor.alert", f"partition date={day} (v1): ")] == [1]
     assert pd.read_parquet(predictions(outputs, day))["model_version"].unique().tolist() == ["1"]
     moves = ledger_rows(settings, "rollback.committed")  # the governance rollback path (tasks.governance.promotion.rollback)
     assert [(e.version, e.previous_version) for e in moves] == [(1, 2)]

@@ -25,7 +25,7 @@ def test_s3_input_and_output_scored_once_with_lineage_and_nothing_left_behind(ho
     monkeypatch.setenv("LOCKGATE_INPUT_ROOT", s3_server.uri("batch/stream"))
     monkeypatch.setenv("LOCKGATE_OUTPUT_ROOT", s3_server.uri("batch/predictions"))
     settings = Settings()
-    outcomes = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days])}
+    outcomes = {o.partition: o for o in run_batch(settings, dates=[d.isoformat() for d in days]).outcomes}
     first, second, missing = (outcomes[f"date={d}"] for d in days)
 
     assert first.status == second.status == "scored", (first.message, second.message)
@@ -55,8 +55,8 @@ def test_s3_input_and_output_scored_once_with_lineage_and_nothing_left_behind(ho
 
     # a re-run, by date and by the partition's own URI (its query is not part of its name), is a no-op
     etags = {k: s3_server.client().head_object(Bucket=s3_server.bucket, Key=k)["ETag"] for k in outputs}
-    again = run_batch(settings, dates=[d.isoformat() for d in days[:2]])
-    by_uri = run_batch(settings, partitions=[s3_server.uri(f"batch/stream/date={days[0]}")])
+    again = run_batch(settings, dates=[d.isoformat() for d in days[:2]]).outcomes
+    by_uri = run_batch(settings, partitions=[s3_server.uri(f"batch/stream/date={days[0]}")]).outcomes
     assert [o.status for o in again + by_uri] == ["skipped"] * 3 and by_uri[0].partition == f"date={days[0]}"
     assert {k: s3_server.client().head_object(Bucket=s3_server.bucket, Key=k)["ETag"] for k in outputs} == etags
     assert len(rows("partition.scored", days[0])) == 1 and s3_server.keys("batch/") == sorted(inputs + outputs)
@@ -65,7 +65,7 @@ def test_s3_input_and_output_scored_once_with_lineage_and_nothing_left_behind(ho
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{s3_server.endpoint}")
     monkeypatch.setenv("LOCKGATE_INPUT_ROOT", f"s3://{s3_server.bucket}/batch/stream")
     monkeypatch.setenv("LOCKGATE_OUTPUT_ROOT", f"s3://{s3_server.bucket}/batch/predictions")
-    (forced,) = run_batch(Settings(), dates=[days[1].isoformat()], force=True)
+    (forced,) = run_batch(Settings(), dates=[days[1].isoformat()], force=True).outcomes
     assert forced.status == "scored" and forced.output == f"s3://{s3_server.bucket}/{outputs[1]}"
     assert s3_server.client().head_object(Bucket=s3_server.bucket, Key=outputs[1])["ETag"] != etags[outputs[1]]
     assert read_partition(forced.output).num_rows == forced.scored

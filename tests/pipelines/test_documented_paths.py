@@ -61,9 +61,9 @@ def paths(champion, module_settings, register, tmp_path_factory):
     stream = tmp_path_factory.mktemp("stream")
     clean = _day(stream, date(2026, 11, 1), seed=21)
     drifted = _day(stream, date(2026, 11, 5), seed=25, covariate_drift=1.0)
-    assert [o.status for o in batch_inference(partitions=[clean])] == ["scored"]
-    assert [o.status for o in batch_inference(partitions=[clean], force=True)] == ["scored"]  # --force re-score
-    (rescored,) = batch_inference(partitions=[drifted])  # breach: automatic rollback, then re-scored by v1
+    assert [o.status for o in batch_inference(partitions=[clean]).outcomes] == ["scored"]
+    assert [o.status for o in batch_inference(partitions=[clean], force=True).outcomes] == ["scored"]  # --force
+    (rescored,) = batch_inference(partitions=[drifted]).outcomes  # breach: automatic rollback, then re-scored by v1
     name = module_settings.model_name
     assert rescored.model_version == first.version and registry_for(module_settings).aliases(name)["champion"] == 1
     assert main(["rollback", name, "--reason", "manual: v2 back", "--to-version", str(second.version)]) == EXIT_OK

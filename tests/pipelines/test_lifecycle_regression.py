@@ -157,7 +157,7 @@ def test_batch_inference_with_the_regression_champion_writes_predicted_values(re
     day.mkdir()
     rows = generate_lgd_frame(200, seed=21, day=date(2026, 11, 1), id_offset=50_000).drop(columns=["loss_given_default"])
     rows.to_parquet(day / "part-0.parquet", index=False)
-    (outcome,) = batch_inference(partitions=[str(day)])
+    (outcome,) = batch_inference(partitions=[str(day)]).outcomes
     assert outcome.status == "scored", outcome.message
     predictions = pd.read_parquet(outcome.output)
     assert "predicted_default" not in predictions.columns  # no decision threshold for a regressor
