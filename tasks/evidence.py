@@ -30,18 +30,59 @@ class Check(BaseModel):
     )
     comparison: Comparison = Field(default="info", description="How value is held to threshold.")
     passed: bool = Field(description="Whether the value satisfies the threshold.")
+    informational: bool = Field(
+        default=False, description="Measured and held to its threshold, reported, but never fails the gate (e.g. "
+        "shadow checks under canary.shadow_decides: false, a latency bucket under canary.latency_floor_ms)."
+    )
+    note: str | None = Field(
+        default=None, description="The relation in words when it is not 'value <comparison> threshold' (e.g. a CI "
+        "bound against a margin, a bucket not judged); describe() prints it."
+    )
+
+    def relation(self) -> str:
+        """The relation that holds, e.g. 'value 0.39 > limit 0.3' for a failed '<= 0.3' check."""
+        if self.note is not None:
+            return self.note
+        if self.comparison == "info":
+            return _fmt(self.value)
+        if self.value is None:
+            return f"no value measured (limit: {self.comparison} {_fmt(self.threshold)})"
+        op = self.comparison if self.passed else _NEGATED[self.comparison]
+        value, limit = _fmt_pair(self.value, self.threshold)
+        return f"value {value} {op} {'' if self.comparison == 'in' else 'limit '}{limit}"
 
     def describe(self) -> str:
-        verdict = "ok" if self.passed else "FAILED"
-        if self.comparison == "info":
-            return f"{self.name}={_fmt(self.value)} ({verdict})"
-        return f"{self.name}={_fmt(self.value)} {self.comparison} {_fmt(self.threshold)}: {verdict}"
+        """'name: relation: verdict', the relation being the one that holds: 'shadow_psi: value 0.76 > limit 0.6:
+        FAILED', 'latency_p99_ratio:b64: value 1.2 <= limit 3: ok'; an informational check ends '(informational)'."""
+        if self.informational:
+            return f"{self.name}: {self.relation()} (informational)"
+        return f"{self.name}: {self.relation()}: {'ok' if self.passed else 'FAILED'}"
+
+
+_NEGATED = {"<=": ">", ">=": "<", "<": ">=", ">": "<=", "==": "!=", "in": "not in"}
 
 
 def _fmt(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def _decimals(text: str) -> int | None:
+    if "e" in text or "n" in text:  # exponent, nan, inf: leave as is
+        return None
+    return len(text.split(".", 1)[1]) if "." in text else 0
+
+
+def _fmt_pair(value: object, threshold: object) -> tuple[str, str]:
+    """Value as usual; a float threshold padded to the value's decimals, up to two ('0.76' and '0.60')."""
+    a, b = _fmt(value), _fmt(threshold)
+    if not all(isinstance(v, float) for v in (value, threshold)):
+        return a, b
+    da, db = _decimals(a), _decimals(b)
+    if da is None or db is None or db >= min(da, 2):
+        return a, b
+    return a, f"{threshold:.{min(da, 2)}f}"
 
 
 def held_to(name: str, value: float | int | None, comparison: Comparison, threshold: float | int) -> Check:
@@ -78,7 +119,8 @@ class GateResult(BaseModel):
     evidence: dict[str, EvidenceFile] = Field(default_factory=dict, description="Evidence files by role.")
 
     def failed_checks(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
+        """Checks that fail the gate (an informational check over its limit is reported, not failed)."""
+        return [c for c in self.checks if not c.passed and not c.informational]
 
     def summary_line(self) -> str:
         return f"{self.gate}: {self.decision}" + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
@@ -90,11 +132,20 @@ class GateResult(BaseModel):
         if self.checks:
             lines += ["", "| check | value | comparison | threshold | passed |", "|---|---|---|---|---|"]
             for c in self.checks:
-                lines.append(f"| {c.name} | {_fmt(c.value)} | {c.comparison} | {_fmt(c.threshold)} | {'yes' if c.passed else 'NO'} |")
+                lines.append(f"| {c.name} | {_fmt(c.value)} | {c.comparison} | {_fmt(c.threshold)} | {_verdict_cell(c)} |")
         if self.evidence:
             lines += ["", "| evidence | sha256 |", "|---|---|"]
             lines += [f"| {k}: `{v.path}` | `{v.sha256[:16]}` |" for k, v in self.evidence.items()]
         return "\n".join(lines)
+
+
+def _verdict_cell(c: Check) -> str:
+    return ("yes" if c.passed else "NO") + (" (informational)" if c.informational else "")
+
+
+def as_informational(checks: list[Check]) -> list[Check]:
+    """The same checks, measured and held to their thresholds, reported, but never failing their gate."""
+    return [c.model_copy(update={"informational": True}) for c in checks]
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

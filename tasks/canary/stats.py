@@ -350,11 +350,15 @@ def non_inferiority(delta_ci: DeltaCI, margin: float) -> Check:
     d = delta_ci
     if d.higher_is_better:
         bound, ok, rule = d.ci_low, d.ci_low >= -margin, f"CI low >= -{margin:g}"
+        side, limit, op = "CI low", f"-{margin:g}", (">=", "<")
     else:
         bound, ok, rule = d.ci_high, d.ci_high <= margin, f"CI high <= {margin:g}"
+        side, limit, op = "CI high", f"{margin:g}", ("<=", ">")
     ok = bool(ok) and bool(np.isfinite(bound))
     name = f"{d.metric}_delta ({d.interval()}; non-inferior iff {rule})"
-    return Check(name=name, value=d.delta, threshold=margin, comparison="info", passed=ok)
+    note = (f"delta {d.delta:+.4g}, {side} {bound:+.4g} {op[0] if ok else op[1]} {limit}" if np.isfinite(bound)
+            else f"delta {d.delta:+.4g}, CI undefined ({d.undefined_resamples} of {d.resamples} resamples undefined)")
+    return Check(name=name, value=d.delta, threshold=margin, comparison="info", passed=ok, note=note)
 
 
 SliceStatus = Literal["ok", "regressed", "too small", "one class"]

@@ -38,7 +38,7 @@ def test_monitor_decision_takes_the_most_severe_action(drift, policy, action, tr
     if action != "none":  # every reason names the measured value, the threshold and the policy key
         assert all("->" in r and "monitoring." in r for r in d.reasons)
     if "quality breach" in triggers:
-        assert any("quality:income:null_share_increase=0.2 < 0.05: FAILED" in r for r in d.reasons)
+        assert any("quality:income:null_share_increase: value 0.2 >= limit 0.05: FAILED" in r for r in d.reasons)
 
 
 def test_monitoring_state_from_the_ledger(tmp_path):

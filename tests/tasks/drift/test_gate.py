@@ -186,7 +186,7 @@ def test_all_null_column_is_not_measured_and_breaches_quality(tmp_path):
     assert x1.status == "no data" and not x1.drifted and "current" in x1.basis
     result = drift_result(evidence, DriftPolicy())
     assert result.decision == "breach" and not result.passed
-    assert any("quality:x1:null_share_increase=1" in r for r in result.reasons)
+    assert any("quality:x1:null_share_increase: value 1" in r for r in result.reasons)
 
 
 def test_pinned_method_is_a_p_value_test(category_shift):

@@ -134,7 +134,7 @@ def test_rollback_refusals_are_one_line_and_name_why(name, versions):
         rollback(registry, ledger, name=name, actor="a", reason="x")
     _promote(registry, ledger, name, 1, None)
     _promote(registry, ledger, name, 2, 1)
-    reject(registry, ledger, name=name, version=3, reason="canary gate: fail: auc_delta=-0.05 >= -0.01: FAILED",
+    reject(registry, ledger, name=name, version=3, reason="canary gate: fail: auc_delta: delta -0.05, CI low -0.08 < -0.01: FAILED",
            **COMMON)
     with pytest.raises(LockgateError, match=r"v3 of .* was never champion \(status rejected: canary gate: fail: "
                                             r"auc_delta.*\); rollback returns to an earlier champion: v1"):
@@ -189,7 +189,7 @@ def test_interrupted_promotion_and_outside_changes_are_recovered(name, versions)
 def test_reject_records_reason_and_clears_challenger(name, versions):
     registry, ledger = versions
     move_alias(registry, ledger, name=name, alias=CHALLENGER, version=2, reason="in lifecycle", **COMMON)
-    entry = reject(registry, ledger, name=name, version=2, reason="canary gate: auc_delta=-0.05 >= -0.01: FAILED",
+    entry = reject(registry, ledger, name=name, version=2, reason="canary gate: auc_delta: delta -0.05, CI low -0.08 < -0.01: FAILED",
                    **COMMON)
     assert entry.action == "candidate.rejected" and "auc_delta" in entry.reason and entry.aliases == {}
     assert CHALLENGER not in registry.aliases(name)
