@@ -132,7 +132,8 @@ class RegressionCanaryPolicy(_Strict):
     slice_margin: float = Field(0.02, ge=0, description="Non-inferiority margin of the slice metric in every slice.")
     max_mean_abs_shift: float | None = Field(
         None, gt=0, description="Shadow: largest mean |candidate - champion| prediction on the latest partition, "
-        "overall and per slice (label units); unset: reported, not decided. PSI/JS of the predictions always decide."
+        "overall and per slice (label units); unset: reported, not decided. Like PSI/JS of the predictions, it "
+        "decides only with canary.shadow_decides: true."
     )
     variant_max_rmse_increase: float = Field(
         0.005, ge=0, description="Accuracy budget of a bf16/int8 variant: the upper CI bound of its RMSE delta "
@@ -160,6 +161,12 @@ class CanaryPolicy(_Strict):
     )
     slice_margin: float = Field(0.05, ge=0, description="Non-inferiority margin of the slice metric in every slice.")
     min_slice_size: int = Field(200, ge=1, description="Slices with fewer rows are reported as 'too small', never decide.")
+    shadow_decides: bool = Field(
+        False, strict=True, description="Whether the shadow checks (decision flips, PSI and JS of the scores on the "
+        "latest partition, overall and by slice) can fail the canary. False (default): they are measured, held to "
+        "their limits and reported as informational; a model that is better will score differently from the one "
+        "it replaces, so a shift alone is no reason to reject it. True: a shadow limit broken fails the canary."
+    )
     max_flip_share: float = Field(0.2, ge=0, le=1, description="Shadow: largest share of rows whose decision flips.")
     slice_max_flip_share: float = Field(0.3, ge=0, le=1, description="Shadow: the same limit within each slice.")
     max_psi: float = Field(0.25, ge=0, description="Shadow: largest PSI between candidate and champion scores.")
@@ -167,6 +174,11 @@ class CanaryPolicy(_Strict):
     latency_buckets: tuple[int, ...] = Field((1, 64, 1024), min_length=1, description="Batch sizes timed on this host.")
     latency_repeats: int = Field(20, ge=3, description="Timed repeats per bucket (after warm-up), interleaved.")
     max_p99_ratio: float = Field(3.0, gt=0, description="Candidate p99 <= this x champion p99, at every timed bucket.")
+    latency_floor_ms: float = Field(
+        1.0, ge=0, description="The p99 ratio is not judged at a bucket where both models' p99 is under this many ms "
+        "(recorded as a check saying so): a ratio of two sub-millisecond timings measures the host's noise, not the "
+        "model. Absolute budgets (max_p99_ms) still apply. 0 judges every bucket."
+    )
     latency_retimes: int = Field(
         1, ge=0, le=5, description="Times a bucket over its latency budget is timed again (both models, interleaved). "
         "It fails only if it fails every timing: one stall of a busy host does not reject a candidate, a real "

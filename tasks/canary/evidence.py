@@ -31,25 +31,16 @@ def model_task(cand, champ) -> str:
 def shadow_report(cand, champ, df: pd.DataFrame, slice_columns: list[str], cp: CanaryPolicy,
                   task: str = "classification"):
     """Both models on the latest production partition (unlabeled), by slice: agreement, flips, PSI, JS of the
-    scores (classifier); PSI, JS and |Δ prediction| of the predicted values, flips "not applicable" (regressor)."""
-    from tasks.canary.shadow import (
-        regression_shadow_checks,
-        regression_shadow_comparison,
-        shadow_checks,
-        shadow_comparison,
-    )
+    scores (classifier); PSI, JS and |Δ prediction| of the predicted values, flips "not applicable" (regressor).
+    The checks decide only with ``canary.shadow_decides``; otherwise they are informational."""
+    from tasks.canary.shadow import policy_shadow_checks, regression_shadow_comparison, shadow_comparison
 
     slices = {c: df[c].to_numpy() for c in slice_columns if c in df.columns}
     if task == "regression":
         report = regression_shadow_comparison(cand.score(df), champ.score(df), slices=slices)
-        checks = regression_shadow_checks(report, max_psi=cp.max_psi, max_js=cp.max_js,
-                                          max_mean_abs_shift=cp.regression.max_mean_abs_shift,
-                                          min_slice_size=cp.min_slice_size)
-        return report, checks
-    report = shadow_comparison(cand.score(df), champ.score(df), threshold=cp.decision_threshold, slices=slices)
-    checks = shadow_checks(report, max_flip_share=cp.max_flip_share, max_psi=cp.max_psi, max_js=cp.max_js,
-                           slice_max_flip_share=cp.slice_max_flip_share, min_slice_size=cp.min_slice_size)
-    return report, checks
+    else:
+        report = shadow_comparison(cand.score(df), champ.score(df), threshold=cp.decision_threshold, slices=slices)
+    return report, policy_shadow_checks(report, cp)
 
 
 def latency_report(cand, champ, golden: pd.DataFrame, cp: CanaryPolicy):
@@ -75,7 +66,8 @@ def latency_report(cand, champ, golden: pd.DataFrame, cp: CanaryPolicy):
 
     def budget(report):
         return latency_checks(report, champion="champion" if champ is not None else None,
-                              max_p99_ratio=cp.max_p99_ratio, max_p99_ms=cp.max_p99_ms or None)
+                              max_p99_ratio=cp.max_p99_ratio, max_p99_ms=cp.max_p99_ms or None,
+                              floor_ms=cp.latency_floor_ms)
 
     report = measure(cp.latency_buckets)
     return report, retimed_checks(report, budget, measure, retimes=cp.latency_retimes)

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.canary.power import GoldenPower, golden_power, power_reasons
 from tasks.evidence import Check, GateResult, held_to
 from tasks.policy import CanaryPolicy
 
@@ -130,10 +131,21 @@ class CanaryResult(GateResult):
     latency: dict | None = None  # tasks.canary.latency.LatencyReport as a dict (raw samples included)
     tpu_estimates_ms: dict[str, dict[int, float]] = {}
     variants: list[VariantVerdict] = []
+    power: GoldenPower | None = Field(
+        None, description="The golden set's power: the smallest delta its CI resolves per margined metric, against "
+        "the margin (tasks.canary.power); reported before the decision, never changes it. None without a champion.")
 
     def markdown(self) -> str:
-        """The checks table, then latency measured here beside the compile report's TPU estimates."""
+        """The checks table, the golden set's power, then latency measured here beside the compile report's TPU
+        estimates."""
         lines = [super().markdown()]
+        if self.power is not None:
+            lines += ["", f"Golden set power ({self.power.n} rows, {self.power.confidence:.0%} CIs):", "",
+                      "| metric | resolves ± | margin | enough | rows needed |", "|---|---|---|---|---|"]
+            for m in self.power.metrics:
+                h = "undefined" if m.half_width is None else f"{m.half_width:.4g}"
+                lines.append(f"| {m.metric} | {h} | {m.margin:g} | {'yes' if m.resolves_margin else 'NO'} | "
+                             f"{m.rows_needed if m.rows_needed is not None else '-'} |")
         if self.latency:
             targets = sorted(self.tpu_estimates_ms)
             lines += ["", "| model | bucket | p50 ms | p99 ms | rows/s | " + " | ".join(f"{t} est. ms" for t in targets) + " |",
@@ -155,11 +167,25 @@ class CanaryResult(GateResult):
         return lines
 
 
-def slice_checks(slices) -> list[Check]:
-    """Regressed slices fail; 'too small' and 'one class' slices are reported and never decide."""
+def slice_checks(slices, margin: float | None = None) -> list[Check]:
+    """Regressed slices fail; 'too small' and 'one class' slices are reported and never decide. With the slice
+    ``margin``, a judged slice's check states its CI bound against it."""
     return [Check(name=f"slice:{r.column}={r.value}:{r.metric}_delta", value=r.delta if r.delta is not None else r.status,
                   threshold=None if r.status == "ok" or r.delta is None else r.status,
-                  comparison="info", passed=r.status != "regressed") for r in slices]
+                  comparison="info", passed=r.status != "regressed", note=_slice_note(r, margin)) for r in slices]
+
+
+def _slice_note(r, margin: float | None) -> str | None:
+    from tasks.canary.stats import METRICS
+
+    if r.delta is None or margin is None or r.metric not in METRICS:
+        return None
+    ok = r.status != "regressed"
+    if METRICS[r.metric].higher_is_better:
+        relation = f"CI low {r.ci_low:+.4g} {'>=' if ok else '<'} -{margin:g}"
+    else:
+        relation = f"CI high {r.ci_high:+.4g} {'<=' if ok else '>'} {margin:g}"
+    return f"n={r.n}, delta {r.delta:+.4g}, {relation}"
 
 
 def floor_checks(candidate: ClassifierMetrics | RegressorMetrics, policy: CanaryPolicy) -> list[Check]:
@@ -190,7 +216,12 @@ def canary_result(
 ) -> CanaryResult:
     """Decide: the absolute thresholds always (:func:`floor_checks`); with a champion, non-inferiority of every
     metric in the policy's margins for the task (paired bootstrap CIs), every slice, the shadow limits and the
-    latency budgets (``extra_checks``). The task is the candidate's metrics type; the champion's must match."""
+    latency budgets (``extra_checks``). The task is the candidate's metrics type; the champion's must match.
+
+    Before the decision the reasons report the golden set's power (:mod:`tasks.canary.power`): one line per margin
+    the golden set is too small to show; it never changes the decision. Informational checks (shadow checks
+    without ``canary.shadow_decides``, latency buckets under ``canary.latency_floor_ms``) are reported, never fail
+    the gate; those over their limits get one reason line."""
     from tasks.canary.stats import non_inferiority
 
     task: Task = "regression" if isinstance(candidate, RegressorMetrics) else "classification"
@@ -201,9 +232,11 @@ def canary_result(
     checks = floor_checks(candidate, policy)
     n_floor = len(checks)
     checks += [non_inferiority(d, margins[d.metric]) for d in deltas]
-    checks += slice_checks(slices)
+    checks += slice_checks(slices, policy.slice_rule(task)[1])
     checks += list(extra_checks)
-    failed = [c for c in checks if not c.passed]
+    failed = [c for c in checks if not c.passed and not c.informational]
+    informed = [c for c in checks if not c.passed and c.informational]
+    power = golden_power(deltas, margins, n=candidate.n, task=task) if deltas else None
     headline = ("RMSE", "rmse", ".5f") if task == "regression" else ("AUC", "auc", ".4f")
     if champion is None:
         head = "first deployment: no champion, absolute thresholds only"
@@ -211,7 +244,11 @@ def canary_result(
         label, field, fmt = headline
         head = (f"candidate v{candidate_version} {label} {getattr(candidate, field):{fmt}} vs champion "
                 f"v{champion_version} {label} {getattr(champion, field):{fmt}}")
-    reasons = [head] + ([c.describe() for c in failed] or [c.describe() for c in checks[: n_floor + len(deltas)]])
+    reasons = [head] + power_reasons(power)
+    reasons += [c.describe() for c in failed] or [c.describe() for c in checks[: n_floor + len(deltas)]]
+    if informed:
+        key = " (canary.shadow_decides: false)" if any(c.name.startswith("shadow_") for c in informed) else ""
+        reasons.append(f"over their limits, reported, not deciding{key}: " + "; ".join(c.describe() for c in informed))
     return CanaryResult(
         gate="canary",
         task=task,
@@ -228,4 +265,5 @@ def canary_result(
         shadow=shadow.model_dump() if shadow is not None else None,
         latency=latency.model_dump() if latency is not None else None,
         tpu_estimates_ms=tpu_estimates_ms or {},
+        power=power,
     )

@@ -28,9 +28,11 @@ body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
-tr.fail td { background: #fde8e8; }
+tr.fail td, tr.underpowered td { background: #fde8e8; }
+tr.info td { background: #f4f4f4; color: #555; }
 .pass { color: #176317; font-weight: bold; }
 .fail { color: #b00020; font-weight: bold; }
+td.info { font-weight: bold; }
 figure { display: inline-block; margin: 0.5em 1em 1em 0; }
 img { max-width: 640px; border: 1px solid #ddd; }
 """
@@ -57,10 +59,30 @@ def _ci_cell(ci: tuple[float, float] | None) -> str:
 
 
 def _row(c: Check, ci: tuple[float, float] | None) -> str:
-    verdict = "pass" if c.passed else "fail"
-    cells = [c.name, _fmt(c.value), _ci_cell(ci), c.comparison, _fmt(c.threshold)]
+    verdict = "info" if c.informational else "pass" if c.passed else "fail"
+    word = ("INFORMATIONAL" + ("" if c.passed else " (over the limit)")) if c.informational else verdict.upper()
+    cells = [c.name, _fmt(c.value), _ci_cell(ci), c.relation() if c.note else c.comparison, _fmt(c.threshold)]
     tds = "".join(f"<td>{html.escape(str(v))}</td>" for v in cells)
-    return f'<tr class="{verdict}">{tds}<td class="{verdict}">{verdict.upper()}</td></tr>'
+    return f'<tr class="{verdict}">{tds}<td class="{verdict}">{html.escape(word)}</td></tr>'
+
+
+def _power_table(power) -> list[str]:
+    """The golden set's power (tasks.canary.power.GoldenPower): what each margined metric's CI resolves."""
+    if power is None:
+        return []
+    rows = []
+    for m in power.metrics:
+        h = "undefined" if m.half_width is None else f"±{m.half_width:.4g}"
+        enough = "yes" if m.resolves_margin else "NO: too small for the margin"
+        needed = "-" if m.rows_needed is None else f"{m.rows_needed:,}"
+        cells = [m.metric, h, f"{m.margin:g}", m.policy_key, enough, needed]
+        rows.append(f'<tr class="{"enough" if m.resolves_margin else "underpowered"}">'
+                    + "".join(f"<td>{html.escape(v)}</td>" for v in cells) + "</tr>")
+    return [f"<h2>Golden set power ({power.n} rows, {power.confidence:.0%} CIs)</h2>",
+            "<p>The smallest difference each metric's paired-bootstrap CI resolves at this size, against its "
+            "margin; reported before the decision, it does not change it.</p>",
+            '<table id="power"><thead><tr><th>metric</th><th>resolves</th><th>margin</th><th>policy key</th>'
+            "<th>enough</th><th>rows needed</th></tr></thead><tbody>", *rows, "</tbody></table>"]
 
 
 def _image(role: str, path: Path) -> str:
@@ -84,6 +106,7 @@ def canary_report_html(result, plots: dict[str, Path], path: str | Path) -> Path
         f'(<span class="{verdict}">{html.escape(result.decision)}</span>)</h1>',
         f"<p>task: {html.escape(result.task)}; golden rows: {result.candidate.n}</p>",
         "<ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in result.reasons) + "</ul>",
+        *_power_table(result.power),
         "<h2>Checks</h2>",
         '<table id="checks"><thead><tr><th>check</th><th>value</th><th>CI</th><th>comparison</th>'
         "<th>threshold</th><th>verdict</th></tr></thead><tbody>",

@@ -126,10 +126,14 @@ def latency_checks(
     *,
     max_p99_ratio: float,
     max_p99_ms: dict[int, float] | None = None,
+    floor_ms: float = 0.0,
 ) -> list[Check]:
     """Relative budget (candidate p99 <= ``max_p99_ratio`` x champion p99) at every bucket the candidate was
     timed at, and the absolute budget ``max_p99_ms`` (bucket -> ms) per bucket. A budgeted bucket that was not
-    measured fails. With no champion (first deployment, ``champion=None``) only the absolute budget applies."""
+    measured fails. With no champion (first deployment, ``champion=None``) only the absolute budget applies.
+
+    A bucket where both p99s are under ``floor_ms`` gets an informational ratio check saying it was not judged
+    (the ratio of two sub-millisecond timings is the host's noise); its absolute budget still applies."""
     cand = sorted((r for r in report.results if r.model == candidate), key=lambda r: r.bucket)
     if not cand:
         raise ValueError(f"no latency measured for {candidate!r}; models in the report: "
@@ -139,6 +143,13 @@ def latency_checks(
         for c in cand:
             base = report.get(champion, c.bucket)
             ratio = None if base is None or base.p99_ms <= 0 else c.p99_ms / base.p99_ms
+            if base is not None and max(c.p99_ms, base.p99_ms) < floor_ms:
+                checks.append(Check(
+                    name=f"latency_p99_ratio:b{c.bucket}", value=ratio, threshold=max_p99_ratio, comparison="info",
+                    passed=True, informational=True,
+                    note=f"p99 {max(c.p99_ms, base.p99_ms):.2f} ms (candidate {c.p99_ms:.2f}, {champion} "
+                         f"{base.p99_ms:.2f}) < floor {float(floor_ms)} ms: ratio not judged"))
+                continue
             checks.append(held_to(f"latency_p99_ratio:b{c.bucket}", ratio, "<=", max_p99_ratio))
     for bucket, limit in sorted((max_p99_ms or {}).items()):
         c = report.get(candidate, bucket)

@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial.distance import jensenshannon
 
 from tasks.errors import LockgateError
-from tasks.evidence import Check, held_to
+from tasks.evidence import Check, as_informational, held_to
+from tasks.policy import CanaryPolicy
 
 PSI_EPSILON = 1e-4
 MISSING_SLICE = "<missing>"
@@ -265,3 +266,17 @@ def regression_shadow_checks(
         else:
             checks.append(_limit_or_info(name, s.mean_abs_diff, max_mean_abs_shift))
     return checks
+
+
+def policy_shadow_checks(report: ShadowReport | RegressionShadowReport, cp: CanaryPolicy) -> list[Check]:
+    """The shadow checks of ``report`` (classifier or regressor) against the canary policy's limits; they can fail
+    the canary only with ``cp.shadow_decides``, otherwise they are informational (measured, held to the limits,
+    reported, never failing the gate)."""
+    if isinstance(report, RegressionShadowReport):
+        checks = regression_shadow_checks(report, max_psi=cp.max_psi, max_js=cp.max_js,
+                                          max_mean_abs_shift=cp.regression.max_mean_abs_shift,
+                                          min_slice_size=cp.min_slice_size)
+    else:
+        checks = shadow_checks(report, max_flip_share=cp.max_flip_share, max_psi=cp.max_psi, max_js=cp.max_js,
+                               slice_max_flip_share=cp.slice_max_flip_share, min_slice_size=cp.min_slice_size)
+    return checks if cp.shadow_decides else as_informational(checks)

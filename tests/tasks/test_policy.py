@@ -157,3 +157,41 @@ def test_policy_problems_lists_every_problem(tmp_path):
     assert policy is None and len(problems) == 3
     assert [p.split(":")[0] for p in problems] == ["canary.margins.auc", "canary.latency_buckets",
                                                   "drift.max_drifted_share"]
+
+
+def test_canary_fairness_defaults_and_the_demo_sets_them_explicitly():
+    """A user's policy: shadow checks inform, latency ratios under 1 ms are not judged; the demo says what it does."""
+    canary = Policy().canary
+    assert canary.shadow_decides is False and canary.latency_floor_ms == 1.0
+    demo = load_policy(DEMO_POLICY).canary
+    assert demo.shadow_decides is True and demo.latency_floor_ms == 1.0
+    demo_text = DEMO_POLICY.read_text()
+    assert "shadow_decides: true" in demo_text and "latency_floor_ms:" in demo_text  # explicit, not by default
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("canary:\n  shadow_decides: maybe\n", "canary.shadow_decides: Input should be a valid boolean"),
+        ("canary:\n  shadow_decides: 1\n", "canary.shadow_decides: Input should be a valid boolean"),
+        ("canary:\n  shadow_decides: 'true'\n", "canary.shadow_decides: Input should be a valid boolean"),
+        ("canary:\n  shadow_decide: true\n", "canary.shadow_decide: unknown key"),
+        ("canary:\n  latency_floor_ms: -1\n", "canary.latency_floor_ms: Input should be greater than or equal to 0"),
+        ("canary:\n  latency_floor_ms: fast\n", "canary.latency_floor_ms: Input should be a valid number"),
+        ("canary:\n  latency_floor_ms: .inf\n", "canary.latency_floor_ms"),
+        ("canary:\n  latency_floor: 1\n", "canary.latency_floor: unknown key"),
+    ],
+)
+def test_bad_canary_fairness_keys_are_refused_naming_the_key(tmp_path, text, fragment):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(LockgateError) as e:
+        load_policy(path)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_canary_fairness_keys_load(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text("canary:\n  shadow_decides: true\n  latency_floor_ms: 0\n")
+    canary = load_policy(path).canary
+    assert canary.shadow_decides is True and canary.latency_floor_ms == 0

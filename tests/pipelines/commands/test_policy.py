@@ -38,6 +38,7 @@ def test_default_is_the_configured_policy(settings, capsys, monkeypatch, tmp_pat
      ["canary.margins.auc", "canary.latency_buckets", "canary.max_p99_ms.1", "approval.environments.prod.approvers.users.0",
       "approval.environments.prod.expiry"]),
     ("", ["the file is empty"]),
+    ("canary:\n  shadow_decides: maybe\n  latency_floor_ms: -1\n", ["canary.shadow_decides", "canary.latency_floor_ms"]),
 ])
 def test_every_problem_is_a_line_naming_its_key(settings, capsys, tmp_path, text, lines):
     path = tmp_path / "policy.yaml"

@@ -163,3 +163,41 @@ def test_a_floor_keeps_its_highest_value(monkeypatch):
     assert timings == [[4], [4], [4]] and not checks[0].passed
     assert checks[0].value == max(t.get("candidate", 4).rows_per_s for t in [report, *report.retimings])
     assert checks[0].value > report.get("candidate", 4).rows_per_s
+
+
+def _timing(p99: dict[tuple[str, int], float]) -> LatencyReport:
+    from tasks.canary.latency import BucketLatency
+
+    return LatencyReport(platform="test", warmup=0, repeats=1, results=[
+        BucketLatency(model=m, bucket=b, p50_ms=ms, p95_ms=ms, p99_ms=ms, rows_per_s=b / ms * 1e3, samples_ms=[ms])
+        for (m, b), ms in p99.items()])
+
+
+def test_a_bucket_under_the_floor_is_recorded_not_judged_and_its_absolute_budget_holds():
+    """Bucket 1: 0.21 vs 0.05 ms (4x, sub-millisecond noise) is not judged under a 1 ms floor; bucket 64 is over the
+    floor for the candidate and its 4x fails; an absolute budget at bucket 1 still applies."""
+    report = _timing({("candidate", 1): 0.21, ("champion", 1): 0.05, ("candidate", 64): 2.0, ("champion", 64): 0.5})
+    checks = {c.name: c for c in latency_checks(report, max_p99_ratio=3.0, max_p99_ms={1: 0.1}, floor_ms=1.0)}
+    b1 = checks["latency_p99_ratio:b1"]
+    assert b1.passed and b1.informational and b1.value == pytest.approx(4.2)  # the ratio is still recorded
+    assert b1.describe() == ("latency_p99_ratio:b1: p99 0.21 ms (candidate 0.21, champion 0.05) < floor 1.0 ms: "
+                             "ratio not judged (informational)")
+    assert not checks["latency_p99_ratio:b64"].passed and not checks["latency_p99_ratio:b64"].informational
+    assert checks["latency_p99_ratio:b64"].describe() == "latency_p99_ratio:b64: value 4 > limit 3: FAILED"
+    assert not checks["latency_p99_ms:b1"].passed  # absolute budgets are not floored
+    judged = {c.name: c for c in latency_checks(report, max_p99_ratio=3.0, floor_ms=0.0)}  # 0 judges every bucket
+    assert not judged["latency_p99_ratio:b1"].passed and not judged["latency_p99_ratio:b1"].informational
+
+
+def test_a_noisy_sub_floor_bucket_is_not_re_timed_and_does_not_fail_the_canary():
+    from tasks.canary.gate import ClassifierMetrics, canary_result
+    from tasks.policy import CanaryPolicy
+
+    report = _timing({("candidate", 1): 0.9, ("champion", 1): 0.1})  # 9x, all of it under 1 ms
+    timings = []
+    checks = retimed_checks(report, lambda r: latency_checks(r, max_p99_ratio=3.0, floor_ms=1.0),
+                            lambda bs: timings.append(bs) or report, retimes=2)
+    assert timings == [] and [c.informational for c in checks] == [True]
+    m = ClassifierMetrics(n=500, auc=0.9, log_loss=0.3, brier=0.1, accuracy=0.9, precision=0.8, recall=0.8,
+                          ece=0.02, positive_rate=0.3)
+    assert canary_result(m, m, CanaryPolicy(), candidate_version=2, champion_version=1, extra_checks=checks).passed

@@ -113,3 +113,53 @@ def test_regression_shadow_measures_prediction_shift_and_records_flips_as_not_ap
     assert next(c for c in limited if c.name.endswith(MISSING_SLICE)).value.startswith("too small")
     with pytest.raises(ShadowInputError, match="no rows"):
         regression_shadow_comparison(np.array([]), np.array([]))
+
+
+@pytest.mark.parametrize("decides", [False, True], ids=["informs (default)", "decides (shadow_decides: true)"])
+def test_shadow_checks_decide_only_when_the_policy_says_so(tmp_path, decides):
+    """A candidate whose scores moved far from the champion's (as a much better model's do): by default the shadow
+    checks are measured, held to their limits and reported as informational, and the canary passes; with
+    canary.shadow_decides: true the same numbers fail it, naming the failing relation."""
+    import json
+
+    from tasks.canary.gate import ClassifierMetrics, canary_result
+    from tasks.canary.html import canary_report_html
+    from tasks.canary.shadow import policy_shadow_checks
+    from tasks.evidence import write_json
+    from tasks.policy import CanaryPolicy
+
+    champ = _beta(5_000)
+    report = shadow_comparison(np.clip(champ + 0.2, 0, 1), champ, threshold=0.5)
+    policy = CanaryPolicy(shadow_decides=decides) if decides else CanaryPolicy()
+    checks = policy_shadow_checks(report, policy)
+    metrics = ClassifierMetrics(n=500, auc=0.9, log_loss=0.3, brier=0.1, accuracy=0.9, precision=0.8, recall=0.8,
+                                ece=0.02, positive_rate=0.3)
+    result = canary_result(metrics, metrics, policy, candidate_version=2, champion_version=1, shadow=report,
+                           extra_checks=checks)
+    psi = next(c for c in result.checks if c.name == "shadow_psi")
+    assert not psi.passed and report.psi > policy.max_psi  # measured and held to its limit either way
+    relation = f"shadow_psi: value {report.psi:.4g} > limit {policy.max_psi:.2f}"
+    assert result.passed is not decides
+    if decides:
+        assert not psi.informational and f"{relation}: FAILED" in result.reasons
+        assert {c.name for c in result.failed_checks()} == {"shadow_flip_share", "shadow_psi", "shadow_js"}
+    else:
+        saved = json.loads(open(write_json(tmp_path / "canary.json", result).path).read())
+        shadow_rows = [c for c in saved["checks"] if c["name"].startswith("shadow_")]
+        assert shadow_rows and all(c["informational"] for c in shadow_rows)  # the evidence marks them
+        assert result.failed_checks() == [] and result.decision == "pass"
+        line = next(r for r in result.reasons if "canary.shadow_decides: false" in r)
+        assert f"{relation} (informational)" in line and "FAILED" not in line
+        page = canary_report_html(result, {}, tmp_path / "canary_report.html").read_text(encoding="utf-8")
+        assert '<tr class="info"><td>shadow_psi</td>' in page and "INFORMATIONAL (over the limit)" in page
+
+
+def test_regression_shadow_checks_follow_the_same_key():
+    from tasks.canary.shadow import policy_shadow_checks, regression_shadow_comparison
+    from tasks.policy import CanaryPolicy
+
+    y = np.random.default_rng(1).normal(size=2_000)
+    report = regression_shadow_comparison(y + 3.0, y)
+    assert all(c.informational for c in policy_shadow_checks(report, CanaryPolicy()))
+    decided = {c.name: c for c in policy_shadow_checks(report, CanaryPolicy(shadow_decides=True))}
+    assert not decided["shadow_psi"].passed and not decided["shadow_psi"].informational
