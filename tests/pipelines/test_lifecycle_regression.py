@@ -101,6 +101,11 @@ def test_identical_regressor_passes_the_canary_and_flips_are_not_applicable(regr
     checks = {c["name"]: c for c in canary["checks"]}
     assert checks["shadow_flip_share"]["value"].startswith("not applicable") and checks["shadow_psi"]["value"] == 0
     assert canary["shadow"]["max_abs_diff"] == 0
+    # regression_policy.yaml leaves canary.shadow_decides at its default: measured, reported, informational
+    assert all(checks[n]["informational"] for n in ("shadow_psi", "shadow_js", "shadow_mean_abs_diff"))
+    power = canary["power"]  # identical models: a CI of width 0 resolves every margin
+    assert [m["metric"] for m in power["metrics"]] == ["rmse", "mae"] and all(m["resolves_margin"] for m in power["metrics"])
+    assert power["n"] == canary["candidate"]["n"] and not any("golden set of" in r for r in canary["reasons"])
     assert "RMSE" in canary["reasons"][0] and f"champion v{first.version}" in canary["reasons"][0]
     html = Path(canary["evidence"]["report"]["path"]).read_text()
     assert "rmse_delta" in html and "slice:region=" in html and 'id="plot-scatter"' in html
