@@ -79,7 +79,8 @@ def scoring_engine(n_rows: int, folder: Path) -> list[Comparison]:
     from models.features import feature_matrix, fit_feature_spec
     from models.train import init_params
     from tasks.batch.partition_io import read_partition
-    from tasks.batch.scoring import parquet_options, predictions_schema, predictions_table, score_to_parquet, table_batches
+    from tasks.batch.scoring import (Decision, parquet_options, prediction_column, predictions_schema, predictions_table,
+                                     score_to_parquet, table_batches)
 
     contract = load_contract("credit_default")
     frame = generate_frame(n_rows, seed=0, day=date(2026, 1, 1)).drop(columns=["defaulted"])
@@ -91,6 +92,7 @@ def scoring_engine(n_rows: int, folder: Path) -> list[Comparison]:
     exported = load_exported(export_inference(config, params, platforms=("cpu",)))
     buckets = (1, 64, 1024, 8192)
     id_col = contract.id_column
+    decision = Decision(prediction_column(contract.label_column), 0.5)
     id_type = pq.read_schema(src).field(id_col).type
     x_memory = feature_matrix(frame, spec)
     in_memory = read_partition(str(src), dictionary_columns=contract.categorical_features)
@@ -100,7 +102,7 @@ def scoring_engine(n_rows: int, folder: Path) -> list[Comparison]:
         score_to_parquet(table_batches(table.select([id_col, *spec.columns]), 65_536), str(out / "lockgate.parquet"),
                          features=lambda df: feature_matrix(df, spec),
                          score=lambda x: score_bucketed(exported, params, x, buckets=buckets),
-                         id_column=id_col, id_type=id_type, lineage=LINEAGE, threshold=0.5)
+                         id_column=id_col, id_type=id_type, lineage=LINEAGE, decision=decision)
 
     jitted = jax.jit(predict_proba, static_argnums=0)
 
@@ -108,7 +110,7 @@ def scoring_engine(n_rows: int, folder: Path) -> list[Comparison]:
         df = pd.read_parquet(src)
         x = feature_matrix(df, spec)
         scores = np.concatenate([np.asarray(jitted(config, params, x[i:i + 4096])) for i in range(0, len(x), 4096)])
-        pd.DataFrame({id_col: df[id_col].to_numpy(), "score": scores, "predicted_default": (scores >= 0.5)
+        pd.DataFrame({id_col: df[id_col].to_numpy(), "score": scores, decision.column: (scores >= 0.5)
                       .astype(np.int8), **LINEAGE}).to_parquet(out / "naive.parquet", index=False)
 
     def compute_only():  # lockgate's own compute at its fastest: its encoder on the partition in memory, the model
@@ -117,13 +119,13 @@ def scoring_engine(n_rows: int, folder: Path) -> list[Comparison]:
     def model_only():  # the model on the in-memory feature matrix
         score_bucketed(exported, params, x_memory, buckets=buckets)
 
-    schema = predictions_schema(id_col, id_type, classifier=True)
+    schema = predictions_schema(id_col, id_type, decision=decision)
 
     def io_only():  # read the partition as lockgate does, write the same predictions table with the same options
         table = read_partition(str(src), dictionary_columns=contract.categorical_features)
         out_table = predictions_table(table.column(id_col).combine_chunks().cast(id_type),
                                       np.zeros(table.num_rows, np.float32), schema=schema, lineage=LINEAGE,
-                                      threshold=0.5)
+                                      decision=decision)
         pq.write_table(out_table, out / "io.parquet", **parquet_options(schema))
 
     out.mkdir(exist_ok=True)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 
+from models.platforms import prefer_cpu_without_tpu
 from tasks.settings import Settings
 
 
@@ -43,8 +43,7 @@ def process_defaults(home: Path) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per tiny file is noise
     # With libtpu installed but no TPU attached, JAX probes for one and logs errors; use the CPU then.
-    if not glob.glob("/dev/accel*") and not glob.glob("/dev/vfio/[0-9]*"):
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    prefer_cpu_without_tpu()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # JAX's persistent compilation cache under LOCKGATE_HOME: bucket compiles are ~0.1-2 s each, so cache all.
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(home / "jax_cache"))

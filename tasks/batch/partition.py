@@ -31,7 +31,7 @@ from tasks.drift.results import DriftResult
 from tasks.errors import LockgateError
 from tasks.registration.inference import ScoringStats
 from tasks.policy import Policy
-from tasks.batch.scoring import SCORE_COLUMN, score_to_parquet
+from tasks.batch.scoring import SCORE_COLUMN, Decision, output_columns, prediction_column, score_to_parquet
 
 PREDICTIONS_FILE = "predictions.parquet"
 RUNS_FOLDER = "_runs"  # under the predictions root: every attempt's own predictions file, named by its ledger row
@@ -169,6 +169,11 @@ def score_partition_data(
     if not force and already_scored(output, version, io):
         return PartitionOutcome(**common, status="skipped", output=output,
                                 message=f"already scored by v{version}; use --force to score it again")
+    decision = predictions_decision(model, contract, policy)
+    try:  # names from the contract: refused here, before anything is read, if two output columns would collide
+        output_columns(contract.id_column, decision)
+    except ValueError as e:
+        return PartitionOutcome(**common, status="failed", message=f"{e}; not scored")
     if not exists(target.uri):
         return PartitionOutcome(**common, status="missing", message=f"partition {name} not found at {target.uri}")
     try:
@@ -202,7 +207,6 @@ def score_partition_data(
         "contract_version": f"{contract.name}@{contract.version}", "flow_run_id": flow_run_id or "",
         "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    threshold = policy.canary.decision_threshold if model.config.task == "classification" else None
     id_type = table.schema.field(contract.id_column).type
     scorer = model.scorer()  # records the devices each batch was scored on
 
@@ -220,7 +224,7 @@ def score_partition_data(
             remove_stale_temporaries(stale)
         return score_to_parquet(table_batches(rows, io.batch_rows, positions), written_to, features=model.features,
                                 score=scorer, id_column=contract.id_column, id_type=id_type,
-                                lineage=lineage, threshold=threshold, keep_scores=True)
+                                lineage=lineage, decision=decision, keep_scores=True)
 
     try:
         (written, scores), _ = retried(write, what=f"write predictions of {name}", retries=io.retries,
@@ -251,6 +255,14 @@ def score_partition_data(
         message=f"{len(df)} rows, {validation.n_quarantined} quarantined, {written} scored; drift {drift_word}; "
                 f"{monitor.line()}; {scoring.line()}{in_flight}",
     )
+
+
+def predictions_decision(model, contract, policy: Policy) -> Decision | None:
+    """A classifier's class column, ``predicted_<label>`` named from the version's contract, at the policy's
+    decision threshold; None for a regressor (its predictions are the value in SCORE_COLUMN only)."""
+    if model.config.task != "classification":
+        return None
+    return Decision(prediction_column(contract.label_column), policy.canary.decision_threshold)
 
 
 def monitor_partition(current: pd.DataFrame, reference: pd.DataFrame, contract, policy: Policy, out_dir: Path):

@@ -44,7 +44,7 @@ def test_gcs_input_and_output_scored_once_with_lineage_and_nothing_left_behind(h
     preds = read_partition(first.output).to_pandas()
     assert first.output == gcs_server.uri(outputs[0]) and len(preds) == first.scored
     assert preds["model_version"].unique().tolist() == ["2"] and preds["score"].between(0, 1).all()
-    assert set(preds.columns) >= {"application_id", "score", "predicted_default", "model_name", "artifact_sha256",
+    assert set(preds.columns) >= {"application_id", "score", "predicted_defaulted", "model_name", "artifact_sha256",
                                   "contract_version", "flow_run_id", "scored_at"}
     assert preds["flow_run_id"].ne("").all() and preds["artifact_sha256"].str.len().eq(64).all()
 

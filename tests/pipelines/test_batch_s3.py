@@ -42,7 +42,7 @@ def test_s3_input_and_output_scored_once_with_lineage_and_nothing_left_behind(ho
     preds = read_partition(first.output).to_pandas()
     assert first.output == s3_server.uri(outputs[0]) and len(preds) == first.scored
     assert preds["model_version"].unique().tolist() == ["2"] and preds["score"].between(0, 1).all()
-    assert set(preds.columns) >= {"application_id", "score", "predicted_default", "model_name", "artifact_sha256",
+    assert set(preds.columns) >= {"application_id", "score", "predicted_defaulted", "model_name", "artifact_sha256",
                                   "contract_version", "flow_run_id", "scored_at"}
 
     def rows(action, day):

@@ -39,23 +39,24 @@ def _table(df):
 
 
 def test_streamed_predictions_equal_whole_frame_scoring(tmp_path, model):
-    from tasks.batch.scoring import score_to_parquet, table_batches
+    from tasks.batch.scoring import Decision, score_to_parquet, table_batches
 
     df = _frame(2500)
     seen = []
     dest = tmp_path / "out" / "predictions.parquet"
     rows, scores = score_to_parquet(table_batches(_table(df), 700), str(dest), features=_features, score=model,
-                                    id_column="id", id_type=pa.int64(), lineage=LINEAGE, threshold=0.5,
-                                    keep_scores=True, progress=seen.append)
+                                    id_column="id", id_type=pa.int64(), lineage=LINEAGE,
+                                    decision=Decision("predicted_defaulted", 0.5), keep_scores=True,
+                                    progress=seen.append)
     expected = model(_features(_table(df)))
     out = pq.read_table(dest).to_pandas()
     assert rows == 2500 and seen == [700, 700, 700, 400]
     np.testing.assert_array_equal(out["id"], df["id"]) and np.testing.assert_allclose(out["score"], expected, atol=1e-6)
     np.testing.assert_allclose(scores, expected, atol=1e-6)
-    assert (out["predicted_default"] == (expected >= 0.5)).all()
+    assert (out["predicted_defaulted"] == (expected >= 0.5)).all()
     for k, v in LINEAGE.items():
         assert out[k].unique().tolist() == [v]
-    assert [f.name for f in pq.read_schema(dest)] == ["id", "score", "predicted_default", *LINEAGE]
+    assert [f.name for f in pq.read_schema(dest)] == ["id", "score", "predicted_defaulted", *LINEAGE]
 
 
 @pytest.mark.parametrize("dictionary_columns", [(), ("region",)])
@@ -82,9 +83,10 @@ def test_partition_table_stays_arrow_and_regressor_output(tmp_path, model, dicti
         dest = tmp_path / f"p{positions is None}.parquet"
         rows, kept = score_to_parquet(table_batches(table, 256, positions), str(dest), features=features,
                                       score=model, id_column="id", id_type=pa.int64(), lineage=LINEAGE,
-                                      threshold=None)
+                                      decision=None)
         out = pq.read_table(dest)
-        assert rows == len(expected_rows) and kept is None and "predicted_default" not in out.column_names
+        assert rows == len(expected_rows) and kept is None
+        assert out.column_names == ["id", "score", *LINEAGE]  # a regressor: the value in score, no class column
         assert {t for t, _, _ in seen} == {pa.RecordBatch} and max(n for _, _, n in seen) <= 256
         assert pa.types.is_dictionary(seen[0][1]) == bool(dictionary_columns)
         assert out["id"].to_pylist() == expected_rows["id"].tolist()  # ids carried through, in order
@@ -95,7 +97,7 @@ def test_partition_table_stays_arrow_and_regressor_output(tmp_path, model, dicti
 
 @pytest.mark.parametrize("stage", ["features", "score"])
 def test_an_error_in_any_stage_leaves_no_output(tmp_path, model, stage):
-    from tasks.batch.scoring import score_to_parquet, table_batches
+    from tasks.batch.scoring import Decision, score_to_parquet, table_batches
 
     calls = []
 
@@ -109,5 +111,24 @@ def test_an_error_in_any_stage_leaves_no_output(tmp_path, model, stage):
     with pytest.raises(ValueError, match="broke on batch 3"):
         score_to_parquet(table_batches(_table(_frame(1000)), 100), str(dest), id_column="id", id_type=pa.int64(),
                          features=broken if stage == "features" else _features,
-                         score=broken if stage == "score" else model, lineage=LINEAGE, threshold=0.5)
+                         score=broken if stage == "score" else model, lineage=LINEAGE,
+                         decision=Decision("predicted_class", 0.5))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("label", "column"), [("defaulted", "predicted_defaulted"), ("churned", "predicted_churned"),
+                                               ("quality_good", "predicted_quality_good"), (None, "predicted_class")])
+def test_the_class_column_is_named_from_the_contracts_label(label, column):
+    from tasks.batch.scoring import prediction_column
+
+    assert prediction_column(label) == column
+
+
+def test_output_columns_refuse_a_name_clash_naming_it():
+    from tasks.batch.scoring import Decision, output_columns
+
+    assert output_columns("id", None) == ["id", "score", *LINEAGE]
+    with pytest.raises(ValueError, match=r"two columns named \['score'\]"):
+        output_columns("score", None)
+    with pytest.raises(ValueError, match=r"two columns named \['predicted_y'\]"):
+        output_columns("predicted_y", Decision("predicted_y", 0.5))
