@@ -14,8 +14,10 @@ What is inferred, column by column, from the Arrow table (every rule the data it
 - roles (lockgate's custom properties): the label; the id column (``id_column``, else a unique, non-null column named
   ``id`` or ``*_id``: lockgate names rows by it, and a table without one is refused with what to do); the first
   timestamp column; numeric and categorical features (every other number; strings and booleans with few values);
-  slice columns (categorical features with 2 to ``max_slice_values`` values); a drift method per feature
-  (``wasserstein`` 0.1 for numbers, ``jensenshannon`` 0.1 for categories, as in credit_default.yaml).
+  slice columns (categorical features with 2 to ``max_slice_values`` values); a drift method per feature, pinned
+  the way Evidently itself would choose at this size (so a sample can never switch it): up to 1,000 rows a test
+  (``ks`` for numbers, ``chisquare`` for categories, p-value 0.05, whose false alarms do not grow as the data
+  shrinks), above that a distance (``wasserstein`` / ``jensenshannon`` 0.1, as in credit_default.yaml).
 
 No pandas and no GE: statistics come from ``pyarrow.compute``. The input is never modified.
 """
@@ -37,8 +39,13 @@ from data_contracts.contract import ContractError
 MAX_CATEGORIES = 50
 MAX_SLICE_VALUES = 10
 MARGIN = 0.1
-NUMERIC_DRIFT = {"method": "wasserstein", "threshold": 0.1}
-CATEGORICAL_DRIFT = {"method": "jensenshannon", "threshold": 0.1}
+SMALL_ROWS = 1000  # Evidently's own rule: tests up to this many reference rows, distances above
+DRIFT = {  # (small data?, kind) -> method and threshold
+    (True, "numeric"): {"method": "ks", "threshold": 0.05},
+    (True, "categorical"): {"method": "chisquare", "threshold": 0.05},
+    (False, "numeric"): {"method": "wasserstein", "threshold": 0.1},
+    (False, "categorical"): {"method": "jensenshannon", "threshold": 0.1},
+}
 _ID_NAME = re.compile(r"(?i)^(id|.+_id)$")
 
 
@@ -110,7 +117,9 @@ def infer_contract(table: pa.Table, *, name: str, label: str, source: str, id_co
     timestamps = [f.name for f in facts.values() if f.logical_type in ("timestamp", "date") and f.name not in roles]
     notes = [n for f in facts.values() for n in f.notes]
     features = set(numeric) | set(categorical)
-    properties = [_property(facts[n], n == ident, n == label, n in features, margin, source, task)
+    small = table.num_rows <= SMALL_ROWS
+    drift = {kind: DRIFT[(small, kind)] for kind in ("numeric", "categorical")}
+    properties = [_property(facts[n], n == ident, n == label, drift if n in features else None, margin, source, task)
                   for n in table.column_names]
     custom = [{"property": "labelColumn", "value": label}, {"property": "idColumn", "value": ident}]
     if timestamps:
@@ -121,8 +130,7 @@ def infer_contract(table: pa.Table, *, name: str, label: str, source: str, id_co
         custom.append({"property": "numericFeatures", "value": numeric})
     if categorical:
         custom.append({"property": "categoricalFeatures", "value": categorical})
-    custom.append({"property": "driftDefaults", "value": {"numeric": dict(NUMERIC_DRIFT),
-                                                          "categorical": dict(CATEGORICAL_DRIFT)}})
+    custom.append({"property": "driftDefaults", "value": {k: dict(v) for k, v in drift.items()}})
     document = {
         "apiVersion": "v3.1.0",
         "kind": "DataContract",
@@ -221,9 +229,11 @@ def _id_column(facts: dict[str, ColumnFacts], given: str | None, source: str, la
         "written")
 
 
-def _property(f: ColumnFacts, is_id: bool, is_label: bool, is_feature: bool, margin: float, source: str,
-              task: str) -> dict[str, Any]:
-    prop: dict[str, Any] = {"name": f.name, "description": _describe(f, is_id, is_label, is_feature, source, task),
+def _property(f: ColumnFacts, is_id: bool, is_label: bool, drift: dict[str, dict] | None, margin: float,
+              source: str, task: str) -> dict[str, Any]:
+    """One ODCS property; ``drift``: the methods by kind when the column is a feature, else None."""
+    prop: dict[str, Any] = {"name": f.name, "description": _describe(f, is_id, is_label, drift is not None, source,
+                                                                     task),
                             "logicalType": f.logical_type, "physicalType": f.physical_type}
     options: dict[str, Any] = {}
     allowed = f.values if (f.values is not None and (f.logical_type in ("string", "boolean")
@@ -241,9 +251,9 @@ def _property(f: ColumnFacts, is_id: bool, is_label: bool, is_feature: bool, mar
     if allowed is not None and not is_id:
         prop["quality"] = [{"name": f"{_rule_name(f.name)}_in_set", "metric": "invalidValues",
                             "arguments": {"validValues": allowed}, "mustBe": 0, "dimension": "conformity"}]
-    if is_feature:
-        drift = NUMERIC_DRIFT if f.logical_type in ("integer", "number") else CATEGORICAL_DRIFT
-        prop["customProperties"] = [{"property": "drift", "value": dict(drift)}]
+    if drift is not None:
+        kind = "numeric" if f.logical_type in ("integer", "number") else "categorical"
+        prop["customProperties"] = [{"property": "drift", "value": dict(drift[kind])}]
     return prop
 
 

@@ -56,7 +56,7 @@ def test_wine_contract_is_valid_odcs_with_the_datas_ranges_and_roles():
         pad = 0.1 * (high - low)
         assert opts.minimum <= low and opts.maximum >= high
         assert opts.minimum >= max(low - 1.1 * pad, 0) - 1e-9 and opts.maximum <= high + 1.1 * pad  # ~10% margin
-        assert contract.column_spec(column).required and contract.drift_setting(column).method == "wasserstein"
+        assert contract.column_spec(column).required and contract.drift_setting(column).method == "ks"  # 178 rows
 
 
 def test_diabetes_label_is_a_regression_target_with_a_range():
@@ -86,6 +86,16 @@ def test_strings_nulls_booleans_and_timestamps():
     assert contract.categorical_features == ["channel", "member"] and contract.slice_columns == ["channel", "member"]
     assert "comment" not in contract.feature_columns and any("comment" in n for n in inferred.notes)
     assert contract.column_spec("placed_at").logicalType == "timestamp"
+    assert contract.drift_setting("channel").method == "chisquare"
+
+
+def test_drift_methods_follow_evidentlys_rule_for_the_size():
+    """Up to 1,000 rows a test (its false alarms do not grow as data shrinks), above it a distance."""
+    frame = pd.concat([_mixed()] * 9, ignore_index=True)
+    frame["order_id"] = range(len(frame))
+    contract = _load(infer_contract(pa.Table.from_pandas(frame, preserve_index=False), name="orders",
+                                    label="returned", source="o"))
+    assert len(frame) > 1000 and contract.drift_setting("amount").method == "wasserstein"
     assert contract.drift_setting("channel").method == "jensenshannon"
 
 
