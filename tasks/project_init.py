@@ -6,8 +6,8 @@ Writes, in DIR (created if needed):
   data_contracts/infer.py; it loads (ODCS and lockgate's checks) before anything is written;
 - ``policy.yaml``: every gate threshold with a comment (pipelines/policies/project.yaml.template), with a
   regressor's margins sized from the label's spread; it passes the policy checks before anything is written;
-- ``data/reference.parquet`` (and ``data/golden.parquet``): byte copies of the inputs (a folder is copied as a
-  folder), unless the input is already inside DIR, where lockgate.yaml names it in place;
+- ``data/reference.parquet`` (and ``data/golden.parquet``): byte copies of the inputs (a hive folder is copied to
+  ``data/reference/``), unless the input is already inside DIR, where lockgate.yaml names it in place;
 - ``lockgate.yaml`` last (tasks/project.py), so an interrupted init leaves no project file.
 
 The inputs are only read. Nothing is overwritten: an existing project file refuses the whole init in one line.
@@ -34,6 +34,8 @@ from tasks.settings import PACKAGE_ROOT
 POLICY_TEMPLATE = PACKAGE_ROOT / "pipelines" / "policies" / "project.yaml.template"
 CONTRACT_FILE, POLICY_FILE = "contract.yaml", "policy.yaml"
 REFERENCE_COPY, GOLDEN_COPY = "data/reference.parquet", "data/golden.parquet"
+COPIES = {("reference", False): REFERENCE_COPY, ("golden", False): GOLDEN_COPY,  # (role, a hive folder?) -> path
+          ("reference", True): "data/reference", ("golden", True): "data/golden"}
 
 
 class ProjectInit(BaseModel):
@@ -73,7 +75,7 @@ def init_project(folder: str | Path, data: str | Path, *, label: str, golden: st
     folder = Path(folder).expanduser().absolute()
     if folder.exists() and not folder.is_dir():
         raise LockgateError(f"{folder} is a file, not a project folder")
-    for existing in (PROJECT_FILE, CONTRACT_FILE, POLICY_FILE, REFERENCE_COPY, GOLDEN_COPY):
+    for existing in (PROJECT_FILE, CONTRACT_FILE, POLICY_FILE, *COPIES.values()):
         if (folder / existing).exists():
             raise LockgateError(f"{folder / existing} already exists: init never overwrites a project (edit it, "
                                 "or init another folder)")
@@ -102,15 +104,15 @@ def init_project(folder: str | Path, data: str | Path, *, label: str, golden: st
         raise LockgateError(f"the inferred contract does not load ({e}); please report it") from None
     policy_text = policy_text_for(name, inferred.task, inferred.label_std)
     _check_policy(policy_text)
-    reference_rel = _in_place(folder, data) or REFERENCE_COPY
-    golden_rel = None if golden is None else (_in_place(folder, golden) or GOLDEN_COPY)
+    reference_rel = _in_place(folder, data) or COPIES["reference", data.is_dir()]
+    golden_rel = None if golden is None else (_in_place(folder, golden) or COPIES["golden", golden.is_dir()])
     project_text = _project_text(name, reference_rel, golden_rel, sources)
 
     folder.mkdir(parents=True, exist_ok=True)
     _write_new(folder / CONTRACT_FILE, contract_text)
     _write_new(folder / POLICY_FILE, policy_text)
     for source, rel in ((data, reference_rel), (golden, golden_rel)):
-        if source is not None and rel in (REFERENCE_COPY, GOLDEN_COPY):
+        if source is not None and rel in COPIES.values():
             _copy(source, folder / rel)
     _write_new(folder / PROJECT_FILE, project_text)
     project = load_project(folder / PROJECT_FILE)

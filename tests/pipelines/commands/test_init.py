@@ -41,6 +41,7 @@ def _tables(folder: Path) -> dict[str, tuple[Path, str, Path | None]]:
     n = 150
     orders = pd.DataFrame({
         "order_id": range(1000, 1000 + n),
+        "placed_at": pd.date_range("2026-03-01", periods=n, freq="37min"),
         "amount": [float(i % 37) * 2.5 for i in range(n)],
         "channel": [None if i % 9 == 0 else ["web", "shop", "phone"][i % 3] for i in range(n)],
         "region": [["north", "south"][i % 2] for i in range(n)],
@@ -100,6 +101,42 @@ def test_init_then_lint_and_validate_from_the_project_folder(tables, table, tmp_
     code, _, err = run(capsys, "validate", data)  # no project here, no contract given
     assert code == EXIT_USAGE and "CONTRACT is required here" in one_line(err)
     assert {p: p.read_bytes() for p in inputs} == inputs  # the input was only read
+
+
+def test_register_and_lifecycle_take_the_projects_paths(tables, tmp_path, capsys, project_env):
+    """Without a project, register needs --contract and --reference, and run lifecycle --golden; in one, the
+    project's are used (here they get as far as the next missing thing: the config file, the version)."""
+    data, label, golden = tables["wine"]
+    project_env.chdir(tmp_path)
+    code, _, err = run(capsys, "register", "--arch", "mlp", "--config", "c.json", "--params", "p.msgpack")
+    assert code == EXIT_USAGE and "--contract is required here" in one_line(err)
+    code, _, err = run(capsys, "run", "lifecycle", "--version", "1")
+    assert code == EXIT_USAGE and "--golden is required here" in one_line(err)
+    folder = tmp_path / "p"
+    assert run(capsys, "init", folder, "--from", data, "--label", label, "--golden", golden)[0] == EXIT_OK
+    project_env.chdir(folder)
+    code, _, err = run(capsys, "register", "--arch", "mlp", "--config", "c.json", "--params", "p.msgpack")
+    assert code == EXIT_USAGE and "model config file not found: c.json" in one_line(err)
+    code, _, err = run(capsys, "run", "lifecycle", "--version", "1")
+    assert code == EXIT_USAGE and "p v1 not found" in one_line(err)
+
+
+def test_a_hive_folder_is_copied_as_a_folder(tables, tmp_path, capsys, project_env):
+    data, label, _ = tables["orders"]
+    frame = pd.read_parquet(data)
+    hive = tmp_path / "orders"
+    for i, part in enumerate((frame.iloc[:70], frame.iloc[70:])):
+        (hive / f"day={i}").mkdir(parents=True)
+        part.to_parquet(hive / f"day={i}" / "part.parquet", index=False)
+    folder = tmp_path / "p"
+    assert run(capsys, "init", folder, "--from", hive, "--label", label)[0] == EXIT_OK
+    assert "reference: data/reference " in (folder / "lockgate.yaml").read_text()
+    assert sorted(p.relative_to(folder / "data" / "reference").as_posix()
+                  for p in (folder / "data" / "reference").rglob("*.parquet")) == ["day=0/part.parquet",
+                                                                                   "day=1/part.parquet"]
+    project_env.chdir(folder)
+    code, out, _ = run(capsys, "validate", "data/reference", "--include-label")
+    assert code == EXIT_OK and ": pass (150 rows" in out
 
 
 def test_init_never_overwrites_a_project(tables, tmp_path, capsys):
