@@ -227,7 +227,7 @@ def _parser() -> argparse.ArgumentParser:
 def _init_parser(sub) -> None:
     init = sub.add_parser("init", help="make a project folder: draft contract from your data, policy, lockgate.yaml",
                           description="Write DIR/contract.yaml (a draft ODCS contract inferred from DATA: types, "
-                          "nullability, ranges widened by 10%%, allowed sets of columns with few values, label, id, "
+                          "nullability, ranges widened by 10%, allowed sets of columns with few values, label, id, "
                           "features, slices, drift methods), DIR/policy.yaml (every threshold commented) and "
                           "DIR/lockgate.yaml (model name, entry point, contract, policy, reference and golden data), "
                           "and copy DATA (and --golden) under DIR/data/. Commands run in DIR (or with --project DIR) "
