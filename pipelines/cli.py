@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lockgate",
         description="Governed deployment lifecycle for JAX/Flax models: validate, compile, canary, drift, approve, "
-        "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate).",
+        "promote, score. Settings come from LOCKGATE_* environment variables (LOCKGATE_HOME, default ./.lockgate), "
+        "then from the project file lockgate.yaml of the current folder (or --project DIR; `lockgate init` writes one).",
         epilog="Exit codes: 0 ok, 2 bad input (or contract lint errors), 3 candidate not promoted / required target "
         "does not fit / breaking contract change / batch failed validation / drift breach / approval refused / "
         "rollback reverted / ledger does not verify / audit found missing or changed evidence, 1 unexpected error. "
@@ -33,7 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         "force), 5 champion rolled back during the run, else 0; its last line says which.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's INFO logs on the console")
+    p.add_argument("--project", type=Path, metavar="DIR", help="project folder whose lockgate.yaml names the model, "
+                   "contract, policy and data (default: the current folder's lockgate.yaml, if any; "
+                   "LOCKGATE_PROJECT); LOCKGATE_* variables and command flags override it")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _init_parser(sub)
 
     demo = sub.add_parser("demo", help="generate demo data, train two candidates, run the lifecycle twice, score days",
                           description="End to end on the embedded defaults: synthetic credit-default data, two Flax MLP "
@@ -47,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--arch", required=True, help="architecture in models/ (e.g. mlp)")
     reg.add_argument("--config", required=True, type=Path, help="model config JSON (e.g. {\"num_features\": 27})")
     reg.add_argument("--params", required=True, type=Path, help="params file written by flax.serialization (msgpack)")
-    reg.add_argument("--reference", required=True, type=Path, help="reference/training data parquet")
-    reg.add_argument("--contract", required=True, help="data contract name in data_contracts/ (e.g. credit_default)")
+    reg.add_argument("--reference", type=Path, help="reference/training data parquet (default: the project's)")
+    reg.add_argument("--contract", help="data contract name in data_contracts/ (e.g. credit_default) or a YAML path "
+                     "(default: the project's)")
     reg.add_argument("--description", default="", help="free text recorded with the version")
     reg.add_argument("--intended-use", default="", help="what the model is for, shown on its model card")
     reg.add_argument("--limitations", default="", help="known limits, ';'-separated, listed first on its model card")
@@ -58,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     lc = flows.add_parser("lifecycle", help="take a version through every gate to champion or rejection",
                           description="validate -> compile -> canary -> drift -> approval -> promote or reject")
     lc.add_argument("--version", required=True, type=int, help="registered model version")
-    lc.add_argument("--golden", required=True, type=Path, help="labeled golden set parquet")
+    lc.add_argument("--golden", type=Path, help="labeled golden set parquet (default: the project's)")
     lc.add_argument("--current", type=Path, help="latest production data for drift (default: the golden set)")
     bi = flows.add_parser("batch-inference", help="score partitions with the champion",
                           description="Validate, quarantine, score and monitor each partition with the champion. "
@@ -118,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
                            description="Load the contract and build its Great Expectations suite with and without the "
                            "label; print errors and warnings (no owner, column without description). Exit 0 when "
                            "there are no errors, 2 when there are.")
-    lint.add_argument("file", metavar="FILE", help="contract YAML path or a contract name in data_contracts/")
+    lint.add_argument("file", metavar="FILE", nargs="?", help="contract YAML path or a contract name in "
+                      "data_contracts/ (default: the project's)")
     cdiff = cons.add_parser("diff", help="list changes between two contracts (exit 3 if any is breaking)",
                             description="Compare OLD with NEW column by column: removed/added columns, type, range, "
                             "allowed set, required, unique, pattern, row count, label/id columns, version bump. "
@@ -140,7 +147,8 @@ def _parser() -> argparse.ArgumentParser:
                          "quarantine parquet with their failed expectations, the GE result to JSON, both under "
                          "LOCKGATE_HOME/validation/<contract>/<data name>/. The input is never modified. Exit 0 on "
                          "pass or on quarantine within the policy's limit, 3 on fail, 2 on unreadable input.")
-    val.add_argument("contract", metavar="CONTRACT", help="contract name in data_contracts/ or a YAML path")
+    val.add_argument("contract", metavar="CONTRACT", nargs="?", help="contract name in data_contracts/ or a YAML "
+                     "path (default: the project's)")
     val.add_argument("data", metavar="DATA", help="parquet file or hive-partitioned folder, local or a pyarrow "
                      "filesystem URI (s3://..., gs://..., file:///...)")
     val.add_argument("--include-label", action="store_true", help="expect the label column too (training/golden data)")
@@ -155,7 +163,8 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("reference", metavar="REFERENCE", help="reference data: parquet file, hive folder or URI (s3://...)")
     dr.add_argument("current", metavar="CURRENT", help="current data, same forms")
     dr.add_argument("--contract", metavar="NAME", help="data contract (name or YAML path): its features and drift "
-                    "methods; default: every numeric and string column of the reference, Evidently's methods")
+                    "methods; default: the project's, else every numeric and string column of the reference, "
+                    "Evidently's methods")
     dr.add_argument("--prediction", metavar="COLUMN", help="the model's score column, measured as prediction drift")
     dr.add_argument("--out", type=Path, help="report folder (default LOCKGATE_HOME/drift/<current name>)")
 
@@ -215,6 +224,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _init_parser(sub) -> None:
+    init = sub.add_parser("init", help="make a project folder: draft contract from your data, policy, lockgate.yaml",
+                          description="Write DIR/contract.yaml (a draft ODCS contract inferred from DATA: types, "
+                          "nullability, ranges widened by 10%, allowed sets of columns with few values, label, id, "
+                          "features, slices, drift methods), DIR/policy.yaml (every threshold commented) and "
+                          "DIR/lockgate.yaml (model name, entry point, contract, policy, reference and golden data), "
+                          "and copy DATA (and --golden) under DIR/data/. Commands run in DIR (or with --project DIR) "
+                          "then use them. DATA is only read; an existing project file is never overwritten (exit 2).")
+    init.add_argument("folder", metavar="DIR", type=Path, help="the project folder (created if needed)")
+    init.add_argument("--from", dest="data", required=True, type=Path, metavar="DATA",
+                      help="parquet file or hive folder with the label: the reference (training) data")
+    init.add_argument("--label", required=True, metavar="COLUMN", help="the label column")
+    init.add_argument("--golden", type=Path, metavar="GOLDEN", help="labeled holdout with the same columns: read for "
+                      "the contract too, and named as the golden set")
+    init.add_argument("--name", help="model and contract name (default: DIR's name)")
+    init.add_argument("--id", dest="id_column", metavar="COLUMN", help="the column naming rows (default: a unique, "
+                      "non-null column named id or *_id)")
+
+
 def _audit_parsers(sub) -> None:
     """`audit verify`, `audit report` and `model-card`: governance checks and views over the ledger, the registry and
     the evidence."""
@@ -260,12 +288,20 @@ def main(argv: list[str] | None = None) -> int:
 
         from tasks.errors import LockgateError
 
+        if args.command == "init":  # makes a project: no settings, no LOCKGATE_HOME yet
+            from pipelines.commands.project import init_command
+
+            return init_command(args)
+        if args.project is not None:
+            os.environ["LOCKGATE_PROJECT"] = str(args.project)
         try:
             from tasks.settings import Settings
 
             settings = Settings()
         except ValidationError as e:
             raise LockgateError(f"invalid LOCKGATE_* setting: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+        if settings.project is not None:  # flows and child processes read it, from any working folder
+            os.environ["LOCKGATE_PROJECT"] = str(settings.project)
         from pipelines.runtime import prepare_runtime
 
         prepare_runtime(settings, verbose=args.verbose)

@@ -2,20 +2,26 @@
 
 Everything lockgate stores lives under ``LOCKGATE_HOME`` unless a URI setting points
 at a production backend instead (an MLflow tracking server, a Postgres ledger).
+
+Where a value comes from, first found wins: an argument given to ``Settings(...)``, a ``LOCKGATE_*`` variable,
+the project's ``lockgate.yaml`` (tasks/project.py: the folder ``LOCKGATE_PROJECT`` names, else the current
+folder's), the defaults below. A command's explicit flag (``--contract``, ``--golden``, ...) beats them all.
 """
 
 from __future__ import annotations
 
 import getpass
+import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from data_contracts.names import name_problem
 from tasks.errors import LockgateError
+from tasks.project import PROJECT_FILE, find_project
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEMO_POLICY = PACKAGE_ROOT / "pipelines" / "policies" / "demo.yaml"
@@ -28,8 +34,44 @@ def _login_name() -> str:
         return "unknown"
 
 
+class ProjectSettingsSource(PydanticBaseSettingsSource):
+    """The values of the project's lockgate.yaml: the project ``Settings(project=...)`` or LOCKGATE_PROJECT names,
+    else the current folder's; nothing without one."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init_kwargs: dict[str, Any]):
+        super().__init__(settings_cls)
+        self._given = init_kwargs.get("project") or os.environ.get("LOCKGATE_PROJECT")
+
+    def get_field_value(self, field, field_name):  # noqa: D102 - whole-file source: see __call__
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        project = find_project(self._given)
+        return {} if project is None else project.settings_values()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOCKGATE_", extra="forbid", frozen=True, populate_by_name=True)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings, env_settings, ProjectSettingsSource(settings_cls, init_settings.init_kwargs),
+                dotenv_settings, file_secret_settings)
+
+    project: Path | None = Field(
+        None, description=f"Project folder holding {PROJECT_FILE} (or that file); its model name, contract, policy, "
+        "data paths and home (DIR/.lockgate) apply below LOCKGATE_* variables. Default: the current folder's "
+        f"{PROJECT_FILE}, if any.")
+    contract: str | None = Field(
+        None, description="Data contract used when a command names none (register, validate, drift): a name in "
+        "data_contracts/ or a YAML path. Default: the project's.")
+    golden: Path | None = Field(None, description="Labeled golden set `run lifecycle` uses without --golden. "
+                                "Default: the project's.")
+    reference: Path | None = Field(None, description="Reference (training) data `register` uses without "
+                                   "--reference. Default: the project's.")
+    model: str | None = Field(None, description="The model's entry point MODULE:ATTR `register` uses without "
+                              "--arch/--model. Default: the project's.")
 
     home: Path = Field(Path(".lockgate"), description="Folder for the embedded stores, data, evidence and reports.")
     model_name: str = Field("credit-default", description="Registered model name in MLflow.")
@@ -108,6 +150,14 @@ class Settings(BaseSettings):
         0.0, ge=0, le=1, description="Testing hook: this share of partitions (chosen by inject_seed) fails its first "
         "read with a transient OSError; the first attempt is remembered under home/faults, across processes.")
     inject_seed: int = Field(0, description="Seed choosing the partitions of inject_read_failures.")
+
+    @field_validator("project")
+    @classmethod
+    def _project_folder(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return None
+        v = Path(v).expanduser().resolve()
+        return v.parent if v.name == PROJECT_FILE and not v.is_dir() else v
 
     @field_validator("model_name")
     @classmethod

@@ -6,7 +6,8 @@ Layers, lowest first; a module imports its own unit or a lower layer, never a hi
 - tasks/ base: errors, settings, evidence, policy, datasets, registry, stores, ledger/;
 - tasks/<gate>/ in lifecycle order (LIFECYCLE): a gate may use the gates before it, never after;
 - tasks/gates.py: the Prefect tasks over all gates;
-- pipelines/ flows and their runtime; then pipelines/commands/; then pipelines/cli.py.
+- pipelines/ flows and their runtime; then pipelines/commands/; then pipelines/cli.py;
+- lockgate/: the Python API over the commands, the top.
 
 Imports inside functions count as much as module-level ones: a lazy import hides a circle,
 it does not open it.
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("tasks", "pipelines", "models", "data_contracts")
+PACKAGES = ("lockgate", "tasks", "pipelines", "models", "data_contracts")
 LIFECYCLE = ("registration", "validation", "compilation", "canary", "drift", "governance", "batch")
 BASE_FOLDERS = ("ledger",)
 # The approval gate is a Prefect pause/resume by design: its channel is the one gate module that talks to Prefect.
@@ -70,6 +71,8 @@ def place(mod: str) -> tuple[int, str]:
         if mod == "tasks.gates":
             return 2 + len(LIFECYCLE), mod
         return 1, "tasks"
+    if parts[0] == "lockgate":
+        return 13, "lockgate"
     if mod == "pipelines.cli":
         return 12, mod
     if len(parts) > 1 and parts[1] == "commands":

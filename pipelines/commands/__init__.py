@@ -12,8 +12,34 @@ from tasks.errors import LockgateError
 from tasks.settings import Settings
 
 
+def project_default(value, setting, option: str):
+    """A command's explicit ``value``, else the project's ``setting`` (lockgate.yaml, or its LOCKGATE_* variable),
+    else a one-line error naming ``option``."""
+    if value is not None:
+        return value
+    if setting is not None:
+        return setting
+    raise LockgateError(f"{option} is required here: no project file (lockgate.yaml) names one; pass {option}, or run "
+                        "in a project folder (`lockgate init DIR --from DATA --label COLUMN`, then --project DIR)")
+
+
+def _fill_project_defaults(args: argparse.Namespace, settings: Settings) -> None:
+    """Options a project's lockgate.yaml provides, filled where the command line left them out."""
+    command = args.command
+    if command == "register":
+        args.contract = project_default(args.contract, settings.contract, "--contract")
+        args.reference = project_default(args.reference, settings.reference, "--reference")
+    elif command == "run" and args.flow == "lifecycle":
+        args.golden = project_default(args.golden, settings.golden, "--golden")
+    elif command == "validate":
+        args.contract = project_default(args.contract, settings.contract, "CONTRACT")
+    elif command == "drift" and args.contract is None:
+        args.contract = settings.contract
+
+
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     """Run the parsed command; its exit code (pipelines/exit_codes.py)."""
+    _fill_project_defaults(args, settings)
     command = args.command
     if command == "demo":
         from pipelines.commands.demo import run_demo
@@ -53,7 +79,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if command == "validate":
             return contract.validate_command(settings, args.contract, args.data, include_label=args.include_label)
         if args.contract_command == "lint":
-            return contract.contract_lint(args.file)
+            return contract.contract_lint(project_default(args.file, settings.contract, "FILE"))
         return contract.contract_diff_command(args.old, args.new)
     if command == "policy":
         from pipelines.commands.policy import policy_lint

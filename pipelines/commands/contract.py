@@ -54,32 +54,16 @@ def _show(value) -> str:
 def validate_command(settings: Settings, contract_ref: str, data: str, *, include_label: bool) -> int:
     from pipelines.exit_codes import EXIT_OK, EXIT_VALIDATION_FAILED
     from data_contracts.contract import load_contract
-    from tasks.evidence import write_json
     from tasks.stores import policy_for
-    from tasks.validation.gate import validate_location
 
     policy = policy_for(settings).validation
     contract = load_contract(contract_ref)
-    uri = "://" in data  # any pyarrow filesystem: s3://, gs://, file://, ...
-    if not uri and not Path(data).exists():
-        raise LockgateError(f"data not found: {data}")
-    data_name = data.rstrip("/").rsplit("/", 1)[-1].removesuffix(".parquet") if uri else (
-        Path(data).stem if Path(data).is_file() else Path(data).resolve().name)
-    from tasks.paths import path_under
-
-    out = path_under(settings.home_dir / "validation", contract.name, data_name, what="contract or data name")
-    quarantine = out / "quarantine.parquet"
-    if quarantine.exists() and (uri or quarantine.resolve() != Path(data).resolve()):
-        quarantine.unlink()  # a stale file from an earlier run would be mistaken for this run's
     with console.status(f"validating {data} against {contract.name} v{contract.version}") as status:
         def progress(chunks: int, rows: int) -> None:
             status.update(f"validating {data} against {contract.name} v{contract.version}: {rows:,} rows "
                           f"({chunks} chunk{'s' if chunks > 1 else ''})")
 
-        result = validate_location(data, contract, policy, dataset=str(data), include_label=include_label,
-                                   evidence_dir=out, quarantine_path=quarantine, progress=progress)
-    result = result.model_copy(update={"evidence": {**result.evidence,
-                                                    "result": write_json(out / "validation.json", result)}})
+        result = validation_of(settings, contract, data, include_label=include_label, progress=progress)
     colour = {"pass": "green", "quarantine": "yellow"}.get(result.decision, "red")
     console.print(f"{escape(str(data))} against {contract.name} v{contract.version} "
                   f"({contract.fingerprint[:12]}): [bold {colour}]{result.decision}[/] "
@@ -100,3 +84,31 @@ def validate_command(settings: Settings, contract_ref: str, data: str, *, includ
     for role, ev in result.evidence.items():
         console.print(f"  {role}: {escape(ev.path)}", highlight=False, soft_wrap=True)
     return EXIT_OK if result.passed else EXIT_VALIDATION_FAILED
+
+
+def validation_of(settings: Settings, contract, data: str, *, include_label: bool, progress=None):
+    """Validate ``data`` (a parquet file, hive folder or URI) against ``contract`` (a loaded Contract, a name or a
+    path) under the policy's validation limits: the validation GateResult, its evidence under
+    LOCKGATE_HOME/validation/<contract>/<data name>/ (what `lockgate validate` prints). The input is only read."""
+    from data_contracts.contract import Contract, load_contract
+    from tasks.evidence import write_json
+    from tasks.paths import path_under
+    from tasks.stores import policy_for
+    from tasks.validation.gate import validate_location
+
+    policy = policy_for(settings).validation
+    contract = contract if isinstance(contract, Contract) else load_contract(contract)
+    data = str(data)
+    uri = "://" in data  # any pyarrow filesystem: s3://, gs://, file://, ...
+    if not uri and not Path(data).exists():
+        raise LockgateError(f"data not found: {data}")
+    data_name = data.rstrip("/").rsplit("/", 1)[-1].removesuffix(".parquet") if uri else (
+        Path(data).stem if Path(data).is_file() else Path(data).resolve().name)
+    out = path_under(settings.home_dir / "validation", contract.name, data_name, what="contract or data name")
+    quarantine = out / "quarantine.parquet"
+    if quarantine.exists() and (uri or quarantine.resolve() != Path(data).resolve()):
+        quarantine.unlink()  # a stale file from an earlier run would be mistaken for this run's
+    result = validate_location(data, contract, policy, dataset=data, include_label=include_label, evidence_dir=out,
+                               quarantine_path=quarantine, progress=progress)
+    return result.model_copy(update={"evidence": {**result.evidence,
+                                                  "result": write_json(out / "validation.json", result)}})

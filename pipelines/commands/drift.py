@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -11,6 +12,9 @@ from rich.table import Table
 from pipelines.commands.console import console
 from tasks.errors import LockgateError
 from tasks.settings import Settings
+
+if TYPE_CHECKING:
+    from tasks.drift.results import DriftEvidence, DriftResult
 
 
 def _name(location: str) -> str:
@@ -42,14 +46,27 @@ def inferred_specs(reference: str, prediction: str | None):
     return specs, skipped
 
 
-def drift_command(settings: Settings, reference: str, current: str, *, contract_ref: str | None,
-                  prediction: str | None, out: Path | None) -> int:
-    from pipelines.exit_codes import EXIT_DRIFT_BREACH, EXIT_OK
+class DriftMeasurement(NamedTuple):
+    """What `lockgate drift` measured: the gate's typed result, Evidently's evidence, how columns were chosen."""
+
+    result: DriftResult
+    evidence: DriftEvidence
+    columns: int
+    what: str
+    skipped: list[str]
+
+
+def drift_of(settings: Settings, reference: str, current: str, *, contract_ref: str | None = None,
+             prediction: str | None = None, out: Path | None = None, progress=None) -> DriftMeasurement:
+    """Drift of ``current`` against ``reference`` under the policy's drift limits, per column with the contract's
+    methods (else the reference schema's columns with Evidently's choices); reports and drift.json under ``out``
+    (default LOCKGATE_HOME/drift/<current name>)."""
     from tasks.drift.gate import RESULT_NAME, DriftSpec, drift_evidence, drift_result, specs_for
     from tasks.evidence import write_json
     from tasks.stores import policy_for
 
     policy = policy_for(settings).drift
+    reference, current = str(reference), str(current)
     skipped: list[str] = []
     if contract_ref:
         from data_contracts.contract import load_contract
@@ -63,7 +80,17 @@ def drift_command(settings: Settings, reference: str, current: str, *, contract_
         if not specs:
             raise LockgateError(f"reference data {reference} has no numeric or string columns to compare")
         what = "columns inferred from the reference schema (pass --contract for the contract's methods)"
-    out = out or settings.home_dir / "drift" / _name(current)
+    out = Path(out) if out is not None else settings.home_dir / "drift" / _name(current)
+    evidence = drift_evidence(reference, current, specs=specs, out_dir=out, drift_share=policy.max_drifted_share,
+                              report_rows=policy.report_rows, sample_rows=policy.sample_rows, progress=progress)
+    result = drift_result(evidence, policy)
+    result = result.model_copy(update={"evidence": {**result.evidence, "result": write_json(out / RESULT_NAME, result)}})
+    return DriftMeasurement(result=result, evidence=evidence, columns=len(specs), what=what, skipped=skipped)
+
+
+def drift_command(settings: Settings, reference: str, current: str, *, contract_ref: str | None,
+                  prediction: str | None, out: Path | None) -> int:
+    from pipelines.exit_codes import EXIT_DRIFT_BREACH, EXIT_OK
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -77,13 +104,11 @@ def drift_command(settings: Settings, reference: str, current: str, *, contract_
             rate = f"{rows / (time.perf_counter() - t0):,.0f} rows/s" if rows else ""
             bar.update(task, description=f"{phase} (partitions)", completed=done, total=total, rate=rate)
 
-        evidence = drift_evidence(reference, current, specs=specs, out_dir=out, drift_share=policy.max_drifted_share,
-                                  report_rows=policy.report_rows, sample_rows=policy.sample_rows, progress=progress)
-    result = drift_result(evidence, policy)
-    result = result.model_copy(update={"evidence": {**result.evidence, "result": write_json(out / RESULT_NAME, result)}})
-
+        measured = drift_of(settings, reference, current, contract_ref=contract_ref, prediction=prediction, out=out,
+                            progress=progress)
+    result, evidence, what, skipped = measured.result, measured.evidence, measured.what, measured.skipped
     console.print(f"{escape(current)} vs reference {escape(reference)}: {evidence.n_current:,} vs "
-                  f"{evidence.n_reference:,} rows, {len(specs)} columns ({what}), {evidence.seconds:.1f} s",
+                  f"{evidence.n_reference:,} rows, {measured.columns} columns ({what}), {evidence.seconds:.1f} s",
                   highlight=False, soft_wrap=True)
     rows = [{k: v for k, v in row.items() if k != "threshold"} for row in result.table()]  # "drift if" has it
     table = Table(title="drift per column")

@@ -38,9 +38,9 @@ def require_parquet(path: Path, what: str) -> None:
     read_table(path, what=what).head(0)
 
 
-def run_lifecycle(settings: Settings, version: int, golden: Path, current: Path | None) -> int:
+def lifecycle_outcome(settings: Settings, version: int, golden: Path, current: Path | None = None):
+    """Check the inputs, make sure a Prefect API answers, and run the lifecycle flow: its LifecycleOutcome."""
     from pipelines.commands.approval import require_reachable_api
-    from pipelines.exit_codes import EXIT_NOT_PROMOTED, EXIT_OK
     from tasks.stores import registry_for
 
     require_reachable_api(settings)  # before any work: a run paused for approval must be reachable by reviewers
@@ -51,9 +51,16 @@ def run_lifecycle(settings: Settings, version: int, golden: Path, current: Path 
     ensure_api(settings)
     from pipelines.lifecycle import lifecycle
 
+    return lifecycle(version=version, golden=str(golden), current=str(current) if current else None,
+                     model_name=settings.model_name)
+
+
+def run_lifecycle(settings: Settings, version: int, golden: Path, current: Path | None) -> int:
+    from pipelines.exit_codes import EXIT_NOT_PROMOTED, EXIT_OK
+
     with console.status(f"lifecycle for {settings.model_name} v{version} (Prefect; waits for reviewers if the policy "
                         f"needs approval in {settings.environment}: `lockgate pending`)"):
-        outcome = lifecycle(version=version, golden=str(golden), current=str(current) if current else None)
+        outcome = lifecycle_outcome(settings, version, golden, current)
     colour = {"champion": "green", "rejected": "red"}.get(outcome.decision, "yellow")
     console.print(f"{outcome.model_name} v{outcome.version}: [bold {colour}]{outcome.decision}[/]")
     for line in outcome.gates:
@@ -61,21 +68,31 @@ def run_lifecycle(settings: Settings, version: int, golden: Path, current: Path 
     return EXIT_OK if outcome.decision == "champion" else EXIT_NOT_PROMOTED
 
 
-def run_batch_inference(settings: Settings, *, partitions: list[str] | None = None, dates: list[str] | None = None,
-                        force: bool) -> int:
+def batch_outcome(settings: Settings, *, partitions: list[str] | None = None, dates: list[str] | None = None,
+                  force: bool = False, announce=None):
+    """Score ``partitions`` (or the ``dates`` under the input root) with the champion: the BatchRun.
+    ``announce`` (optional) is called with a line once the champion is known, before Prefect starts."""
     from pipelines.batch_inference import run_batch
-    from pipelines.exit_codes import EXIT_OK, EXIT_ROLLED_BACK
-    from pipelines.progress import progress_bar
     from tasks.registry import CHAMPION
     from tasks.stores import registry_for
 
     registry_for(settings).require_alias(settings.model_name, CHAMPION)
     ensure_api(settings)
-    n = len(partitions or dates or [])
-    console.print(f"scoring {n} partition(s) with the champion ({settings.task_runner} task runner; Prefect starts "
-                  "its API first)", highlight=False)
+    if announce is not None:
+        n = len(partitions or dates or [])
+        announce(f"scoring {n} partition(s) with the champion ({settings.task_runner} task runner; Prefect starts "
+                 "its API first)")
+    return run_batch(settings, partitions=partitions, dates=dates, force=force)
+
+
+def run_batch_inference(settings: Settings, *, partitions: list[str] | None = None, dates: list[str] | None = None,
+                        force: bool) -> int:
+    from pipelines.exit_codes import EXIT_OK, EXIT_ROLLED_BACK
+    from pipelines.progress import progress_bar
+
     with progress_bar(console):
-        run = run_batch(settings, partitions=partitions, dates=dates, force=force)
+        run = batch_outcome(settings, partitions=partitions, dates=dates, force=force,
+                            announce=lambda line: console.print(line, highlight=False))
     outcomes = run.outcomes
     table = Table(title="batch inference")
     for col in ("partition", "status", "version", "rows", "quarantined", "scored", "drift", "monitor", "message"):

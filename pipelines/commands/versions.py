@@ -8,7 +8,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines.commands.console import console
-from pipelines.commands.runs import show_monitoring
 from pipelines.exit_codes import EXIT_NOT_PROMOTED, EXIT_OK
 from tasks.errors import LockgateError
 from tasks.settings import Settings
@@ -103,40 +102,34 @@ def status_command(settings: Settings, *, limit: int) -> int:
 
 
 def show_status(settings: Settings, *, limit: int) -> None:
-    from tasks.governance.promotion_state import agreement, recover_if_idle
-    from tasks.stores import ledger_for, registry_for
+    from pipelines.status import model_status
 
-    registry, ledger = registry_for(settings), ledger_for(settings)
-    name = settings.model_name
-    recovered = recover_if_idle(registry, ledger, name=name, actor=settings.actor)
-    aliases = registry.aliases(name)
-    console.print(f"[bold]{name}[/]  registry: {settings.tracking_uri}")
-    if recovered is not None:
-        console.print(f"  [yellow]{recovered.action}[/] (row {recovered.seq}): {escape(recovered.reason)}",
-                      highlight=False)
-    if not aliases:
+    st = model_status(settings, limit=limit)
+    console.print(f"[bold]{st.model_name}[/]  registry: {st.tracking_uri}")
+    if st.recovered is not None:
+        action, _, rest = st.recovered.partition(" ")
+        console.print(f"  [yellow]{action}[/] {escape(rest)}", highlight=False)
+    if not st.aliases:
         console.print("  no aliases yet (no champion)")
-    for alias, version in sorted(aliases.items()):
+    for alias, version in st.aliases.items():
         console.print(f"  {alias}: v{version}")
-    show_monitoring(settings)
+    state = st.monitoring
+    colour = "red" if state.blocked else ("yellow" if state.alerts else "green")
+    console.print(f"monitoring: [bold {colour}]{escape(state.line())}[/]", highlight=False, soft_wrap=True)
     versions = Table(title="versions")
     for col in ("version", "status", "contract", "artifact sha256", "created by"):
         versions.add_column(col)
-    for r in registry.versions(name):
-        versions.add_row(str(r.version), r.tags.get("lockgate.status", "-"),
-                         f"{r.tags.get('lockgate.contract', '-')}@{r.tags.get('lockgate.contract_version', '-')}",
-                         r.tags.get("lockgate.artifact_sha256", "-")[:16], r.tags.get("lockgate.registered_by", "-"))
+    for v in st.versions:
+        versions.add_row(str(v.version), v.status, v.contract, v.artifact_sha256[:16], v.registered_by)
     console.print(versions)
     entries = Table(title=f"last {limit} ledger entries")
     for col in ("#", "when (UTC)", "actor", "action", "version", "alias", "reason"):
         entries.add_column(col, overflow="fold")
-    for e in ledger.entries(model_name=name, limit=limit):
+    for e in st.entries:
         entries.add_row(str(e.seq), e.recorded_at[:19], e.actor, e.action, f"v{e.version}" if e.version else "-",
                         e.alias or "-", e.reason)
     console.print(entries)
-    check = ledger.verify()
-    verdict = "[green]hash chain intact[/]" if check.ok else f"[red]TAMPERED at entry {check.first_bad_seq}: {check.problem}[/]"
-    console.print(f"ledger {settings.ledger_uri}: {check.entries} entries, {verdict}")
-    agree = agreement(registry, ledger, name)
-    console.print("aliases: [green]registry agrees with the ledger[/]" if agree.ok
-                  else f"aliases: [red]{escape(agree.problem)}[/]", highlight=False)
+    verdict = "[green]hash chain intact[/]" if st.ledger_ok else f"[red]TAMPERED at {st.ledger_problem}[/]"
+    console.print(f"ledger {st.ledger_uri}: {st.ledger_entries} entries, {verdict}")
+    console.print("aliases: [green]registry agrees with the ledger[/]" if st.aliases_agree
+                  else f"aliases: [red]{escape(st.aliases_problem or '')}[/]", highlight=False)
