@@ -67,6 +67,9 @@ def model_ref(model: str | None, arch: str | None) -> str:
             return builtin_ref(arch)
         if model in ARCHITECTURES:
             return builtin_ref(model)
+        if ":" not in model:
+            raise LockgateError(f"model {model!r} is neither MODULE:ATTR (e.g. mypkg.net:build) nor a built-in "
+                                f"architecture {sorted(ARCHITECTURES)}")
         parse_ref(model)
         return model
     except ModelCodeError as e:

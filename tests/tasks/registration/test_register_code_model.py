@@ -253,7 +253,8 @@ def _symlinked_out(root: Path) -> Path:
     (f"{PKG}.net:nope", "net", None, f"model {PKG}.net:nope: module {PKG}.net has no attribute 'nope'"),
     (f"{PKG}.missing:build", "net", None, f"no file {PKG}/missing.py or {PKG}/missing/__init__.py under the code root"),
     ("acme-tabnet.net:build", "net", None, "is not MODULE:ATTR"),
-    ("mynet", "net", None, "is not MODULE:ATTR"),
+    ("mynet", "net", None, "model 'mynet' is neither MODULE:ATTR (e.g. mypkg.net:build) nor a built-in architecture "
+                           "['ft_transformer', 'mlp', 'moe']"),
     (f"{PKG}.net:build", "net", _symlinked_out, "leak.py is not a file under the code root"),
     (f"{PKG}.linear:wide", "linear", None,
      f"model {PKG}.linear:wide: wide returned shape (8, 3) for 8 rows; it must return (batch,) or (batch, 1)"),
@@ -316,3 +317,41 @@ def test_register_command_takes_a_model_by_import_path(settings, candidate_files
     assert len(err.splitlines()) == 1 and "does not import" in err and "Traceback" not in err
     assert main([*base, "--model", f"{PKG}.net:build"]) == 0
     assert "registered" in capsys.readouterr().out
+
+
+def test_changed_stored_code_is_refused_before_the_model_is_built(settings, candidate_files, project,
+                                                                 stored_artifact_path):
+    from tasks.registration.inference import load_version_files
+    from tasks.stores import cache_dir, registry_for
+
+    root, inputs = project
+    record = _register(settings, candidate_files, inputs, name="user-tamper", model=f"{PKG}.net:build", kind="net",
+                       code_root=root)
+    registry = registry_for(settings)
+    _, model, _, _ = load_version_files(registry, record, cache_dir(settings))
+    assert model.code_path.name == PKG and model.module is not None  # builds from the verified copy
+    stored = stored_artifact_path(registry, record, f"model_code/{PKG}/layers.py")
+    stored.write_text(stored.read_text() + "\n# one more line\n")
+    with pytest.raises(LockgateError, match=rf"model_code/{PKG}/layers.py of user-tamper v1 has sha256 .* refusing"):
+        load_version_files(registry, record, cache_dir(settings))
+
+
+def test_a_registration_cut_before_its_ledger_row_records_the_code_manifest_later(settings, candidate_files, project,
+                                                                                  monkeypatch):
+    import tasks.registration.register as registration
+    from tasks.registration.register import record_registration
+    from tasks.stores import ledger_for, registry_for
+
+    def killed(point):
+        if point == "version-created":
+            raise SystemExit("killed")
+
+    root, inputs = project
+    monkeypatch.setattr(registration, "failpoint", killed)
+    with pytest.raises(SystemExit):
+        _register(settings, candidate_files, inputs, name="user-cut", model=f"{PKG}.net:build", kind="net",
+                  code_root=root)
+    registry, ledger = registry_for(settings), ledger_for(settings)
+    record = registry.get("user-cut", 1)
+    row = record_registration(registry, ledger, record, actor="tester")
+    assert row.evidence["model_code.json"] == record.tags["lockgate.code_sha256"] and ledger.verify().ok
