@@ -355,3 +355,15 @@ def test_a_registration_cut_before_its_ledger_row_records_the_code_manifest_late
     record = registry.get("user-cut", 1)
     row = record_registration(registry, ledger, record, actor="tester")
     assert row.evidence["model_code.json"] == record.tags["lockgate.code_sha256"] and ledger.verify().ok
+
+
+def test_the_audit_finds_the_code_manifest_a_registration_row_names(compiled):
+    from tasks.governance.audit_evidence import EvidenceLocator
+    from tasks.stores import ledger_for, registry_for
+
+    settings, _, records, *_ = compiled
+    locator = EvidenceLocator(settings, registry_for(settings), None)
+    for name, record in records.items():
+        row = [e for e in ledger_for(settings).entries(model_name=name) if e.action == "version.registered"][0]
+        checks = {c.role: c.status for c in locator.check_entry(name, record.version, row.evidence, row.reason)}
+        assert checks["model_code.json"] == "ok" and set(checks.values()) == {"ok"}, checks
