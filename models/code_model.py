@@ -303,6 +303,11 @@ class CodeModel:
     code_dir: str | None = field(default=None, compare=False)
     _built: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def __getstate__(self) -> dict:
+        # pickled (a process pool, Dask) without what was built: the user's classes are not importable by name
+        # elsewhere; the copy builds again from code_dir on first use
+        return {**self.__dict__, "_built": {}}
+
     @property
     def config(self) -> dict:
         return json.loads(self.config_json)

@@ -256,3 +256,14 @@ def test_readme_example_module_registers_as_written(tmp_path):
     linear = load_model("mypkg.net:linear", {"task": "regression"}, num_features=3, code_dir=tmp_path)
     assert probe(linear, {"w": np.ones((3,), np.float32), "b": np.zeros((), np.float32)},
                  np.ones((2, 3), np.float32)).shape == (2,)
+
+
+def test_a_built_model_pickles_without_the_users_classes_and_builds_again(tmp_path):
+    import pickle
+
+    root = _package(tmp_path)
+    model = load_model("acme_code_net.net:Net", {"hidden": 4}, num_features=3, code_dir=root)
+    assert model.module is not None
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy == model and hash(copy) == hash(model) and copy._built == {}
+    assert type(copy.module).__name__ == "Net"
