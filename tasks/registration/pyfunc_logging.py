@@ -192,20 +192,13 @@ def log_pyfunc(
                 )
         (tmp / HASHES_FILE).write_text(json.dumps({"sha256": hashes}, indent=2, sort_keys=True))
         # A clean copy of the package: code_paths copies whatever is in the folder.
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-        code = [shutil.copytree(MODELS_PACKAGE, tmp / "code" / "models", ignore=ignore)]
-        if model_code is not None:
-            model_code = Path(model_code)
-            if model_code.stem == "models" or not model_code.exists():
-                raise LockgateError(f"cannot log the pyfunc: model code {model_code} is missing or named like "
-                                    "lockgate's models package")
-            code.append(shutil.copytree(model_code, tmp / "code" / model_code.name, ignore=ignore)
-                        if model_code.is_dir() else shutil.copyfile(model_code, tmp / "code" / model_code.name))
-            bundled = {p.relative_to(tmp / "code").as_posix(): sha256_file(p)
-                       for p in sorted(Path(code[-1]).rglob("*") if model_code.is_dir() else [Path(code[-1])])
-                       if p.is_file()}
-            hashes_doc = json.loads((tmp / HASHES_FILE).read_text())
-            (tmp / HASHES_FILE).write_text(json.dumps({**hashes_doc, "model_code": bundled}, indent=2, sort_keys=True))
+        code = [shutil.copytree(MODELS_PACKAGE, tmp / "code" / "models",
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))]
+        if model_code is not None:  # listed in hashes.json for whoever inspects the bundle; loading never imports it
+            copied, bundled = _copy_model_code(Path(model_code), tmp / "code")
+            code.append(copied)
+            (tmp / HASHES_FILE).write_text(json.dumps({"sha256": hashes, "model_code": bundled}, indent=2,
+                                                      sort_keys=True))
         out = tmp / "pyfunc"
         with _plain_save():
             mlflow.pyfunc.save_model(
@@ -221,6 +214,21 @@ def log_pyfunc(
             raise LockgateError(f"refusing to log a pyfunc containing pickle files: {pickles}")
         client.log_artifacts(run_id, str(out), name)
     return f"runs:/{run_id}/{name}"
+
+
+def _copy_model_code(model_code: Path, dst: Path) -> tuple[Path, dict[str, str]]:
+    """The model's package folder (or module file) copied into ``dst``; its files' sha256 by path in ``dst``."""
+    if model_code.stem == "models" or not model_code.exists():
+        raise LockgateError(f"cannot log the pyfunc: model code {model_code} is missing or named like lockgate's "
+                            "models package")
+    if model_code.is_dir():
+        copied = Path(shutil.copytree(model_code, dst / model_code.name,
+                                      ignore=shutil.ignore_patterns("__pycache__", "*.pyc")))
+        files = sorted(p for p in copied.rglob("*") if p.is_file())
+    else:
+        copied = Path(shutil.copyfile(model_code, dst / model_code.name))
+        files = [copied]
+    return copied, {p.relative_to(dst).as_posix(): sha256_file(p) for p in files}
 
 
 def log_version_pyfunc(
