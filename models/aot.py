@@ -58,9 +58,64 @@ def _is_out_of_memory(message: str) -> bool:
     return "RESOURCE_EXHAUSTED" in message or "exceeds available HBM" in message or "Ran out of memory" in message
 
 
-def compile_target(arch: str, config_dict: dict, target_name: str, buckets: list[int], variants: list[str]) -> dict:
+def model_request(config: Any, params: Any = None) -> dict:
+    """What the compile child needs to build a model again: reference, config, width, task, code (the stored copy's
+    folder and manifest sha256) and the params' shapes (a plain function has no ``init`` to derive them from).
+
+    Args:
+      config: a built-in config (``MLPConfig`` ...) or a ``models.code_model.CodeModel``.
+      params: the params pytree (only shapes and dtypes are kept); None derives them from the module's ``init``.
+    """
+    from flax import traverse_util
+
+    from models.architectures import arch_name
+    from models.code_model import CodeModel, builtin_ref
+
+    if isinstance(config, CodeModel):
+        out = {"model": config.ref, "config": config.config, "num_features": config.num_features,
+               "code_sha256": config.code_sha256, "code_dir": config.code_dir}
+    else:
+        out = {"model": builtin_ref(arch_name(config)), "config": config.to_dict(),
+               "num_features": config.num_features, "code_sha256": None, "code_dir": None}
+    out["params"] = None if params is None else [
+        [list(path), list(leaf.shape), str(leaf.dtype)]
+        for path, leaf in sorted(traverse_util.flatten_dict(_abstract(params), sep=None).items())
+    ]
+    return out
+
+
+def _abstract(params: Any):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)), params)
+
+
+def _model_and_params_spec(request: dict):
+    import jax
+    import jax.numpy as jnp
+    from flax import traverse_util
+
+    from models.code_model import builtin_ref, load_model
+    from models.train import init_params
+
+    ref, config = request["model"], dict(request["config"])
+    if ":" not in ref:  # a built-in architecture's name
+        ref = builtin_ref(ref)
+    model = load_model(ref, config, num_features=request.get("num_features") or config.get("num_features"),
+                       code_dir=request.get("code_dir"), code_sha256=request.get("code_sha256"))
+    if request.get("params") is None:
+        return model, jax.eval_shape(lambda: init_params(model, 0))
+    flat = {tuple(path): jax.ShapeDtypeStruct(tuple(shape), jnp.dtype(dtype))
+            for path, shape, dtype in request["params"]}
+    return model, traverse_util.unflatten_dict(flat)
+
+
+def compile_target(model_req: dict, target_name: str, buckets: list[int], variants: list[str]) -> dict:
     """Compile ``predict`` for every bucket x variant on ``target_name``; one measurement dict per pair.
 
+    ``model_req``: :func:`model_request`'s dict (or ``{"model": "mlp", "config": {...}}`` for a built-in).
     Each measurement: bucket, variant, global_batch (bucket rounded up to a multiple of the
     device count), devices, compile_seconds, peak_bytes (per device), argument_bytes,
     flops and bytes_accessed (per device, from cost_analysis), status ("ok" |
@@ -70,20 +125,22 @@ def compile_target(arch: str, config_dict: dict, target_name: str, buckets: list
     import jax.numpy as jnp
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    from models.architectures import build_model
-    from models.train import init_params
-
     target = get_target(target_name)
-    config, _ = build_model(arch, config_dict)
+    config, params_spec = _model_and_params_spec(model_req)
     t0 = time.perf_counter()
     devices = _devices(target)
     setup_seconds = time.perf_counter() - t0
     mesh = Mesh(devices, ("data",))
     replicated, sharded = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
-    params_spec = jax.eval_shape(lambda: init_params(config, 0))
     out = []
     for variant in variants:
-        fn, vspec = _variant_fn_and_spec(variant, config, params_spec)
+        try:
+            fn, vspec = _variant_fn_and_spec(variant, config, params_spec)
+        except Exception as e:  # a variant this model cannot have is a finding for its rows, not a crash
+            message = f"variant {variant}: " + " ".join(f"{type(e).__name__}: {e}".split())[:500]
+            out += [{"bucket": b, "variant": variant, "status": "error", "message": message, "devices": len(devices),
+                     "device_kind": devices[0].device_kind} for b in buckets]
+            continue
         p_shardings = jax.tree.map(lambda _: replicated, vspec)
         for bucket in buckets:
             n = len(devices)
@@ -127,8 +184,7 @@ def estimated_seconds(row: dict, target: Target) -> float | None:
 
 def _main() -> int:
     request = json.loads(sys.stdin.read())
-    result = compile_target(request["arch"], request["config"], request["target"], request["buckets"],
-                            request["variants"])
+    result = compile_target(request["model"], request["target"], request["buckets"], request["variants"])
     sys.stdout.write(json.dumps(result))
     return 0
 

@@ -52,8 +52,35 @@ def arch_name(config: Any) -> str:
 
 def module_for(config: Any):
     """The Flax module of a registered config instance (the inverse lookup of
-    :func:`build_model`, for code that holds a config rather than an arch name)."""
+    :func:`build_model`, for code that holds a config rather than an arch name), or of a
+    model given by code (``models.code_model.CodeModel``, duck-typed: its ``module``).
+
+    Raises:
+      ValueError: a model given by code that is a plain function, with no Flax module.
+    """
+    if hasattr(config, "ref") and hasattr(config, "module"):
+        module = config.module
+        if module is None:
+            raise ValueError(f"model {config.ref} is a plain JAX function, not a Flax module")
+        return module
     return ARCHITECTURES[arch_name(config)][1](config)
+
+
+# The built-ins as models given by code (models/code_model.py): ``--arch mlp`` is ``--model models.architectures:mlp``,
+# a factory from the config dict to the Flax module, like a user's ``build(config)``.
+def mlp(config: dict[str, Any]):
+    """Factory of the built-in MLP: config dict (``MLPConfig`` fields) -> Flax module."""
+    return build_model("mlp", config)[1]
+
+
+def ft_transformer(config: dict[str, Any]):
+    """Factory of the built-in FT-Transformer: config dict (``FTTransformerConfig`` fields) -> Flax module."""
+    return build_model("ft_transformer", config)[1]
+
+
+def moe(config: dict[str, Any]):
+    """Factory of the built-in Mixture-of-Experts: config dict (``MoEConfig`` fields) -> Flax module."""
+    return build_model("moe", config)[1]
 
 
 def build_model(arch: str, config_dict: dict[str, Any]):

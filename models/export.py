@@ -24,6 +24,7 @@ from jax import export as jax_export
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.architectures import module_for
+from models.code_model import CodeModel
 
 DEFAULT_PLATFORMS: tuple[str, ...] = ("cpu", "tpu")
 DEFAULT_BUCKETS: tuple[int, ...] = (1, 64, 1024, 8192)
@@ -34,8 +35,8 @@ def predict(config: Any, params: Any, x: jax.Array) -> jax.Array:
     """The artifact's output per row; pure, so it can be jitted (config static) or exported.
 
     Args:
-      config: a registered model config (e.g. ``MLPConfig``); hashable. Its ``task``
-        fixes what is returned.
+      config: a model config (e.g. ``MLPConfig``) or a model given by code
+        (``models.code_model.CodeModel``); hashable. Its ``task`` fixes what is returned.
       params: params pytree from ``init_params`` / ``train_model`` / ``load_params``.
       x: f32[batch, num_features].
 
@@ -43,7 +44,7 @@ def predict(config: Any, params: Any, x: jax.Array) -> jax.Array:
       f32[batch]: probabilities P(y=1) in [0, 1] for ``task="classification"``, the
       predicted values (the linear head's output) for ``task="regression"``.
     """
-    out = module_for(config).apply(params, x)
+    out = config.apply(params, x) if isinstance(config, CodeModel) else module_for(config).apply(params, x)
     return out if config.task == "regression" else jax.nn.sigmoid(out)
 
 

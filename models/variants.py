@@ -7,7 +7,7 @@ symbolic, no source locations in the StableHLO), so an int8 artifact's argument
 memory really is int8: its signature takes ``int8`` weights and ``f32`` scales,
 not float weights quantized inside the program.
 
-int8 is post-training, weight-only, and generic over architectures: qwix's linen
+int8 is post-training, weight-only, and generic over architectures: for a Flax module, qwix's linen
 PTQ provider (``qwix.quantize_model(module, qwix.PtqProvider(rules))``, shape-only
 ``init``) decides which params are matmul weights and their per-channel axes;
 ``qwix.quantize`` makes int8 values + float32 absmax scales; inside the program
@@ -17,6 +17,9 @@ activations are never quantized. qwix's own apply-time interception is not used:
 in qwix 0.1.8 it fails on ``self.param(...).astype(dtype)`` (``WithAux.astype``
 on a ``QArray`` raises in ``update_boxed``), which ``models/moe.py`` does, and
 dequantize-then-matmul is what its weight-only ``dot_general`` computes anyway.
+A model that is a plain JAX function has no module for qwix to trace: every float
+param of two or more axes is quantized per slice of its last axis instead
+(:func:`_int8_function_model`).
 
 Variant params are plain nested dicts of arrays (a quantized weight ``w`` becomes
 ``{"qvalue": int8[...], "scale": f32[...]}`` under the same path), so they
@@ -43,6 +46,7 @@ from models.export import (
 )
 from models.export import predict as model_output  # the local "predict" programs below keep their exported name
 from models.architectures import module_for
+from models.code_model import CodeModel
 from models.params_io import params_from_bytes
 
 VARIANTS: tuple[str, ...] = ("f32", "bf16", "int8")
@@ -133,7 +137,42 @@ def _int8_plan(config: Any) -> dict[tuple[str, ...], Any]:
     }
 
 
+def _int8_function_model(config: Any, params: Any) -> tuple[PredictFn, dict]:
+    """int8 of a model that is a plain JAX function (no Flax module for qwix to trace): every floating param of
+    two or more axes (the matmul weights and embeddings of any ordinary model) becomes int8 with one float32 absmax
+    scale per slice of its last axis (per output channel of an ``[in, out]`` weight), dequantized in the program;
+    vectors (biases, norms) stay float32. Same stored layout as the qwix path (``{"qvalue", "scale"}``)."""
+    flat = traverse_util.flatten_dict(params)
+    plan = {path for path, a in flat.items() if np.ndim(a) >= 2 and jnp.issubdtype(jnp.result_type(a), jnp.floating)}
+
+    @jax.jit
+    def quantize(weights):
+        out = {}
+        for path, w in weights.items():
+            w = w.astype(jnp.float32)
+            scale = jnp.max(jnp.abs(w), axis=tuple(range(w.ndim - 1)), keepdims=True) / 127.0
+            scale = jnp.where(scale == 0, 1.0, scale)
+            out[(*path, "qvalue")] = jnp.clip(jnp.round(w / scale), -127, 127).astype(jnp.int8)
+            out[(*path, "scale")] = scale
+        return out
+
+    quantized = quantize({path: jnp.asarray(flat[path]) for path in plan})
+    quantized.update({path: leaf for path, leaf in flat.items() if path not in plan})
+    dtypes = {path: jnp.result_type(flat[path]) for path in plan}
+
+    def predict(params, x):
+        vflat = traverse_util.flatten_dict(params)
+        full = {path: leaf for path, leaf in vflat.items() if path[:-1] not in plan}
+        for path in plan:
+            full[path] = (vflat[(*path, "qvalue")].astype(jnp.float32) * vflat[(*path, "scale")]).astype(dtypes[path])
+        return model_output(config, traverse_util.unflatten_dict(full), x)
+
+    return predict, traverse_util.unflatten_dict(quantized)
+
+
 def _int8_model(config: Any, params: Any) -> tuple[PredictFn, dict]:
+    if isinstance(config, CodeModel) and config.module is None:
+        return _int8_function_model(config, params)
     qwix = _qwix()
     plan = _int8_plan(config)
     flat = traverse_util.flatten_dict(params)
@@ -281,12 +320,16 @@ def export_variant(
     return bytes(exported.serialize()), vparams
 
 
-def variant_params_template(variant: str, config: Any) -> Any:
-    """Abstract (``jax.ShapeDtypeStruct``) variant params of ``config``, without weights."""
+def variant_params_template(variant: str, config: Any, params: Any = None) -> Any:
+    """Abstract (``jax.ShapeDtypeStruct``) variant params of ``config``, without weights: from the f32
+    ``params`` when given (a model that is a plain function has no ``init``), else from the module's ``init``."""
     _check_variant(variant)
-    module = module_for(config)
-    x = jnp.zeros((1, config.num_features), jnp.float32)
-    abstract_f32 = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
+    if params is not None:
+        abstract_f32 = jax.tree.map(_spec, params)
+    else:
+        module = module_for(config)
+        x = jnp.zeros((1, config.num_features), jnp.float32)
+        abstract_f32 = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
     return jax.eval_shape(lambda p: variant_model(variant, config, p)[1], abstract_f32)
 
 
@@ -296,7 +339,7 @@ def variant_params_to_bytes(variant_params: Any) -> bytes:
 
 
 def variant_params_from_bytes(
-    data: bytes, variant: str | None = None, config: Any = None, *, source: str = "<bytes>"
+    data: bytes, variant: str | None = None, config: Any = None, *, source: str = "<bytes>", params: Any = None
 ) -> Any:
     """Inverse of :func:`variant_params_to_bytes`.
 
@@ -305,6 +348,7 @@ def variant_params_from_bytes(
       variant, config: when both are given, every leaf must have the shape and
         dtype the variant of ``config`` expects (checked before any compute).
       source: name used in error messages.
+      params: the f32 params the variant was made from (see :func:`variant_params_template`).
 
     Returns:
       Nested dict of numpy arrays, ready for ``score_bucketed``.
@@ -317,7 +361,7 @@ def variant_params_from_bytes(
     if variant is None:
         return params_from_bytes(data, source=source)
     # np.zeros is calloc-backed: a full-size template costs no memory until touched.
-    template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), variant_params_template(variant, config))
+    template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), variant_params_template(variant, config, params))
     return params_from_bytes(data, template, source=source)
 
 

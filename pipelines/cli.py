@@ -47,10 +47,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive_int, default=5, help="daily production partitions to generate and score")
 
     reg = sub.add_parser("register", help="register your own candidate as a new model version",
-                         description="Create a model version from an architecture, its config, a params file, the "
-                         "reference (training) data and the data contract name.")
-    reg.add_argument("--arch", required=True, help="architecture in models/ (e.g. mlp)")
-    reg.add_argument("--config", required=True, type=Path, help="model config JSON (e.g. {\"num_features\": 27})")
+                         description="Create a model version from your model's code (or a built-in architecture), "
+                         "its config, a params file, the reference (training) data and the data contract name. "
+                         "Your module's package is stored with the version and the model is built from that copy.")
+    which = reg.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", metavar="MODULE:ATTR", help="your model: a Flax module class, a factory "
+                       "build(config) -> nn.Module, or a function f(params, x) -> y (e.g. mypkg.net:build)")
+    which.add_argument("--arch", help="a built-in architecture (mlp, ft_transformer, moe): --model "
+                       "models.architectures:NAME")
+    reg.add_argument("--code-root", type=Path, default=None, help="folder holding --model's top-level package or "
+                     "module file (default: the current folder)")
+    reg.add_argument("--config", required=True, type=Path, help="model config JSON object, given to your code "
+                     "(lockgate reads \"task\": classification|regression and \"num_features\")")
     reg.add_argument("--params", required=True, type=Path, help="params file written by flax.serialization (msgpack)")
     reg.add_argument("--reference", type=Path, help="reference/training data parquet (default: the project's)")
     reg.add_argument("--contract", help="data contract name in data_contracts/ (e.g. credit_default) or a YAML path "

@@ -145,10 +145,10 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
     from tasks.registry import MODEL_DIR
 
     registry = registry_for(settings)
-    arch, config, spec, params = load_version_files(registry, record, cache_dir(settings))
+    _, config, spec, params = load_version_files(registry, record, cache_dir(settings))
     sample = feature_matrix(read_table(golden_path, what="golden set").head(256), spec)
     folder = Path(run_dir) / "compilation"
-    result = compile_evidence(config, params, sample, policy.compilation, folder, arch=arch,
+    result = compile_evidence(config, params, sample, policy.compilation, folder,
                               cache_dir=settings.home_dir / "compile_cache")
     if result.report is not None:
         _markdown_artifact(result.report.markdown(), f"compile-report-{record.name}-v{record.version}",
@@ -182,7 +182,7 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
         log_version_pyfunc(registry.client, record.name, record.version, artifact_path=folder / ARTIFACT_FILE,
                            params_path=registry.fetch(record, PARAMS_FILE, dst),
                            feature_spec_path=registry.fetch(record, FEATURES_FILE, dst),
-                           buckets=policy.compilation.batch_buckets)
+                           buckets=policy.compilation.batch_buckets, model_code=config.code_path)
     return publish(settings, record, result, "compilation", run_dir)
 
 

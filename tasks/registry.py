@@ -76,8 +76,10 @@ class MlflowRegistry:
         params: dict[str, str | int | float],
         tags: dict[str, str],
         run_name: str,
+        folders: dict[str, Path] | None = None,
     ) -> ModelVersionRecord:
-        """Log ``files`` under ``model/`` of a new run and create a model version from them.
+        """Log ``files`` under ``model/`` of a new run (and each of ``folders`` under ``model/<key>/``, e.g. the
+        model's code) and create a model version from them.
 
         Nothing is left half-written: if any step fails the run is marked FAILED and no
         version exists.
@@ -91,6 +93,8 @@ class MlflowRegistry:
                 self.client.log_param(run_id, key, value)
             for path in files:
                 self.client.log_artifact(run_id, str(path), MODEL_DIR)
+            for key, folder in (folders or {}).items():
+                self.client.log_artifacts(run_id, str(folder), f"{MODEL_DIR}/{key}")
             try:
                 self.client.get_registered_model(name)
             except MlflowException:

@@ -20,7 +20,7 @@ def register(settings: Settings, args: argparse.Namespace) -> int:
     with console.status("registering candidate"):
         record = register_candidate(
             registry_for(settings), ledger_for(settings), name=settings.model_name, arch=args.arch,
-            config_path=args.config, params_path=args.params, reference_path=args.reference,
+            model=args.model, code_root=args.code_root, config_path=args.config, params_path=args.params, reference_path=args.reference,
             contract_name=args.contract, actor=settings.actor, description=args.description,
             intended_use=args.intended_use, limitations=args.limitations,
         )
@@ -51,10 +51,12 @@ def resolve_model_spec(settings: Settings, spec: str):
 
 
 def compile_command(settings: Settings, spec: str, *, targets, buckets, variants) -> int:
+    from models.aot import model_request
     from tasks.compilation.report import MIB, compile_report
     from tasks.evidence import write_json
     from tasks.policy import CompilationPolicy
-    from tasks.stores import policy_for, registry_for, version_evidence_dir
+    from tasks.registration.inference import load_version_files
+    from tasks.stores import cache_dir, policy_for, registry_for, version_evidence_dir
 
     base = policy_for(settings).compilation
     try:  # the same validation as the policy file: unknown targets, bad buckets, variants
@@ -66,13 +68,13 @@ def compile_command(settings: Settings, spec: str, *, targets, buckets, variants
     except ValueError as e:
         raise LockgateError(f"invalid compile options: {e.errors()[0]['msg'] if hasattr(e, 'errors') else e}") from None
     record = resolve_model_spec(settings, spec)
-    cfg = registry_for(settings).fetch_json(record, "model_config.json")
+    _, model, _, params = load_version_files(registry_for(settings), record, cache_dir(settings))
     with console.status(f"compiling {record.name} v{record.version} for {', '.join(policy.targets)}"):
-        report = compile_report(cfg["arch"], cfg["config"], targets=list(policy.targets),
+        report = compile_report(model_request(model, params), targets=list(policy.targets),
                                 buckets=list(policy.batch_buckets), variants=list(policy.variants),
                                 cache_dir=settings.home_dir / "compile_cache", timeout=policy.compile_timeout_seconds,
                                 headroom=policy.hbm_headroom)
-    table = Table(title=f"compile report: {record.name} v{record.version} ({cfg['arch']})")
+    table = Table(title=f"compile report: {record.name} v{record.version} ({escape(model.arch)})")
     for col in ("target", "bucket", "variant", "compile s", "peak MiB", "capacity MiB", "GFLOP", "est. latency", "verdict"):
         table.add_column(col, justify="right" if col not in ("target", "variant", "verdict") else "left")
     for r in report.rows:

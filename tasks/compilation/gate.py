@@ -95,16 +95,19 @@ def target_checks(report: CompileReport, policy: CompilationPolicy) -> list[Chec
 
 
 def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPolicy, out_dir: Path, *,
-                     arch: str, cache_dir: Path) -> CompileResult:
+                     cache_dir: Path) -> CompileResult:
     """Export, serialize and write the artifact; compile and check it at every bucket on the local platform;
     AOT-compile every target x bucket x variant of the policy.
 
     Args:
+      config: a built-in config (``MLPConfig`` ...) or a model given by code (``models.code_model.CodeModel``,
+        its code imported from the version's stored copy).
       sample_x: f32[n, num_features] real rows used to compare exported vs direct outputs.
       cache_dir: where compile-report rows are cached across runs.
     """
     import jax
 
+    from models.aot import model_request
     from models.export import export_inference, export_info, load_exported, predict, score_bucketed
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -145,8 +148,8 @@ def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPo
         Check(name="export_seconds", value=round(export_seconds, 4), passed=True),
     ]
     checks += [Check(name=f"first_call_seconds:b{b.batch}", value=round(b.first_call_seconds, 4), passed=True) for b in buckets]
-    report = compile_report(arch, config.to_dict(), targets=list(policy.targets), buckets=list(policy.batch_buckets),
-                            variants=list(policy.variants), cache_dir=cache_dir,
+    report = compile_report(model_request(config, params), targets=list(policy.targets),
+                            buckets=list(policy.batch_buckets), variants=list(policy.variants), cache_dir=cache_dir,
                             timeout=policy.compile_timeout_seconds, headroom=policy.hbm_headroom)
     checks += target_checks(report, policy)
     variants, variant_problems = export_variants(config, params, policy, out_dir)

@@ -4,8 +4,8 @@ Each target compiles in its own ``python -m models.aot`` child with an unlimited
 (a tpu7x compile overflowed libtpu's stack at the default 8 MiB) and a timeout, so a
 libtpu crash or hang becomes a "compile error" verdict with a message instead of
 killing the flow. Results are cached under LOCKGATE_HOME by a key over everything that
-determines them (architecture, config, target, bucket, variant, jax and libtpu
-versions), so an unchanged version is not recompiled.
+determines them (model reference, config, stored code's sha256, params shapes, target, bucket,
+variant, jax and libtpu versions), so an unchanged version is not recompiled.
 """
 
 from __future__ import annotations
@@ -95,10 +95,14 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def cache_key(arch: str, config_dict: dict, target: str, bucket: int, variant: str) -> str:
+# What determines a compile: the model request without where its code copy sits (code_dir).
+_KEYED = ("model", "config", "num_features", "code_sha256", "params")
+
+
+def cache_key(model: dict, target: str, bucket: int, variant: str) -> str:
     t = get_target(target)
-    payload = {"arch": arch, "config": config_dict, "target": repr(t), "bucket": bucket, "variant": variant,
-               "versions": _versions(), "schema": 1}
+    payload = {"model": {k: model.get(k) for k in _KEYED}, "target": repr(t), "bucket": bucket, "variant": variant,
+               "versions": _versions(), "schema": 2}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -170,11 +174,17 @@ def target_verdict(target: str, rows: list[CompileRow]) -> TargetVerdict:
                          reason=f"{len(rows)} compiles, peak {peak / MIB:,.2f} MiB per device{room}")
 
 
-def compile_report(arch: str, config_dict: dict, *, targets: list[str], buckets: list[int], variants: list[str],
-                   cache_dir: Path, timeout: float, headroom: float, workers: int = 2) -> CompileReport:
-    """Compile (or read from cache) every target x bucket x variant and decide a verdict per target."""
+def compile_report(model: str | dict, config_dict: dict | None = None, *, targets: list[str], buckets: list[int],
+                   variants: list[str], cache_dir: Path, timeout: float, headroom: float,
+                   workers: int = 2) -> CompileReport:
+    """Compile (or read from cache) every target x bucket x variant and decide a verdict per target.
+
+    ``model``: ``models.aot.model_request(model, params)`` (a model given by code: reference, config, stored code,
+    params shapes), or a built-in architecture's name with its ``config_dict``."""
     import time
 
+    if isinstance(model, str):
+        model = {"model": model, "config": dict(config_dict or {})}
     start = time.perf_counter()
     cache_dir.mkdir(parents=True, exist_ok=True)
 
@@ -182,13 +192,13 @@ def compile_report(arch: str, config_dict: dict, *, targets: list[str], buckets:
         raw_rows, missing = {}, []
         for variant in variants:
             for bucket in buckets:
-                path = cache_dir / f"{cache_key(arch, config_dict, target, bucket, variant)}.json"
+                path = cache_dir / f"{cache_key(model, target, bucket, variant)}.json"
                 if path.exists():
                     raw_rows[(bucket, variant)] = {**json.loads(path.read_text()), "cached": True}
                 else:
                     missing.append((bucket, variant))
         if missing:
-            request = {"arch": arch, "config": config_dict, "target": target,
+            request = {"model": model, "target": target,
                        "buckets": sorted({b for b, _ in missing}), "variants": sorted({v for _, v in missing})}
             result = run_child(request, timeout)
             if "error" in result:
@@ -200,7 +210,7 @@ def compile_report(arch: str, config_dict: dict, *, targets: list[str], buckets:
                     if key in missing:
                         raw_rows[key] = raw
                         if raw["status"] != "error":  # compiler verdicts are deterministic; crashes may not be
-                            path = cache_dir / f"{cache_key(arch, config_dict, target, *key)}.json"
+                            path = cache_dir / f"{cache_key(model, target, *key)}.json"
                             tmp = path.with_suffix(".tmp")
                             tmp.write_text(json.dumps(raw))
                             tmp.replace(path)

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.evidence import sha256_file
 from tasks.settings import Settings
 
-REGISTERED_FILES = ("params.msgpack", "model_config.json", "feature_spec.json", "reference.parquet", "contract.yaml")
+REGISTERED_FILES = ("params.msgpack", "model_config.json", "feature_spec.json", "reference.parquet", "contract.yaml",
+                    "model_code.json")  # the last: the manifest of a user's model code (models given by code)
 # roles of a partition's entry -> its file, relative to (folder kind, partition)
 PARTITION_FILES = {
     "predictions": ("predictions", "predictions.parquet"),

@@ -18,8 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import LockgateError
 from tasks.evidence import sha256_file
-from tasks.registration.register import CONFIG_FILE, CONTRACT_FILE, FEATURES_FILE, PARAMS_FILE, REFERENCE_FILE
-from tasks.registry import MlflowRegistry, ModelVersionRecord
+from tasks.registration.register import (
+    CODE_DIR,
+    CODE_MANIFEST_FILE,
+    CODE_SHA_TAG,
+    CONFIG_FILE,
+    CONTRACT_FILE,
+    FEATURES_FILE,
+    PARAMS_FILE,
+    REFERENCE_FILE,
+)
+from tasks.registry import MODEL_DIR, MlflowRegistry, ModelVersionRecord
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -129,18 +138,40 @@ def verified_file(registry: MlflowRegistry, record: ModelVersionRecord, filename
     return path
 
 
+def fetch_model_code(registry: MlflowRegistry, record: ModelVersionRecord, dst: Path) -> tuple[Path, dict] | None:
+    """The version's stored model code, every file hash-verified: ``(folder holding the top package or module file,
+    manifest)``, or None for a version whose model is lockgate's own code (a built-in)."""
+    expected = record.tags.get(CODE_SHA_TAG)
+    if expected is None:
+        return None
+    manifest = json.loads(verified_file(registry, record, CODE_MANIFEST_FILE, dst, expected).read_text())
+    for rel, sha in sorted(manifest["files"].items()):
+        verified_file(registry, record, f"{CODE_DIR}/{rel}", dst, sha)
+    return dst / MODEL_DIR / CODE_DIR, manifest
+
+
 def load_version_files(registry: MlflowRegistry, record: ModelVersionRecord, cache_dir: Path):
-    """(arch, config, feature spec, params) of a registered version, params hash-verified."""
-    from models.architectures import build_model
+    """(arch, model, feature spec, params) of a registered version, params and code hash-verified.
+
+    ``model`` is a ``models.code_model.CodeModel`` (its code, the version's stored copy, is imported on first use);
+    ``arch`` its short name (``mlp``, or the ``MODULE:ATTR`` reference of a user's model)."""
+    from models.code_model import ModelCodeError, model_from_dict
     from models.features import FeatureSpec
     from models.params_io import load_params
 
     dst = cache_dir / record.name / f"v{record.version}"
     cfg = json.loads(registry.fetch(record, CONFIG_FILE, dst).read_text())
-    config, _ = build_model(cfg["arch"], cfg["config"])
+    code = fetch_model_code(registry, record, dst)
+    if cfg.get("code_sha256") != record.tags.get(CODE_SHA_TAG) or (code and code[1]["model"] != cfg["model"]):
+        raise LockgateError(f"{CONFIG_FILE} of {record.name} v{record.version} does not name the code registered "
+                            f"with it (tag {CODE_SHA_TAG}); refusing to build the model")
+    try:
+        model = model_from_dict(cfg, code_dir=code[0] if code else None)
+    except ModelCodeError as e:
+        raise LockgateError(f"{record.name} v{record.version}: {e}") from None
     spec = FeatureSpec.model_validate_json(registry.fetch(record, FEATURES_FILE, dst).read_text())
     params = load_params(verified_file(registry, record, PARAMS_FILE, dst, record.tags.get(PARAMS_SHA_TAG)))
-    return cfg["arch"], config, spec, params
+    return model.arch, model, spec, params
 
 
 def load_reference(registry: MlflowRegistry, record: ModelVersionRecord, cache_dir: Path) -> pd.DataFrame:
@@ -215,7 +246,7 @@ def variant_scores(registry: MlflowRegistry, record: ModelVersionRecord, df: pd.
         blob = verified_file(registry, record, f"variants/inference-{v}.jaxexport", dst,
                              record.tags[f"{tag}.artifact_sha256"]).read_bytes()
         path = verified_file(registry, record, f"variants/params-{v}.msgpack", dst, record.tags[f"{tag}.params_sha256"])
-        vparams = variant_params_from_bytes(path.read_bytes(), v, base.config, source=str(path))
+        vparams = variant_params_from_bytes(path.read_bytes(), v, base.config, source=str(path), params=base.params)
         out.append((v, p_f32, np.asarray(score_bucketed(load_exported(blob), vparams, x, buckets=buckets))))
     return out
 

@@ -132,6 +132,7 @@ def log_pyfunc(
     name: str = MODEL_DIR,
     buckets: Sequence[int] | None = None,
     expected_sha256: Mapping[str, str] | None = None,
+    model_code: Path | None = None,
 ) -> str:
     """Write the models-from-code pyfunc into ``<run artifacts>/<name>`` of an existing run.
 
@@ -150,6 +151,9 @@ def log_pyfunc(
       buckets: batch buckets for ``score_bucketed`` (default ``models.export.DEFAULT_BUCKETS``).
       expected_sha256: optional ``{"artifact": sha, "params": sha, "feature_spec": sha}``
         (any subset), e.g. the hashes recorded on the model version.
+      model_code: the model's own code (its top-level package folder or module file, the version's
+        stored copy), bundled beside ``models`` (``code/``) so the model travels with its source; the
+        pyfunc runs the exported artifact and does not import it.
 
     Returns:
       ``runs:/<run_id>/<name>``, loadable with ``mlflow.pyfunc.load_model``.
@@ -188,15 +192,20 @@ def log_pyfunc(
                 )
         (tmp / HASHES_FILE).write_text(json.dumps({"sha256": hashes}, indent=2, sort_keys=True))
         # A clean copy of the package: code_paths copies whatever is in the folder.
-        code = shutil.copytree(MODELS_PACKAGE, tmp / "code" / "models",
-                               ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        code = [shutil.copytree(MODELS_PACKAGE, tmp / "code" / "models",
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))]
+        if model_code is not None:  # listed in hashes.json for whoever inspects the bundle; loading never imports it
+            copied, bundled = _copy_model_code(Path(model_code), tmp / "code")
+            code.append(copied)
+            (tmp / HASHES_FILE).write_text(json.dumps({"sha256": hashes, "model_code": bundled}, indent=2,
+                                                      sort_keys=True))
         out = tmp / "pyfunc"
         with _plain_save():
             mlflow.pyfunc.save_model(
                 path=str(out),
                 python_model=str(PYFUNC_CODE_FILE),
                 artifacts={**{k: str(p) for k, p in files.items()}, HASHES_KEY: str(tmp / HASHES_FILE)},
-                code_paths=[str(code)],
+                code_paths=[str(c) for c in code],
                 pip_requirements=pip_requirements(),
                 model_config={"buckets": bucket_list},
             )
@@ -205,6 +214,21 @@ def log_pyfunc(
             raise LockgateError(f"refusing to log a pyfunc containing pickle files: {pickles}")
         client.log_artifacts(run_id, str(out), name)
     return f"runs:/{run_id}/{name}"
+
+
+def _copy_model_code(model_code: Path, dst: Path) -> tuple[Path, dict[str, str]]:
+    """The model's package folder (or module file) copied into ``dst``; its files' sha256 by path in ``dst``."""
+    if model_code.stem == "models" or not model_code.exists():
+        raise LockgateError(f"cannot log the pyfunc: model code {model_code} is missing or named like lockgate's "
+                            "models package")
+    if model_code.is_dir():
+        copied = Path(shutil.copytree(model_code, dst / model_code.name,
+                                      ignore=shutil.ignore_patterns("__pycache__", "*.pyc")))
+        files = sorted(p for p in copied.rglob("*") if p.is_file())
+    else:
+        copied = Path(shutil.copyfile(model_code, dst / model_code.name))
+        files = [copied]
+    return copied, {p.relative_to(dst).as_posix(): sha256_file(p) for p in files}
 
 
 def log_version_pyfunc(
@@ -216,8 +240,10 @@ def log_version_pyfunc(
     params_path: Path,
     feature_spec_path: Path,
     buckets: Sequence[int] | None = None,
+    model_code: Path | None = None,
 ) -> str:
-    """Make ``models:/<name>/<version>`` (and its aliases) a plain-MLflow pyfunc.
+    """Make ``models:/<name>/<version>`` (and its aliases) a plain-MLflow pyfunc (``model_code``: see
+    :func:`log_pyfunc`).
 
     Writes the pyfunc into the version's source folder (which must lie in the
     version's run's artifacts, as lockgate registers them). The artifact and params
@@ -248,7 +274,8 @@ def log_version_pyfunc(
     if PARAMS_SHA_TAG in tags:
         expected["params"] = tags[PARAMS_SHA_TAG]
     log_pyfunc(client, mv.run_id, artifact_path=artifact_path, params_path=params_path,
-               feature_spec_path=feature_spec_path, name=folder, buckets=buckets, expected_sha256=expected)
+               feature_spec_path=feature_spec_path, name=folder, buckets=buckets, expected_sha256=expected,
+               model_code=model_code)
     return f"models:/{name}/{version}"
 
 

@@ -1,9 +1,15 @@
-"""Register a candidate: params + model config + feature spec + reference snapshot -> a model version.
+"""Register a candidate: model code + config + params + feature spec + reference snapshot -> a model version.
 
-The same path serves a user's own model (`lockgate register`) and the demo. Every
-input is checked before anything is written, so a bad input leaves nothing
-half-registered: the params must load, match the config, and the reference data
-must hold the contract's feature columns. A version is created in the registry, then
+The same path serves a user's own model (`lockgate register --model pkg.mod:attr`), the
+built-in architectures (`--arch mlp` is `--model models.architectures:mlp`) and the demo.
+A user's model code (its top-level package, or its module file, under the code root they
+name) is copied into the version (``model/model_code/``, with a manifest of sha256 per file
+whose own sha256 is tagged and written into ``model_config.json``), and the model is built
+from that copy, as every later gate builds it (models/code_model.py). Every input is checked
+before anything is written, so a bad input leaves nothing half-registered: the code must
+import, the config must build the model, the params must load and fit it, the reference data
+must hold the contract's feature columns, and a forward pass on a few reference rows must
+return one finite output per row. A version is created in the registry, then
 recorded in the ledger (``version.registered``); a process killed between the two
 leaves a version without its row, which :func:`record_registration` writes later.
 """
@@ -27,10 +33,13 @@ CONFIG_FILE = "model_config.json"
 FEATURES_FILE = "feature_spec.json"
 REFERENCE_FILE = "reference.parquet"
 CONTRACT_FILE = "contract.yaml"  # the contract as registered: gates read this, not the file on disk today
+CODE_DIR = "model_code"  # the user's model code as registered (model/model_code/<package>/...)
+CODE_MANIFEST_FILE = "model_code.json"  # {"model": ref, "files": {relative path: sha256}}
+CODE_SHA_TAG = "lockgate.code_sha256"
 REGISTERED = "version.registered"
 # the registration tags that hold a file's sha256: checked again when a row is recorded after a crash
 HASH_TAGS = {PARAMS_FILE: "lockgate.params_sha256", REFERENCE_FILE: "lockgate.reference_sha256",
-             CONTRACT_FILE: "lockgate.contract_sha256"}
+             CONTRACT_FILE: "lockgate.contract_sha256", CODE_MANIFEST_FILE: CODE_SHA_TAG}
 
 
 def read_model_config(path: Path) -> dict:
@@ -45,17 +54,41 @@ def read_model_config(path: Path) -> dict:
     return raw
 
 
+def model_ref(model: str | None, arch: str | None) -> str:
+    """The ``MODULE:ATTR`` reference of ``--model`` or ``--arch`` (exactly one; a built-in name given as ``model``
+    is its ``--arch``). One-line LockgateError otherwise."""
+    from models.architectures import ARCHITECTURES
+    from models.code_model import ModelCodeError, builtin_ref, parse_ref
+
+    if (model is None) == (arch is None):
+        raise LockgateError("give the model as exactly one of --model MODULE:ATTR or --arch NAME")
+    try:
+        if arch is not None:
+            return builtin_ref(arch)
+        if model in ARCHITECTURES:
+            return builtin_ref(model)
+        if ":" not in model:
+            raise LockgateError(f"model {model!r} is neither MODULE:ATTR (e.g. mypkg.net:build) nor a built-in "
+                                f"architecture {sorted(ARCHITECTURES)}")
+        parse_ref(model)
+        return model
+    except ModelCodeError as e:
+        raise LockgateError(str(e)) from None
+
+
 def register_candidate(
     registry: MlflowRegistry,
     ledger: Ledger,
     *,
     name: str,
-    arch: str,
     config_path: Path,
     params_path: Path,
     reference_path: Path,
     contract_name: str,
     actor: str,
+    arch: str | None = None,
+    model: str | None = None,
+    code_root: Path | None = None,
     description: str = "",
     intended_use: str = "",
     limitations: str = "",
@@ -63,24 +96,28 @@ def register_candidate(
 ) -> ModelVersionRecord:
     """Check the inputs, then create a model version holding everything the gates need.
 
-    ``intended_use`` and ``limitations`` (free text, limitations separated by ';') go to the model card;
-    ``extra_tags`` are set on the version with the others (the demo's run and candidate)."""
-    import numpy as np
+    The model is ``model`` (``"pkg.mod:attr"``: a Flax module class, a factory ``build(config) -> nn.Module`` or a
+    function ``f(params, x) -> y``, see models/code_model.py), whose top-level package or module file lies under
+    ``code_root`` (default: the current folder), or a built-in ``arch`` (``"mlp"``, ``"ft_transformer"``,
+    ``"moe"``): exactly one of the two. ``config_path`` is any JSON object (``task`` and ``num_features`` are
+    lockgate's keys); ``params_path`` a flax.serialization msgpack file.
 
+    ``intended_use`` and ``limitations`` (free text, limitations separated by ';') go to the model card;
+    ``extra_tags`` are set on the version with the others (the demo's run and candidate).
+
+    Raises:
+      LockgateError: one line naming the bad input; nothing is registered."""
     from data_contracts.contract import ContractError, load_contract
-    from models.architectures import build_model
-    from models.export import predict
+    from models.code_model import ModelCodeError, is_lockgate_code, load_model, model_source, probe
     from models.features import fit_feature_spec, feature_matrix
     from models.params_io import load_params
 
+    ref = model_ref(model, arch)
     try:
         contract = load_contract(contract_name)
     except ContractError as e:
         raise LockgateError(str(e)) from None
-    try:
-        config, _ = build_model(arch, read_model_config(config_path))
-    except ValueError as e:
-        raise LockgateError(f"model config {config_path}: {e}") from None
+    raw_config = read_model_config(config_path)
     try:
         params = load_params(params_path)
     except ValueError as e:
@@ -90,52 +127,43 @@ def register_candidate(
     if missing:
         raise LockgateError(f"reference data {reference_path} lacks the contract's feature columns {missing}")
     spec = fit_feature_spec(reference, contract.numeric_features, contract.categorical_features)
-    if spec.num_features != config.num_features:
-        raise LockgateError(
-            f"model config num_features={config.num_features} but contract {contract.name} encodes "
-            f"{spec.num_features} features from the reference data; retrain or fix the config"
-        )
-    try:  # params must fit the config: one forward pass on a few reference rows
-        probe = predict(config, params, feature_matrix(reference.head(8), spec))
-        if not np.all(np.isfinite(np.asarray(probe))):
-            raise ValueError("non-finite outputs")
-    except Exception as e:
-        raise LockgateError(f"params {params_path} do not fit the {arch} config {config_path}: {str(e).splitlines()[0]}") from None
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        files = {
-            PARAMS_FILE: tmp / PARAMS_FILE,
-            CONFIG_FILE: tmp / CONFIG_FILE,
-            FEATURES_FILE: tmp / FEATURES_FILE,
-            REFERENCE_FILE: tmp / REFERENCE_FILE,
-            CONTRACT_FILE: tmp / CONTRACT_FILE,
-        }
-        files[CONTRACT_FILE].write_bytes(contract.source.read_bytes())
-        files[PARAMS_FILE].write_bytes(Path(params_path).read_bytes())
-        files[CONFIG_FILE].write_text(json.dumps({"arch": arch, "config": config.to_dict()}, indent=2))
-        files[FEATURES_FILE].write_text(spec.model_dump_json(indent=2))
-        reference.to_parquet(files[REFERENCE_FILE], index=False)
-        hashes = {k: sha256_file(p) for k, p in files.items()}
-        tags = {
-            "lockgate.arch": arch,
-            "lockgate.contract": contract.name,
-            "lockgate.contract_version": str(contract.version),
-            "lockgate.contract_fingerprint": contract.fingerprint,
-            "lockgate.contract_sha256": hashes[CONTRACT_FILE],
-            "lockgate.reference_sha256": hashes[REFERENCE_FILE],
-            "lockgate.reference_rows": str(len(reference)),
-            "lockgate.params_sha256": hashes[PARAMS_FILE],
-            "lockgate.registered_by": actor,
-            "lockgate.status": "registered",
-            **({"lockgate.intended_use": intended_use[:5000]} if intended_use else {}),
-            **({"lockgate.limitations": limitations[:5000]} if limitations else {}),
-            **(extra_tags or {}),
-        }
-        params_logged = {"arch": arch, **{f"config.{k}": str(v) for k, v in config.to_dict().items()}}
-        record = registry.register(
-            name, files=list(files.values()), params=params_logged, tags=tags, run_name=description or f"{name}-{arch}"
-        )
+        code_dir = code_sha = None
+        try:
+            if not is_lockgate_code(ref):  # the user's code is copied first and built from the copy, as gates will
+                source = model_source(ref, Path.cwd() if code_root is None else code_root)
+                code_dir = tmp / CODE_DIR
+                manifest = tmp / CODE_MANIFEST_FILE
+                manifest.write_text(json.dumps({"model": ref, "files": source.copy_to(code_dir)}, indent=2,
+                                               sort_keys=True))
+                code_sha = sha256_file(manifest)
+            built = load_model(ref, raw_config, num_features=spec.num_features, code_dir=code_dir,
+                               code_sha256=code_sha)
+        except ModelCodeError as e:
+            raise LockgateError(f"model config {config_path}: {e}" if e.kind == "config" else str(e)) from None
+        declared = raw_config.get("num_features", spec.num_features)
+        if declared != spec.num_features:
+            raise LockgateError(
+                f"model config num_features={declared} but contract {contract.name} encodes "
+                f"{spec.num_features} features from the reference data; retrain or fix the config"
+            )
+        x = feature_matrix(reference.head(8), spec)
+        try:  # params must fit the model, and the model must take the contract's features: one forward pass
+            probe(built, params, x)
+        except ModelCodeError as e:
+            if e.kind == "params":
+                raise LockgateError(f"params {params_path} do not fit model {ref}: {e}") from None
+            if e.kind == "input":
+                raise LockgateError(f"model {ref} does not take the {spec.num_features} features contract "
+                                    f"{contract.name} encodes from the reference data (x: float32{list(x.shape)}) "
+                                    f"with params {params_path}: {e}") from None
+            raise LockgateError(str(e)) from None
+        registered = _store_version(registry, tmp, name=name, model=built, contract=contract, params_path=params_path,
+                                    spec=spec, reference=reference, actor=actor, description=description,
+                                    intended_use=intended_use, limitations=limitations, extra_tags=extra_tags)
+    record, hashes = registered
     failpoint("version-created")  # the fault test kills the demo here: a version with no ledger row yet
     ledger.append(
         LedgerEntry(
@@ -143,11 +171,56 @@ def register_candidate(
             action=REGISTERED,
             model_name=name,
             version=record.version,
-            reason=description or f"registered {arch} candidate with contract {contract.name} v{contract.version}",
+            reason=description or f"registered {built.arch} candidate with contract {contract.name} v{contract.version}",
             evidence={k: v for k, v in hashes.items()},
         )
     )
     return record
+
+
+def _store_version(registry: MlflowRegistry, tmp: Path, *, name, model, contract, params_path, spec, reference, actor,
+                   description, intended_use, limitations, extra_tags) -> tuple[ModelVersionRecord, dict[str, str]]:
+    files = {
+        PARAMS_FILE: tmp / PARAMS_FILE,
+        CONFIG_FILE: tmp / CONFIG_FILE,
+        FEATURES_FILE: tmp / FEATURES_FILE,
+        REFERENCE_FILE: tmp / REFERENCE_FILE,
+        CONTRACT_FILE: tmp / CONTRACT_FILE,
+    }
+    if model.code_sha256 is not None:
+        files[CODE_MANIFEST_FILE] = tmp / CODE_MANIFEST_FILE
+    files[CONTRACT_FILE].write_bytes(contract.source.read_bytes())
+    files[PARAMS_FILE].write_bytes(Path(params_path).read_bytes())
+    # holds the code manifest's sha256: the model signature over this file covers the code too
+    files[CONFIG_FILE].write_text(json.dumps(model.to_dict(), indent=2))
+    files[FEATURES_FILE].write_text(spec.model_dump_json(indent=2))
+    reference.to_parquet(files[REFERENCE_FILE], index=False)
+    hashes = {k: sha256_file(p) for k, p in files.items()}
+    if model.code_sha256 is not None and hashes[CODE_MANIFEST_FILE] != model.code_sha256:
+        raise LockgateError(f"the code manifest of {model.ref} changed while registering; register again")
+    tags = {
+        "lockgate.arch": model.arch,
+        "lockgate.model": model.ref,
+        **({CODE_SHA_TAG: model.code_sha256} if model.code_sha256 else {}),
+        "lockgate.contract": contract.name,
+        "lockgate.contract_version": str(contract.version),
+        "lockgate.contract_fingerprint": contract.fingerprint,
+        "lockgate.contract_sha256": hashes[CONTRACT_FILE],
+        "lockgate.reference_sha256": hashes[REFERENCE_FILE],
+        "lockgate.reference_rows": str(len(reference)),
+        "lockgate.params_sha256": hashes[PARAMS_FILE],
+        "lockgate.registered_by": actor,
+        "lockgate.status": "registered",
+        **({"lockgate.intended_use": intended_use[:5000]} if intended_use else {}),
+        **({"lockgate.limitations": limitations[:5000]} if limitations else {}),
+        **(extra_tags or {}),
+    }
+    params_logged = {"arch": model.arch, "model": model.ref,
+                     **{f"config.{k}"[:250]: str(v)[:500] for k, v in model.config.items()}}
+    folders = {CODE_DIR: tmp / CODE_DIR} if model.code_sha256 is not None else None
+    record = registry.register(name, files=list(files.values()), params=params_logged, tags=tags,
+                               run_name=description or f"{name}-{model.arch}", folders=folders)
+    return record, hashes
 
 
 def registration_row(entries: list[LedgerEntry], version: int) -> LedgerEntry | None:
@@ -162,10 +235,11 @@ def record_registration(registry: MlflowRegistry, ledger: Ledger, record: ModelV
     None when the row exists."""
     if registration_row(ledger.entries(model_name=record.name), record.version) is not None:
         return None
-    files = (PARAMS_FILE, CONFIG_FILE, FEATURES_FILE, REFERENCE_FILE, CONTRACT_FILE)
+    files = (PARAMS_FILE, CONFIG_FILE, FEATURES_FILE, REFERENCE_FILE, CONTRACT_FILE,
+             *((CODE_MANIFEST_FILE,) if CODE_SHA_TAG in record.tags else ()))
     with tempfile.TemporaryDirectory() as tmp:
         hashes = {f: sha256_file(registry.fetch(record, f, Path(tmp))) for f in files}
-    changed = [f for f, tag in HASH_TAGS.items() if record.tags.get(tag) != hashes[f]]
+    changed = [f for f, tag in HASH_TAGS.items() if f in hashes and record.tags.get(tag) != hashes[f]]
     if changed:
         raise LockgateError(f"{record.name} v{record.version} has no registration row and its stored {changed} no "
                             "longer match its registration tags; register the candidate again")

@@ -28,7 +28,7 @@ def test_compiles_for_cpu_and_tpu_and_matches_at_every_bucket(candidate_files, t
     config, params, sample = _model(candidate_files)
     policy = CompilationPolicy(platforms=("cpu", "tpu"), batch_buckets=(1, 64, 300), targets=("cpu", "v5e-4"),
                                required_targets=("cpu", "v5e-4"))
-    result = compile_evidence(config, params, sample, policy, tmp_path, arch="mlp", cache_dir=tmp_path / "cache")
+    result = compile_evidence(config, params, sample, policy, tmp_path, cache_dir=tmp_path / "cache")
     assert result.passed and result.decision == "compiled"
     assert set(result.platforms) == {"cpu", "tpu"}
     assert [b.batch for b in result.buckets] == [1, 64, 300]
@@ -44,7 +44,7 @@ def test_compiles_for_cpu_and_tpu_and_matches_at_every_bucket(candidate_files, t
 def test_artifact_without_the_local_platform_fails_the_gate(candidate_files, tmp_path):
     config, params, sample = _model(candidate_files)
     policy = CompilationPolicy(platforms=("tpu",), batch_buckets=(8,), targets=("cpu",))
-    result = compile_evidence(config, params, sample, policy, tmp_path, arch="mlp", cache_dir=tmp_path / "cache")
+    result = compile_evidence(config, params, sample, policy, tmp_path, cache_dir=tmp_path / "cache")
     assert not result.passed
     failed = {c.name for c in result.failed_checks()}
     assert "local_platform_in_artifact" in failed and result.buckets == []
@@ -54,6 +54,6 @@ def test_unknown_platform_is_a_compile_error_not_a_crash(candidate_files, tmp_pa
     config, params, sample = _model(candidate_files)
     # the policy model refuses unknown platforms; build one past validation to reach the export error path
     policy = CompilationPolicy.model_construct(platforms=("abacus",), batch_buckets=(1,))
-    result = compile_evidence(config, params, sample, policy, tmp_path, arch="mlp", cache_dir=tmp_path / "cache")
+    result = compile_evidence(config, params, sample, policy, tmp_path, cache_dir=tmp_path / "cache")
     assert not result.passed and result.decision == "compile error" and "abacus" in result.reasons[0]
     assert not (tmp_path / "inference.jaxexport").exists()
