@@ -74,6 +74,11 @@ def register(*, config: PathLike, params: PathLike, reference: PathLike | None =
             raise LockgateError("register needs arch= (a built-in architecture, e.g. 'mlp') or model= (your "
                                 "MODULE:ATTR), or `model:` in the project's lockgate.yaml")
         chosen = {**({"arch": arch} if arch is not None else {}), **({"model": model} if model is not None else {})}
+        if model is not None and arch is None:  # the user's package is looked up under the project folder
+            from tasks.project import find_project
+
+            found = find_project(settings.project)
+            chosen["code_root"] = found.folder if found is not None else Path.cwd()
         return register_candidate(
             registry_for(settings), ledger_for(settings), name=settings.model_name, config_path=Path(config),
             params_path=Path(params), reference_path=Path(_given(reference, settings.reference, "reference")),

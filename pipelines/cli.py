@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
                          description="Create a model version from your model's code (or a built-in architecture), "
                          "its config, a params file, the reference (training) data and the data contract name. "
                          "Your module's package is stored with the version and the model is built from that copy.")
-    which = reg.add_mutually_exclusive_group(required=True)
+    which = reg.add_mutually_exclusive_group()  # one of them, or the project's `model:` (lockgate.yaml)
     which.add_argument("--model", metavar="MODULE:ATTR", help="your model: a Flax module class, a factory "
                        "build(config) -> nn.Module, or a function f(params, x) -> y (e.g. mypkg.net:build)")
     which.add_argument("--arch", help="a built-in architecture (mlp, ft_transformer, moe): --model "

@@ -29,6 +29,8 @@ def _fill_project_defaults(args: argparse.Namespace, settings: Settings) -> None
     if command == "register":
         args.contract = project_default(args.contract, settings.contract, "--contract")
         args.reference = project_default(args.reference, settings.reference, "--reference")
+        if args.model is None and args.arch is None:  # the project's model entry point (lockgate.yaml `model:`)
+            args.model = project_default(None, settings.model, "--model or --arch")
     elif command == "run" and args.flow == "lifecycle":
         args.golden = project_default(args.golden, settings.golden, "--golden")
     elif command == "validate":
