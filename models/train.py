@@ -124,7 +124,10 @@ def _epoch_runner(config: ModelConfig, learning_rate: float):
     tx = optax.adam(learning_rate)
 
     def loss_fn(p, xb, yb):
-        return _loss(config.task, model.apply(p, xb), yb)
+        out = model.apply(p, xb)
+        if out.ndim == 2 and out.shape[-1] == 1:  # a user's model may return (batch, 1): one output per row
+            out = out[:, 0]
+        return _loss(config.task, out, yb)
 
     # One jit per epoch over a lax.scan of steps: per-step Python dispatch would
     # dominate on a small CPU model. Data goes in as arguments, not closed-over
