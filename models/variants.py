@@ -1,4 +1,5 @@
-"""Precision variants of a model version: f32 (as trained), bf16 and int8 weight-only.
+"""Precision variants of a model version: f32 (as trained), bf16 and int8 weight-only; and the pruned variants
+of :mod:`models.pruning` (prune-50, prune-2of4, prune-neurons), made and exported the same way.
 
 A variant is a pure ``predict(variant_params, x: f32[b, F]) -> f32[b]`` plus the
 params it is called with. It is exported with the same conventions as
@@ -48,8 +49,11 @@ from models.export import predict as model_output  # the local "predict" program
 from models.architectures import module_for
 from models.code_model import CodeModel
 from models.params_io import params_from_bytes
+from models.pruning import DESCRIPTIONS as _PRUNED_DESCRIPTIONS
+from models.pruning import PRUNED_VARIANTS, nonzero_fraction, pruned_model
 
-VARIANTS: tuple[str, ...] = ("f32", "bf16", "int8")
+PRECISION_VARIANTS: tuple[str, ...] = ("f32", "bf16", "int8")
+VARIANTS: tuple[str, ...] = PRECISION_VARIANTS + PRUNED_VARIANTS
 
 _DESCRIPTIONS = {
     "f32": "The model as trained: float32 params, the config's compute dtype.",
@@ -58,8 +62,9 @@ _DESCRIPTIONS = {
         "Weight-only int8 PTQ with qwix: matmul weights int8 with one float32 absmax scale per output "
         "channel, dequantized in the program; biases/norms/embeddings and activations stay float."
     ),
+    **_PRUNED_DESCRIPTIONS,
 }
-_WEIGHT_DTYPES = {"f32": "float32", "bf16": "bfloat16", "int8": "int8"}
+_WEIGHT_DTYPES = {"f32": "float32", "bf16": "bfloat16", "int8": "int8", **{v: "float32" for v in PRUNED_VARIANTS}}
 
 PredictFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -73,6 +78,7 @@ class Variant(BaseModel):
     description: str = Field(description="How the variant's params and compute differ from f32.")
     weight_dtype: str = Field(description="Storage dtype of the matmul weights (kernels).")
     param_bytes: int = Field(description="Sum of the variant params' array sizes: the artifact's argument memory.")
+    nonzero_fraction: float = Field(1.0, description="Share of the params' entries that are not 0 (pruned variants).")
 
 
 class OutputError(BaseModel):
@@ -272,6 +278,8 @@ def variant_model(variant: str, config: Any, params: Any) -> tuple[PredictFn, An
             return model_output(cfg, params, x).astype(jnp.float32)
 
         return predict, _to_bfloat16(params)
+    if variant in PRUNED_VARIANTS:
+        return pruned_model(variant, config, params, model_output, _int8_plan)
     return _int8_model(config, params)
 
 
@@ -285,6 +293,7 @@ def variant_info(variant: str, variant_params: Any) -> Variant:
         description=_DESCRIPTIONS[variant],
         weight_dtype=_WEIGHT_DTYPES[variant],
         param_bytes=nbytes,
+        nonzero_fraction=nonzero_fraction(variant_params),
     )
 
 

@@ -123,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
                       "(default version: the latest)")
     comp.add_argument("--target", action="append", help="deployment target (repeatable), e.g. cpu, v5e-4, v6e-8")
     comp.add_argument("--bucket", action="append", type=int, help="batch bucket (repeatable), e.g. 1, 1024")
-    comp.add_argument("--variant", action="append", choices=["f32", "bf16", "int8"], help="precision variant (repeatable)")
+    comp.add_argument("--variant", action="append", choices=["f32", "bf16", "int8", "prune-50", "prune-2of4", "prune-neurons"],
+                      help="precision or pruned variant (repeatable)")
 
     con = sub.add_parser("contract", help="check a data contract or compare two versions",
                          description="Data contract tools (ODCS v3 YAML, see data_contracts/).")

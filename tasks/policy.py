@@ -67,8 +67,9 @@ class CompilationPolicy(_Strict):
     required_targets: tuple[str, ...] = Field(
         ("cpu",), description="Targets the model must fit; any other target's verdict is reported but does not fail the gate."
     )
-    variants: tuple[Literal["f32", "bf16", "int8"], ...] = Field(
-        ("f32",), min_length=1, description="Precision variants compiled for every target and bucket (f32 always first)."
+    variants: tuple[Literal["f32", "bf16", "int8", "prune-50", "prune-2of4", "prune-neurons"], ...] = Field(
+        ("f32",), min_length=1,
+        description="Precision and pruned variants compiled for every target and bucket (f32 always first).",
     )
     compile_timeout_seconds: float = Field(300, gt=0, description="Per-target limit for the compile child process.")
     hbm_headroom: float = Field(

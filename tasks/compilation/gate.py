@@ -44,6 +44,7 @@ class VariantArtifact(BaseModel):
     params: str
     params_sha256: str
     param_bytes: int
+    nonzero_fraction: float = 1.0  # share of the params that are not 0 (pruned variants)
 
 
 def export_variants(config, params, policy: CompilationPolicy, out_dir: Path) -> tuple[list[VariantArtifact], list[str]]:
@@ -62,10 +63,25 @@ def export_variants(config, params, policy: CompilationPolicy, out_dir: Path) ->
         artifact.write_bytes(blob)
         data = variant_params_to_bytes(vparams)
         params_path.write_bytes(data)
+        info = variant_info(variant, vparams)
         artifacts.append(VariantArtifact(variant=variant, artifact=str(artifact), artifact_sha256=sha256_bytes(blob),
                                          params=str(params_path), params_sha256=sha256_bytes(data),
-                                         param_bytes=variant_info(variant, vparams).param_bytes))
+                                         param_bytes=info.param_bytes, nonzero_fraction=info.nonzero_fraction))
     return artifacts, problems
+
+
+def variants_markdown(params, variants: list[VariantArtifact]) -> str:
+    """The variants' argument memory beside f32's, and how much of each is nonzero (the pruned ones)."""
+    if not variants:
+        return ""
+    from models.variants import variant_info
+
+    base = variant_info("f32", params)
+    lines = ["", "", "| variant | params bytes | vs f32 | nonzero |", "|---|---|---|---|",
+             f"| f32 | {base.param_bytes:,} | 1.00x | {base.nonzero_fraction:.0%} |"]
+    lines += [f"| {v.variant} | {v.param_bytes:,} | {v.param_bytes / base.param_bytes:.2f}x | {v.nonzero_fraction:.0%} |"
+              for v in variants]
+    return "\n".join(lines) + "\n"
 
 
 class CompileResult(GateResult):
@@ -162,7 +178,7 @@ def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPo
     info_path = out_dir / "export_info.json"
     info_path.write_text(info.model_dump_json(indent=2))
     report_json = write_json(out_dir / "compile_report.json", report)
-    (out_dir / "compile_report.md").write_text(report.markdown())
+    (out_dir / "compile_report.md").write_text(report.markdown() + variants_markdown(params, variants))
     return CompileResult(
         gate="compilation",
         passed=not failed,

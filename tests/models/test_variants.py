@@ -11,7 +11,7 @@ from models.export import export_inference, export_info, load_exported, score_bu
 from models.params_io import params_to_bytes
 from models.train import init_params
 from models.variants import (
-    VARIANTS,
+    PRECISION_VARIANTS,
     Variant,
     export_variant,
     relative_output_error,
@@ -39,10 +39,10 @@ def golden_x(make_data):
 @pytest.fixture(scope="module")
 def exported_variants(small_config, trained_params):
     """variant -> (blob, variant_params), exported for the default cpu+tpu."""
-    return {v: export_variant(v, small_config, trained_params) for v in VARIANTS}
+    return {v: export_variant(v, small_config, trained_params) for v in PRECISION_VARIANTS}
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", PRECISION_VARIANTS)
 def test_exported_variant_scores_close_to_f32(exported_variants, small_config, trained_params, golden_x, variant):
     blob, vparams = exported_variants[variant]
     exported = load_exported(blob)
@@ -61,7 +61,7 @@ def test_exported_variant_scores_close_to_f32(exported_variants, small_config, t
     np.testing.assert_allclose(got, np.asarray(jax.jit(fn)(vparams, golden_x)), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", PRECISION_VARIANTS)
 def test_relative_output_error_within_budget(small_config, trained_params, golden_x, variant):
     err = relative_output_error(small_config, trained_params, variant, golden_x)
     max_tol, mean_tol = TOLERANCE[variant]
@@ -85,8 +85,8 @@ def test_signatures_carry_the_variant_dtypes(exported_variants):
 def test_int8_params_shrink_below_035x():
     cfg = MLPConfig(num_features=64, hidden_sizes=(256, 256))
     params = init_params(cfg, 0)
-    f32, bf16, int8 = (variant_model(v, cfg, params)[1] for v in VARIANTS)
-    sizes = {v: variant_info(v, p).param_bytes for v, p in zip(VARIANTS, (f32, bf16, int8))}
+    f32, bf16, int8 = (variant_model(v, cfg, params)[1] for v in PRECISION_VARIANTS)
+    sizes = {v: variant_info(v, p).param_bytes for v, p in zip(PRECISION_VARIANTS, (f32, bf16, int8))}
     assert sizes["f32"] == 330_756  # 64*256 + 256*256 + 256 weights + 513 biases, 4 bytes each
     assert sizes["bf16"] == sizes["f32"] // 2
     assert sizes["int8"] < 0.35 * sizes["f32"], sizes
@@ -105,7 +105,7 @@ def _export_elsewhere(variant, config, params):
     return blob
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", PRECISION_VARIANTS)
 def test_sha256_stable_and_independent_of_param_values(exported_variants, small_config, trained_params, variant):
     fresh = init_params(small_config, seed=123)
     blobs = (exported_variants[variant][0], _export_here(variant, small_config, trained_params))
@@ -117,7 +117,7 @@ def test_variants_are_different_programs_and_f32_is_the_default_artifact(
     exported_variants, small_config, trained_params
 ):
     shas = {v: hashlib.sha256(b).hexdigest() for v, (b, _) in exported_variants.items()}
-    assert len(set(shas.values())) == len(VARIANTS)
+    assert len(set(shas.values())) == len(PRECISION_VARIANTS)
     assert shas["f32"] == hashlib.sha256(export_inference(small_config, trained_params)).hexdigest()
 
 
@@ -132,7 +132,7 @@ def test_variants_are_different_programs_and_f32_is_the_default_artifact(
     ids=["variant_model", "export_variant", "relative_output_error", "variant_info"],
 )
 def test_unknown_variant_is_a_value_error_listing_known(small_config, trained_params, call):
-    with pytest.raises(ValueError, match=r"unknown variant .*known: \['f32', 'bf16', 'int8'\]"):
+    with pytest.raises(ValueError, match=r"unknown variant .*known: \['f32', 'bf16', 'int8', 'prune-50', 'prune-2of4', 'prune-neurons'\]"):
         call(small_config, trained_params)
 
 
@@ -171,7 +171,7 @@ def test_every_architecture_has_all_variants(arch, make_data):
     params = jax.jit(builder(config).init)(jax.random.PRNGKey(0), jnp.zeros((1, 6), jnp.float32))
     x = make_data(4096, seed=2)[0]
     calls, args, sizes = [], [], {}
-    for variant in VARIANTS:
+    for variant in PRECISION_VARIANTS:
         blob, vparams = export_variant(variant, config, params, platforms=("cpu",))
         calls.append(load_exported(blob).call)
         args.append(vparams)
@@ -179,7 +179,7 @@ def test_every_architecture_has_all_variants(arch, make_data):
         if variant == "int8":
             assert any(v.startswith("int8[") for v in export_info(blob).inputs.values()), "no weight quantized"
     # One compile for the three artifacts (score_bucketed itself is tested on the mlp above).
-    scores = dict(zip(VARIANTS, jax.jit(lambda args, x: [c(a, x) for c, a in zip(calls, args)])(args, x)))
+    scores = dict(zip(PRECISION_VARIANTS, jax.jit(lambda args, x: [c(a, x) for c, a in zip(calls, args)])(args, x)))
     for variant in ("bf16", "int8"):
         diff = np.abs(np.asarray(scores[variant], np.float64) - np.asarray(scores["f32"]))
         measured = {"max": diff.max(), "p99": np.quantile(diff, 0.99), "mean": diff.mean()}

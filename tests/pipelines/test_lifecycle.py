@@ -25,20 +25,26 @@ def test_first_candidate_becomes_champion_with_evidence(champion, module_setting
     assert registry_for(module_settings).aliases(name) == {CHAMPION: version}
     assert len(record.tags["lockgate.artifact_sha256"]) == 64
     assert record.tags["lockgate.canary.decision"] == "pass"
-    # the compile gate exported bf16 and int8 variants; the canary held them to the accuracy budget
-    assert {"bf16", "int8"} <= {k.split(".")[2] for k in record.tags if k.startswith("lockgate.variant.")}
+    # the compile gate exported bf16, int8 and neuron-pruned variants; the canary held them to the accuracy budget
+    assert {"bf16", "int8", "prune-neurons"} <= {k.split(".")[2] for k in record.tags if k.startswith("lockgate.variant.")}
 
     from tasks.stores import latest_evidence_dir
 
     folder = latest_evidence_dir(module_settings, name, version)
     assert folder.name == "lifecycle-1"  # the version's first lifecycle run
     canary = json.loads((folder / "canary.json").read_text())
-    assert [v["variant"] for v in canary["variants"]] == ["bf16", "int8"]
+    assert [v["variant"] for v in canary["variants"]] == ["bf16", "int8", "prune-neurons"]
     accepted = [v["variant"] for v in canary["variants"] if v["accepted"]]
     assert record.tags["lockgate.variants_accepted"] == (",".join(accepted) or "none")
     compilation = json.loads((folder / "compilation.json").read_text())
     assert {(r["target"], r["variant"]) for r in compilation["report"]["rows"]} == {
-        (t, v) for t in ("cpu", "v5e-4") for v in ("f32", "bf16", "int8")}
+        (t, v) for t in ("cpu", "v5e-4") for v in ("f32", "bf16", "int8", "prune-neurons")}
+    pruned = next(v for v in compilation["variants"] if v["variant"] == "prune-neurons")
+    f32_bytes = {r["variant"]: r["memory_bytes"] for r in compilation["report"]["rows"]
+                 if r["target"] == "cpu" and r["bucket"] == 1}
+    assert pruned["param_bytes"] < next(v for v in compilation["variants"] if v["variant"] == "bf16")["param_bytes"] * 2
+    assert f32_bytes["prune-neurons"] < f32_bytes["f32"]  # smaller matrices: less memory in the compiled program
+    assert "| prune-neurons |" in next(folder.rglob("compile_report.md")).read_text()
     for role in ("validation-golden", "validation-reference", "compilation", "canary", "drift", "approval"):
         assert (folder / f"{role}.json").is_file(), role
     assert (folder / "drift" / "drift_report.html").is_file()
