@@ -5,9 +5,9 @@ A version meets three datasets in its lifecycle: the **reference** snapshot it w
 data, stored with the version, sha256 in its tags), the **golden** set the validation gate and the canary
 evaluated it on (path and rows from ``validation-golden.json``) and the **stream** data the drift gate and the
 shadow comparison measured (path and rows from ``drift.json``; the golden set when the lifecycle got no stream
-partition). All three are held to the version's registered data contract, so their source, licence, owner and
-personal-data classification are that contract's (data_contracts/provenance.py): one contract per dataset shape,
-not per file.
+partition; the canary's shadow rows, without a path, when the lifecycle stopped before drift). All three are held
+to the version's registered data contract, so their source, licence, owner and personal-data classification are
+that contract's (data_contracts/provenance.py): one contract per dataset shape, not per file.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ def version_datasets(settings: Settings, registry, record: ModelVersionRecord) -
                               + (": the golden set, no stream partition was given" if same else ""),
                               dataset=str(drift["dataset"]), rows=drift.get("n_current"), contract=contract_ref,
                               **facts))
+    elif (shadow := (_read(folder / "canary.json") or {}).get("shadow")) and shadow.get("n"):
+        # the lifecycle stopped after the canary: its shadow comparison scored the stream data, whose path the
+        # canary result does not record
+        out.append(DatasetUse(role="stream", used_for="evaluated on (shadow only: the lifecycle stopped before drift)",
+                              dataset="the partition given to the lifecycle (path not recorded by the canary)",
+                              rows=shadow.get("n"), contract=contract_ref, **facts))
     return out
 
 
