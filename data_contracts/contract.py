@@ -9,6 +9,7 @@ Top level (one ``{property, value}`` entry each):
   ``labelColumn``, ``idColumn``, ``timestampColumn``, ``sliceColumns``,
   ``numericFeatures``, ``categoricalFeatures``, ``driftDefaults``
   (``{numeric: {method, threshold}, categorical: {method, threshold}}``).
+  Provenance (:mod:`data_contracts.provenance`): ``dataSource``, ``license`` (SPDX), ``personalData``.
 Per property:
   ``drift`` (``{method, threshold}``), overriding ``driftDefaults`` for that column.
 
@@ -40,6 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from data_contracts.names import name_problem
 from data_contracts.odcs import OdcsViolation, odcs_document
+from data_contracts.provenance import PROVENANCE_KEYS
+from data_contracts.provenance import value_problem as provenance_value_problem
 from data_contracts.strict_yaml import load_strict, yaml_problem
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
@@ -424,6 +427,13 @@ class Contract(_Odcs):
                 return member.username or member.name
         return self.team.name if isinstance(self.team, Team) else None
 
+    @property
+    def provenance(self):
+        """Source, licence, owner and personal-data classification (:class:`data_contracts.provenance.Provenance`)."""
+        from data_contracts.provenance import provenance_of
+
+        return provenance_of(self)
+
     # -- schema
     @property
     def table(self) -> SchemaObject:
@@ -799,12 +809,20 @@ def _lockgate_settings(contract: Contract, where: str) -> LockgateSettings:
     problems = _Problems(where)
     values: dict[str, Any] = {}
     index: dict[str, int] = {}
+    seen: dict[str, int] = {}
     for i, cp in enumerate(contract.customProperties or []):
         path = f"customProperties[{i}]({cp.property})"
-        if cp.property not in _SETTINGS_KEYS:
-            problems.fail(f"{path}.property", f"unknown lockgate property (known: {', '.join(_SETTINGS_KEYS)})")
-        if cp.property in values:
-            problems.fail(path, f"duplicate property (also customProperties[{index[cp.property]}])")
+        if cp.property not in _SETTINGS_KEYS + PROVENANCE_KEYS:
+            known = ", ".join(_SETTINGS_KEYS + PROVENANCE_KEYS)
+            problems.fail(f"{path}.property", f"unknown lockgate property (known: {known})")
+        if cp.property in seen:
+            problems.fail(path, f"duplicate property (also customProperties[{seen[cp.property]}])")
+        seen[cp.property] = i
+        if cp.property in PROVENANCE_KEYS:  # provenance and licence: data_contracts/provenance.py
+            problem = provenance_value_problem(cp.property, cp.value)
+            if problem:
+                problems.fail(f"{path}.value", problem)
+            continue
         values[cp.property], index[cp.property] = cp.value, i
     try:
         return LockgateSettings.model_validate(values)

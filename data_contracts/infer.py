@@ -11,6 +11,9 @@ What is inferred, column by column, from the Arrow table (every rule the data it
 - strings, booleans, and an integer or string label with at most ``max_categories`` distinct values: the allowed
   set is the seen set (an ``invalidValues`` rule). A string column with more distinct values is described, not a
   feature.
+- provenance: ``dataSource``, ``license`` and ``personalData`` (custom properties) and each column's
+  ``classification`` (the id column's is ``identifier``) are written as ``unknown``: only the user knows them, and
+  ``lockgate contract lint`` warns until they are filled in (data_contracts/provenance.py).
 - roles (lockgate's custom properties): the label; the id column (``id_column``, else a unique, non-null column named
   ``id`` or ``*_id``: lockgate names rows by it, and a table without one is refused with what to do); the first
   timestamp column; numeric and categorical features (every other number; strings and booleans with few values);
@@ -35,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from data_contracts.contract import ContractError
+from data_contracts.provenance import PROVENANCE_KEYS, UNKNOWN
 
 MAX_CATEGORIES = 50
 MAX_SLICE_VALUES = 10
@@ -121,7 +125,9 @@ def infer_contract(table: pa.Table, *, name: str, label: str, source: str, id_co
     drift = {kind: DRIFT[(small, kind)] for kind in ("numeric", "categorical")}
     properties = [_property(facts[n], n == ident, n == label, drift if n in features else None, margin, source, task)
                   for n in table.column_names]
-    custom = [{"property": "labelColumn", "value": label}, {"property": "idColumn", "value": ident}]
+    # provenance placeholders the user fills in (data_contracts/provenance.py); lint warns while they are unknown
+    custom = [{"property": key, "value": UNKNOWN} for key in PROVENANCE_KEYS]
+    custom += [{"property": "labelColumn", "value": label}, {"property": "idColumn", "value": ident}]
     if timestamps:
         custom.append({"property": "timestampColumn", "value": timestamps[0]})
     if slices:
@@ -248,6 +254,8 @@ def _property(f: ColumnFacts, is_id: bool, is_label: bool, drift: dict[str, dict
     prop["required"] = f.nulls == 0 and not f.non_finite
     if is_id:
         prop.update(unique=True, primaryKey=True, primaryKeyPosition=1, classification="identifier")
+    else:
+        prop["classification"] = UNKNOWN  # the user says: public, internal, confidential, pii, ... (lint warns)
     if allowed is not None and not is_id:
         prop["quality"] = [{"name": f"{_rule_name(f.name)}_in_set", "metric": "invalidValues",
                             "arguments": {"validValues": allowed}, "mustBe": 0, "dimension": "conformity"}]

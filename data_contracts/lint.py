@@ -8,7 +8,9 @@
   and without the label column).
 - **warning**: no owner (a team member with role owner, or a team name); a column
   without a description; a version that is not semver ``X.Y.Z`` (``contract diff``
-  cannot tell the bump).
+  cannot tell the bump); no dataset licence, data source or personal-data category,
+  columns without a ``classification`` (:mod:`data_contracts.provenance`). A malformed
+  licence (not an SPDX expression) is an error: the contract does not load.
 
 Feature columns without their own drift setting use ``driftDefaults``; that is fine
 and not reported.
@@ -82,6 +84,10 @@ def lint_contract(path: str | Path, *, build_suites: bool = True) -> list[LintFi
         findings.append(LintFinding(level="warning", path="version",
                                     message=f"version {contract.version!r} is not semver X.Y.Z; contract diff cannot "
                                     "tell the bump"))
+    from data_contracts.provenance import provenance_warnings
+
+    findings += [LintFinding(level="warning", path=path, message=message)
+                 for path, message in provenance_warnings(contract)]
     table = contract.table
     for i, prop in enumerate(table.properties):
         if not (prop.description or "").strip():

@@ -275,7 +275,7 @@ def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord,
     evidence = drift_evidence(reference, current, specs=specs_for(contract, SCORE_COLUMN), out_dir=folder,
                               drift_share=dp.max_drifted_share, report_rows=dp.report_rows,
                               sample_rows=dp.sample_rows, progress=progress)
-    result = drift_result(evidence, dp)
+    result = drift_result(evidence, dp).model_copy(update={"dataset": str(current_path)})
     publish_table(f"drift-table-{record.name}-v{record.version}", result.table(), result.summary_line())
     return publish(settings, record, result, "drift", run_dir)
 

@@ -422,6 +422,14 @@ class ApprovalPolicy(_Strict):
         return tuple(dict.fromkeys(names))
 
 
+class GovernancePolicy(_Strict):
+    """Documentation duties checked before anything is registered (data_contracts/provenance.py)."""
+
+    require_dataset_licence: bool = Field(
+        False, description="Registration refuses a reference dataset whose data contract records no licence "
+        "(customProperties `license`, an SPDX id; `unknown` counts as none), naming the contract and this key.")
+
+
 class Policy(_Strict):
     """Everything the gates are held to. Loaded from YAML with :func:`load_policy`."""
 
@@ -432,6 +440,7 @@ class Policy(_Strict):
     drift: DriftPolicy = DriftPolicy()
     monitoring: MonitoringPolicy = MonitoringPolicy()
     approval: ApprovalPolicy = ApprovalPolicy()
+    governance: GovernancePolicy = GovernancePolicy()
 
 
 def policy_problems(path: str | Path) -> tuple[Policy | None, list[str]]:

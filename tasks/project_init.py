@@ -224,6 +224,9 @@ def _contract_text(document: dict, sources: list[str], rows: int) -> str:
         f"# Draft data contract inferred by `lockgate init` from {' + '.join(sources)} ({rows} rows).\n"
         "# Review it before relying on it: number ranges are the data's widened by 10% of the range, allowed sets are\n"
         "# the values seen, `required` is what the data showed (no null), features and slices are guesses.\n"
+        "# Fill in what only you know, written as `unknown`: customProperties dataSource (where the data comes from),\n"
+        "# license (an SPDX id such as CC-BY-4.0, or LicenseRef-<name> for your own terms), personalData (none,\n"
+        "# anonymised, pseudonymised, personal, special_category) and each column's classification.\n"
         "# Check it with `lockgate contract lint contract.yaml`; every rule lockgate reads is listed at the top of\n"
         "# data_contracts/credit_default.yaml (Open Data Contract Standard v3.1).\n")
     return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110)

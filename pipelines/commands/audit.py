@@ -42,6 +42,7 @@ def audit_report_command(settings: Settings, *, since: str | None, until: str | 
                   f"{len(report.champion_changes)} champion change(s), {len(report.decisions)} approval/rejection/"
                   f"rollback entries, {len(report.batches)} partition(s), {len(report.versions)} version(s)",
                   highlight=False)
+    _print_framework_map(report)
     for span in report.champion_timeline:
         console.print(f"  champion {escape(span.model_name)} v{span.version}: {span.start[:19]} -> "
                       f"{(span.end or 'now')[:19]} ({span.kind})", highlight=False)
@@ -54,6 +55,15 @@ def audit_report_command(settings: Settings, *, since: str | None, until: str | 
     else:
         console.print("evidence: [green]every file matches the ledger's sha256[/]")
     return EXIT_OK if chain.ok and not report.evidence_problems else EXIT_NOT_PROMOTED
+
+
+def _print_framework_map(report) -> None:
+    fm = report.framework_map
+    if fm is not None:
+        bare = [r.id for r in fm.rows if not r.evidence]
+        console.print(f"framework map (NIST AI RMF, ISO/IEC 42001): {len(fm.rows)} rows"
+                      + (f", without evidence in this period: {', '.join(bare)}" if bare else ", each with evidence")
+                      + f"; {len(fm.not_covered)} areas not covered", highlight=False)
 
 
 def model_card_command(settings: Settings, spec: str, *, out: Path | None) -> int:

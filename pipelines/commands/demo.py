@@ -83,7 +83,7 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
     from pipelines.commands.versions import show_status
     from pipelines.lifecycle import lifecycle
     from tasks.registration.register import record_registration, register_candidate
-    from tasks.stores import ledger_for, registry_for
+    from tasks.stores import ledger_for, policy_for, registry_for
 
     from pipelines.temporary_api import ensure_api, start_temporary_api
 
@@ -134,6 +134,7 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
                     registry, ledger, name=settings.model_name, arch="mlp", config_path=files[0],
                     params_path=files[1], reference_path=files[2], contract_name=CONTRACT, actor=settings.actor,
                     description=description, extra_tags={RUN_TAG: run, CANDIDATE_TAG: candidate.label},
+                    policy=policy_for(settings),
                 )
         else:
             record = earlier.record

@@ -204,6 +204,7 @@ class DriftResult(GateResult):
     n_reference: int = Field(description="Rows in the reference data.")
     n_current: int = Field(description="Rows in the current data.")
     accuracy: str = Field("", description="How exact the scores are.")
+    dataset: str | None = Field(None, description="The current data measured (path as given), for provenance.")
 
     def table(self) -> list[dict]:
         """One row per column: method, score, threshold, verdict and quality signals (Prefect table artifact, CLI)."""

@@ -100,6 +100,7 @@ def _versions(report: AuditReport) -> str:
                          "<br>".join(_e(r) for r in g.reasons),
                          f'<a href="{escape(g.link)}">{escape(g.gate)}.json</a>' if g.link else "-",
                          evidence_links(g.files)] for g in v.gates])
+        datasets = _datasets(v)
         canary = ""
         if v.canary is not None:
             metrics = ", ".join(f"{k} {val:.4g}" for k, val in v.canary.metrics.items())
@@ -112,8 +113,19 @@ def _versions(report: AuditReport) -> str:
                       f"{_e(metrics)}</p>" + (_table(["metric", "candidate", "champion", "delta", "CI", "level"], rows)
                                                if rows else ""))
         out.append(f'<details id="version-{escape(v.model_name)}-{v.version}"><summary><b>{escape(v.model_name)} '
-                   f'v{v.version}</b> — {_e(v.status)}</summary>{meta}{gates}{canary}</details>')
+                   f'v{v.version}</b> — {_e(v.status)}</summary>{meta}{datasets}{gates}{canary}</details>')
     return "".join(out) or '<p class="muted">no versions in range</p>'
+
+
+def _datasets(v) -> str:
+    """The datasets a version was trained and evaluated on, with provenance and licence."""
+    if not v.datasets:
+        return ""
+    return _table(["dataset", "used for", "data", "rows", "licence (SPDX)", "source", "owner", "personal data",
+                   "column classification"],
+                  [[_e(d.role), _e(d.used_for), f"<code>{_e(d.dataset)}</code>", _e(d.rows),
+                    _e(d.license) if d.license else '<span class="bad">not recorded</span>', _e(d.source), _e(d.owner),
+                    _e(d.personal_data), _e(d.classification)] for d in v.datasets])
 
 
 def _figure(svg: str, fig_id: str, caption: str) -> str:
@@ -125,6 +137,7 @@ def _figure(svg: str, fig_id: str, caption: str) -> str:
 def render_html(report: AuditReport) -> str:
     """The whole report as one HTML page."""
     from tasks.governance.audit_plots import canary_svg, champion_timeline_svg, drift_svg, rows_svg
+    from tasks.governance.framework_map import framework_map_html
 
     rng = f"{report.since or 'the first entry'} to {report.until or 'now'}"
     chain = report.ledger_check
@@ -149,9 +162,10 @@ def render_html(report: AuditReport) -> str:
                        _e(f"{b.drifted_share:.3f}" if b.drifted_share is not None else None),
                        '<span class="ok">✓</span>' if b.evidence_ok else '<span class="bad">✗</span>']
                       for b in report.batches])
-    contracts = _table(["contract", "version", "fingerprint", "used by"],
-                       [[_e(c.name), _e(c.version), f"<code>{_e(c.fingerprint)}</code>", _e(", ".join(c.model_versions))]
-                        for c in report.contracts])
+    contracts = _table(["contract", "version", "fingerprint", "licence (SPDX)", "source", "used by"],
+                       [[_e(c.name), _e(c.version), f"<code>{_e(c.fingerprint)}</code>",
+                         _e(c.license) if c.license else '<span class="bad">not recorded</span>', _e(c.source),
+                         _e(", ".join(c.model_versions))] for c in report.contracts])
     counts = ", ".join(f"{escape(k)}: {n}" for k, n in sorted(report.action_counts.items())) or "none"
     headers = ["#", "when (UTC)", "actor", "action", "version", "alias", "reason", "policy", "flow run", "evidence"]
     timeline_versions = ",".join(sorted({f"v{s.version}" for s in report.champion_timeline}))
@@ -182,6 +196,7 @@ def render_html(report: AuditReport) -> str:
 {_figure(rows_svg(report), 'rows-plot', 'rows per partition')}</section>
 <h2>Contracts</h2><section id="contracts">{contracts}</section>
 <h2>Model versions and their evidence</h2><section id="versions">{_versions(report)}</section>
+<h2>Framework map</h2><section id="framework-map">{framework_map_html(report.framework_map)}</section>
 <h2>Ledger</h2>
 <section id="ledger"><p><input id="ledger-filter" placeholder="filter (action, version, actor, text)" size="40">
 <span id="ledger-count" class="muted"></span></p>{_table(headers, _entry_rows(report.entries), table_id='ledger-table')}

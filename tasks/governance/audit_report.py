@@ -16,6 +16,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.governance.audit_evidence import EvidenceCheck, EvidenceLocator, is_identifier, partition_of
+from tasks.governance.dataset_provenance import DatasetUse, version_datasets
+from tasks.governance.framework_map import FrameworkMap, framework_map
 from tasks.errors import LockgateError
 from tasks.ledger.entry import LedgerEntry, LedgerVerification
 from tasks.registry import CHAMPION
@@ -128,6 +130,8 @@ class VersionSummary(BaseModel):
     gates: list[GateSummary]
     canary: CanarySummary | None
     model_card: str | None = Field(None, description="Link to the version's model card, when one was written.")
+    datasets: list[DatasetUse] = Field(default_factory=list, description="Datasets it was trained and evaluated on, "
+                                       "with provenance and licence (tasks/governance/dataset_provenance.py).")
 
 
 class ChampionChange(BaseModel):
@@ -185,6 +189,8 @@ class ContractUse(BaseModel):
     version: str
     fingerprint: str
     model_versions: list[str]
+    license: str | None = Field(None, description="The contract's dataset licence (SPDX); None: not recorded.")
+    source: str | None = Field(None, description="The contract's dataSource.")
 
 
 class AuditReport(BaseModel):
@@ -207,6 +213,8 @@ class AuditReport(BaseModel):
     contracts: list[ContractUse]
     entries: list[AuditEntry] = Field(description="Every ledger entry in the range, as recorded.")
     evidence_problems: list[str] = Field(description="One line per evidence file that is missing or changed.")
+    framework_map: FrameworkMap | None = Field(None, description="lockgate's evidence mapped to NIST AI RMF 1.0 "
+                                               "and ISO/IEC 42001:2023, and what it does not cover.")
 
 
 def is_decision(action: str) -> bool:
@@ -367,7 +375,8 @@ def _version(settings, registry, locator, record) -> VersionSummary:
         artifact_sha256=t.get("lockgate.artifact_sha256", "-"),
         gates=gate_summaries(settings, locator, record.name, record.version),
         canary=canary_summary(settings, record.name, record.version),
-        model_card=locator.link(card) if card.is_file() else None)
+        model_card=locator.link(card) if card.is_file() else None,
+        datasets=version_datasets(settings, registry, record))
 
 
 def build_report(settings: Settings, registry, ledger, *, since: datetime | None = None, until: datetime | None = None,
@@ -410,7 +419,9 @@ def build_report(settings: Settings, registry, ledger, *, since: datetime | None
     for v in versions:
         use = contracts.setdefault((v.contract, v.contract_version),
                                    ContractUse(name=v.contract, version=v.contract_version,
-                                               fingerprint=v.contract_fingerprint, model_versions=[]))
+                                               fingerprint=v.contract_fingerprint, model_versions=[],
+                                               license=v.datasets[0].license if v.datasets else None,
+                                               source=v.datasets[0].source if v.datasets else None))
         use.model_versions.append(f"{v.model_name} v{v.version}")
 
     batches = [_batch(settings, e) for e in entries if e.action.startswith("partition.")]
@@ -423,7 +434,7 @@ def build_report(settings: Settings, registry, ledger, *, since: datetime | None
     counts: dict[str, int] = {}
     for e in entries:
         counts[e.action] = counts.get(e.action, 0) + 1
-    return AuditReport(
+    report = AuditReport(
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), generated_by=settings.actor,
         since=since.isoformat() if since else None, until=until.isoformat() if until else None, models=models,
         tracking_uri=settings.tracking_uri, ledger_url=settings.ledger_uri, ledger_check=ledger.verify(),
@@ -432,3 +443,5 @@ def build_report(settings: Settings, registry, ledger, *, since: datetime | None
         decisions=[e for e in entries if is_decision(e.action)], batches=batches, versions=versions,
         contracts=sorted(contracts.values(), key=lambda c: (c.name, c.version)), entries=entries,
         evidence_problems=problems)
+    report.framework_map = framework_map(report)
+    return report

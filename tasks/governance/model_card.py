@@ -1,7 +1,8 @@
 """A model card per version, generated from its evidence: what it is for, what it was trained on, how it measured.
 
 :func:`build_model_card` reads the registration metadata (MLflow tags and run name), the gate
-results under ``evidence/<model>/v<version>/`` and the version's ledger entries; nothing in
+results under ``evidence/<model>/v<version>/`` and the version's ledger entries (and the provenance and licence of its datasets from its registered contract,
+tasks/governance/dataset_provenance.py); nothing in
 the card is typed by hand except the optional registration tags ``lockgate.intended_use`` and
 ``lockgate.limitations``. :func:`write_model_card` writes markdown, HTML and JSON and logs
 them to the version's MLflow run under ``model_card/``. The lifecycle writes a card at the end
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.governance.audit_evidence import EvidenceLocator
 from tasks.governance.audit_report import CanarySummary, GateSummary, canary_summary, gate_summaries
+from tasks.governance.dataset_provenance import DatasetUse, datasets_markdown, version_datasets
 from tasks.registry import ModelVersionRecord
 from tasks.settings import Settings
 
@@ -51,6 +53,8 @@ class ModelCard(BaseModel):
     run_id: str
     arch: str
     training_data: dict[str, str] = Field(description="Reference snapshot fingerprint and the contract it was held to.")
+    datasets: list[DatasetUse] = Field(default_factory=list, description="Every dataset the version was trained "
+                                       "and evaluated on, with its source, licence, owner and personal data.")
     deployed_artifact: dict[str, str]
     metrics: CanarySummary | None
     compile_targets: list[dict]
@@ -128,6 +132,7 @@ def build_model_card(settings: Settings, registry, ledger, record: ModelVersionR
                        "contract": f"{t.get('lockgate.contract', '-')}@{t.get('lockgate.contract_version', '-')}",
                        "contract_fingerprint": t.get("lockgate.contract_fingerprint", "-"),
                        "params_sha256": t.get("lockgate.params_sha256", "-")},
+        datasets=version_datasets(settings, registry, record),
         deployed_artifact={"sha256": t.get("lockgate.artifact_sha256", "-"), "platforms": t.get("lockgate.platforms", "-"),
                            "variants_accepted": t.get("lockgate.variants_accepted", "-")},
         metrics=metrics, compile_targets=report.get("verdicts", []),
@@ -153,6 +158,7 @@ def card_markdown(card: ModelCard) -> str:
         ["registered", "by", "arch", "MLflow run", "description"],
         [[card.registered_at, card.registered_by, card.arch, card.run_id, card.description or "-"]])
     lines += ["", "## Training data", ""] + _md_table(["fact", "value"], [[k, f"`{v}`"] for k, v in card.training_data.items()])
+    lines += ["", "## Datasets: provenance and licence", ""] + datasets_markdown(card.datasets)
     lines += ["", "## Deployed artifact", ""] + _md_table(["fact", "value"], [[k, f"`{v}`"] for k, v in card.deployed_artifact.items()])
     lines += ["", "## Metrics (golden set)", ""]
     if card.metrics is None:

@@ -26,6 +26,7 @@ from tasks.evidence import sha256_file
 from tasks.faults import failpoint
 from tasks.ledger.entry import LedgerEntry
 from tasks.ledger.store import Ledger
+from tasks.policy import Policy
 from tasks.registry import MlflowRegistry, ModelVersionRecord
 
 PARAMS_FILE = "params.msgpack"
@@ -93,6 +94,7 @@ def register_candidate(
     intended_use: str = "",
     limitations: str = "",
     extra_tags: dict[str, str] | None = None,
+    policy: Policy | None = None,
 ) -> ModelVersionRecord:
     """Check the inputs, then create a model version holding everything the gates need.
 
@@ -103,7 +105,8 @@ def register_candidate(
     lockgate's keys); ``params_path`` a flax.serialization msgpack file.
 
     ``intended_use`` and ``limitations`` (free text, limitations separated by ';') go to the model card;
-    ``extra_tags`` are set on the version with the others (the demo's run and candidate).
+    ``extra_tags`` are set on the version with the others (the demo's run and candidate). ``policy``: with
+    ``governance.require_dataset_licence``, a contract that records no dataset licence is refused.
 
     Raises:
       LockgateError: one line naming the bad input; nothing is registered."""
@@ -117,6 +120,12 @@ def register_candidate(
         contract = load_contract(contract_name)
     except ContractError as e:
         raise LockgateError(str(e)) from None
+    if policy is not None and policy.governance.require_dataset_licence:
+        from data_contracts.provenance import licence_refusal
+
+        refusal = licence_refusal(contract, policy_name=policy.name)
+        if refusal:
+            raise LockgateError(refusal)
     raw_config = read_model_config(config_path)
     try:
         params = load_params(params_path)

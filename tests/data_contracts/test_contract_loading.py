@@ -149,7 +149,7 @@ CASES = [
     (
         "unknown lockgate property",
         lambda r: r["customProperties"].append({"property": "labelColum", "value": "x"}),
-        "customProperties[7](labelColum).property: unknown lockgate property",
+        "customProperties[10](labelColum).property: unknown lockgate property",
     ),
     (
         "feature that is not a column",

@@ -10,6 +10,8 @@ def test_demo_policy_loads():
     assert policy.name == "demo" and policy.approval.environments["dev"].transitions == ()
     assert policy.approval.environments["prod"].transitions == ("promote", "rollback")
     assert policy.approval.approver_names("prod") == ("ml-lead", "risk-officer-1", "risk-officer-2")
+    assert policy.governance.require_dataset_licence  # the demo's contract records its licence
+    assert not Policy().governance.require_dataset_licence  # off unless a policy asks for it
 
 
 @pytest.mark.parametrize(
@@ -29,6 +31,8 @@ def test_demo_policy_loads():
         ("validation:\n  data_docs: sometimes\n", "validation.data_docs"),
         ("monitoring:\n  evidently_report: never\n", "monitoring.evidently_report"),
         ("canary:\n  latency_retimes: -1\n", "canary.latency_retimes"),
+        ("governance:\n  require_dataset_license: true\n", "governance.require_dataset_license: unknown key"),
+        ("governance:\n  require_dataset_licence: sometimes\n", "governance.require_dataset_licence"),
         # malformed in the ways a careless edit makes: refused at load, naming the key
         ("validation:\n  max_quarantine_share: 0.05\n  max_quarantine_share: 1.0\n",
          "duplicate key 'max_quarantine_share' (first at line 2) at line 3"),

@@ -88,6 +88,8 @@ def test_lint_warnings_exit_zero(settings, capsys, contract_file):
     (lambda raw: raw["schema"][0]["properties"][0]["logicalTypeOptions"].update(pattern="^APP-[0-9"), "invalid regex"),
     (lambda raw: raw.update(owner="me"), "owner: unknown key"),
     (lambda raw: raw["schema"][0]["properties"][2].update(logicalType="int"), "logicalType"),
+    (lambda raw: next(cp for cp in raw["customProperties"] if cp["property"] == "license").update(value="MIT2"),
+     "(license).value: 'MIT2' is not an SPDX license expression"),
 ])
 def test_lint_errors_exit_two(settings, capsys, contract_file, edit, fragment):
     path = contract_file(edit)
