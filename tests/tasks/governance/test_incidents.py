@@ -4,16 +4,14 @@ on 127.0.0.1, repeats attached, resolved (with the approval rules' actor and sig
 from __future__ import annotations
 
 import json
-import os
 import threading
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tasks.errors import LockgateError
-from tasks.evidence import Check, EvidenceFile, GateResult, write_json
+from tasks.evidence import Check, GateResult, write_json
 
 SECRET_PATH = "/services/T000/B000/very-secret-token"
 
