@@ -329,3 +329,53 @@ def test_cli_lists_and_resolves_and_a_bad_id_is_one_line_exit_2(tmp_path, monkey
     from tasks.stores import ledger_for
 
     assert ledger_for(settings).verify().ok  # `lockgate audit verify` on a whole home: tests/pipelines/test_incidents.py
+
+
+def test_the_audit_section_shows_time_to_detect_and_time_to_resolve(tmp_path, monkeypatch, hook):
+    import os
+    from datetime import datetime, timedelta, timezone
+
+    from tasks import gates
+    from tasks.governance.audit_evidence import EvidenceLocator
+    from tasks.governance.audit_html import evidence_links
+    from tasks.governance.audit_incidents import incident_reports, incidents_html
+    from tasks.governance.incidents import resolve_incident
+    from tasks.policy import Policy
+    from tasks.stores import ledger_for
+
+    settings = _settings(tmp_path, monkeypatch, hook.url)
+    outcome = _outcome(tmp_path, "date=2026-11-05")
+    landed = datetime(2026, 11, 5, 6, 0, tzinfo=timezone.utc)  # the partition's data landed at 06:00 UTC
+    for f in Path(outcome.source).iterdir():
+        os.utime(f, (landed.timestamp(), landed.timestamp()))
+    first = gates.open_incident(settings, gates.monitor_trigger(Policy(), _champion(), outcome, kind="monitoring-alert"))
+    second = gates.open_incident(settings, gates.monitor_trigger(
+        Policy(), _champion(), _outcome(tmp_path, "date=2026-11-06", triggers=("quality breach",)),
+        kind="monitoring-alert"))
+    ledger = ledger_for(settings)
+    resolve_incident(ledger, Policy(), environment="dev", incident_id=first.incident_id, reason="ok", resolver="ops")
+    rows = {(r.action, r.reason.split()[1]): r for r in ledger.entries()}
+    opened_at = datetime.fromisoformat(rows[("incident.opened", first.incident_id)].recorded_at)
+    resolved_at = datetime.fromisoformat(rows[("incident.resolved", first.incident_id)].recorded_at)
+
+    reports = incident_reports(EvidenceLocator(settings, None, tmp_path / "report"), ledger.entries(), since=None,
+                               until=None, now=datetime.now(timezone.utc).isoformat())
+    by_id = {r.incident_id: r for r in reports}
+    done, still = by_id[first.incident_id], by_id[second.incident_id]
+    assert done.detected_from == landed.isoformat(timespec="microseconds")
+    assert done.time_to_detect_seconds == round((opened_at - landed).total_seconds(), 3)
+    assert done.time_to_resolve_seconds == round((resolved_at - opened_at).total_seconds(), 3)
+    assert done.status == "resolved" and done.resolved_by == "ops" and still.status == "open"
+    assert still.time_to_resolve_seconds is None and still.open_for_seconds >= 0
+    assert {c.role for c in done.evidence} == {"incident", "drift.result"}
+    assert all(c.status == "ok" and c.link and not c.link.startswith("file:") for c in done.evidence)
+    html = incidents_html(reports, evidence_links)
+    assert f'id="incident-{first.incident_id}"' in html and "open</span>" in html and "drift.result" in html
+    # a window that ends before the second was opened leaves it out; one after the first was resolved, the first
+    later = datetime.fromisoformat(rows[("incident.opened", second.incident_id)].recorded_at)
+    assert [r.incident_id for r in incident_reports(EvidenceLocator(settings, None, None), ledger.entries(),
+                                                    since=None, until=opened_at, now=later.isoformat())] == [
+        first.incident_id]
+    assert [r.incident_id for r in incident_reports(EvidenceLocator(settings, None, None), ledger.entries(),
+                                                    since=resolved_at + timedelta(seconds=1), until=None,
+                                                    now=later.isoformat())] == [second.incident_id]
