@@ -4,48 +4,13 @@ on 127.0.0.1, repeats attached, resolved (with the approval rules' actor and sig
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tasks.errors import LockgateError
 from tasks.evidence import Check, GateResult, write_json
-
-SECRET_PATH = "/services/T000/B000/very-secret-token"
-
-
-class Hook:
-    """A webhook receiver on a free 127.0.0.1 port: keeps every JSON body; answers ``fail_first`` 500s first."""
-
-    def __init__(self, fail_first: int = 0):
-        self.bodies: list[dict] = []
-        self.fail_first = fail_first
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if hook.fail_first > 0:
-                    hook.fail_first -= 1
-                    self.send_response(500)
-                else:
-                    hook.bodies.append(body)
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{SECRET_PATH}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+from tests.webhook_receiver import Hook
 
 
 @pytest.fixture
