@@ -644,11 +644,12 @@ def rollback_model(settings: Settings, policy: Policy, champion: ChampionRef, br
     why = "; ".join(f"partition {o.partition}: {'; '.join(o.monitor_reasons)}" for o in breached)
     common = dict(actor=settings.actor, model_name=champion.name, policy=policy.name, flow_run_id=_flow_run_id())
     current = registry.aliases(champion.name).get(CHAMPION)
-    if current != champion.version:
-        ledger.append(LedgerEntry(action=ALERT, version=champion.version, **common,
-                                  reason=f"rollback of v{champion.version} skipped: champion is now v{current}; {why}"))
-        return None
     evidence = {f"{o.partition}.{k}": v for o in breached for k, v in o.evidence.items()}
+    if current != champion.version:
+        skipped = f"rollback of v{champion.version} skipped: champion is now v{current}; {why}"
+        ledger.append(LedgerEntry(action=ALERT, version=champion.version, **common, reason=skipped))
+        open_incident(settings, _rollback_trigger(policy, champion, breached, evidence, "monitoring-alert", skipped))
+        return None
     try:
         result = governed_rollback(settings, policy, champion.name, reason=f"automatic, monitoring breach: {why}",
                                    flow_run_id=_flow_run_id(), evidence=evidence)
@@ -704,10 +705,15 @@ def emit_incident_event(event: str, incident) -> str:
     """The incident's Prefect event (``lockgate.incident.opened`` / ``.resolved``, the model version as resource, so
     an automation can route it), where a Prefect run or API exists; what happened, as a line for the ledger.
     Prefect sends events in the background: "emitted" means handed to its events worker."""
-    from prefect.settings import get_current_settings
+    import contextlib
+    import os
 
-    if not _in_a_run() and not get_current_settings().api.url:
-        return f"{event} not sent: no Prefect run or API in this process"
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    # a command that set PREFECT_API_URL after Prefect was imported (the demo's temporary API): its settings lack it
+    exported = os.environ.get("PREFECT_API_URL") if not get_current_settings().api.url else None
+    if not _in_a_run() and not get_current_settings().api.url and not exported:
+        return f"{event} not sent: no Prefect run or API in this process"  # emit_event would start a server of its own
     from prefect.events import emit_event
 
     from tasks.governance.incidents import event_resource
@@ -717,7 +723,8 @@ def emit_incident_event(event: str, incident) -> str:
                "opened_at": incident.opened_at, "resolved_by": incident.resolved_by,
                "resolution": incident.resolution, "evidence": {"incident": incident.document, **incident.evidence}}
     try:
-        sent = emit_event(event=event, resource=resource, related=related, payload=payload)
+        with temporary_settings({PREFECT_API_URL: exported}) if exported else contextlib.nullcontext():
+            sent = emit_event(event=event, resource=resource, related=related, payload=payload)
     except Exception as e:  # noqa: BLE001 - e.g. an event over the server's size limit
         return f"{event} not sent: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
     return f"{event} emitted (id {sent.id})" if sent is not None else f"{event} not sent: Prefect emits no events here"

@@ -172,6 +172,8 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
 def respond_to_incidents(settings: Settings, ledger, *, since_seq: int, outcomes) -> None:
     """The demo's incident response: the incidents its batch run opened (the last day's drift), each resolved with
     what the response was, then listed with their time to detect and time to resolve."""
+    from rich.markup import escape
+
     from pipelines.commands.incidents import resolve
     from tasks.governance.audit_incidents import duration
     from tasks.governance.incidents import incidents_from, opened_document, seconds_between
@@ -195,8 +197,8 @@ def respond_to_incidents(settings: Settings, ledger, *, since_seq: int, outcomes
         state = (f"resolved by {incident.resolved_by} after "
                  f"{duration(seconds_between(incident.opened_at, incident.resolved_at))}"
                  if incident.resolved_at else "OPEN (`lockgate incidents resolve ID --reason ...`)")
-        console.print(f"    incident {incident.incident_id} [{incident.kind}] v{incident.version}: detected "
-                      f"{duration(detect)} after its data landed, {state}", highlight=False, soft_wrap=True)
+        console.print(escape(f"    incident {incident.incident_id} [{incident.kind}] v{incident.version}: detected "
+                             f"{duration(detect)} after its data landed, {state}"), highlight=False, soft_wrap=True)
 
 
 # -- an interrupted demo is resumed, not repeated ----------------------------------------------------------------------
