@@ -344,3 +344,21 @@ def test_the_audit_section_shows_time_to_detect_and_time_to_resolve(tmp_path, mo
     assert [r.incident_id for r in incident_reports(EvidenceLocator(settings, None, None), ledger.entries(),
                                                     since=resolved_at + timedelta(seconds=1), until=None,
                                                     now=later.isoformat())] == [second.incident_id]
+
+
+@pytest.mark.parametrize("argv", [["incidents", "--help"], ["incidents", "resolve", "--help"]])
+def test_help(argv, capsys):
+    from pipelines.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0 and "usage: lockgate incidents" in capsys.readouterr().out
+
+
+def test_a_webhook_url_setting_that_is_not_http_is_not_posted_and_says_so():
+    from tasks.governance.incident_notify import post_webhook, redacted
+
+    assert redacted("https://hooks.slack.com/services/T/B/secret?x=1") == "https://hooks.slack.com/…"
+    delivery = post_webhook("file:///etc/passwd", {"text": "x"})
+    assert not delivery.delivered and delivery.attempts == 0 and "not an http(s) URL" in delivery.detail
+    assert "passwd" not in delivery.detail
