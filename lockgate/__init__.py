@@ -31,12 +31,13 @@ if TYPE_CHECKING:
     from pipelines.status import ModelStatus
     from tasks.batch.run import BatchRun
     from tasks.drift.results import DriftResult
+    from tasks.governance.incidents import Incident
     from tasks.project_init import ProjectInit
     from tasks.registry import ModelVersionRecord
     from tasks.settings import Settings
     from tasks.validation.gate import ValidationResult
 
-__all__ = ["init", "register", "lifecycle", "validate", "drift", "score", "status"]
+__all__ = ["init", "register", "lifecycle", "validate", "drift", "score", "status", "incidents", "resolve_incident"]
 PathLike = str | os.PathLike
 
 
@@ -143,6 +144,27 @@ def status(*, limit: int = 10, project: PathLike | None = None) -> ModelStatus:
         from pipelines.status import model_status
 
         return model_status(settings, limit=limit)
+
+
+def incidents(*, include_resolved: bool = False, model: str | None = None,
+              project: PathLike | None = None) -> list[Incident]:
+    """``lockgate incidents [--all] [--model NAME]``: the open incidents (``include_resolved``: resolved ones too),
+    oldest first; each with its id, kind, model, version, opened_at, evidence (role -> path) and, once resolved, who and why."""
+    with _session(project) as settings:
+        from pipelines.commands.incidents import incident_list
+
+        return incident_list(settings, include_resolved=include_resolved, model=model)
+
+
+def resolve_incident(incident_id: str, *, reason: str, resolver: str | None = None, key: PathLike | None = None,
+                     project: PathLike | None = None) -> Incident:
+    """``lockgate incidents resolve ID --reason TEXT [--as USER] [--key PATH]``: the resolved Incident; an unknown or
+    already resolved id, or a resolver the environment's approval rules refuse, raises LockgateError."""
+    with _session(project) as settings:
+        from pipelines.commands.incidents import resolve
+
+        return resolve(settings, incident_id, reason=reason, resolver=resolver,
+                       key=None if key is None else str(key))[0]
 
 
 @contextmanager

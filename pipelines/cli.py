@@ -230,7 +230,29 @@ def _parser() -> argparse.ArgumentParser:
     rb.add_argument("--reason", required=True, help="why, recorded in the ledger (e.g. 'drift breach on 2026-10-05')")
     rb.add_argument("--to-version", type=_positive_int, metavar="N", help="an earlier champion instead of the previous")
     _audit_parsers(sub)
+    _incidents_parser(sub)
     return p
+
+
+def _incidents_parser(sub) -> None:
+    inc = sub.add_parser("incidents", help="open incidents (alerts, blocks, rollbacks, rejections); resolve one",
+                         description="List the incidents monitoring alerts and blocks, automatic rollbacks and "
+                         "rejected promotions opened (id, kind, model, version, opened at, evidence), open ones "
+                         "unless --all; `incidents resolve ID --reason TEXT` closes one (recorded in the ledger).")
+    inc.add_argument("--all", action="store_true", help="include resolved incidents")
+    inc.add_argument("--model", metavar="NAME", help="only this model's (default: every model in the ledger)")
+    actions = inc.add_subparsers(dest="incidents_command", metavar="ACTION")
+    res = actions.add_parser("resolve", help="close an open incident with a reason (exit 2: unknown or resolved)",
+                             description="Close incident ID: a ledger row naming who and why, then the webhook and "
+                             "the Prefect event. Who may resolve follows the approval rules of LOCKGATE_ENVIRONMENT: "
+                             "its approvers where it needs human approval, signed (--key) where it says identity: "
+                             "signed. Exit 0 resolved, 2 unknown or already resolved id, or a refused resolver.")
+    res.add_argument("incident_id", metavar="ID", help="the incident id (INC-YYYYMMDD-xxxxxx, see `lockgate incidents`)")
+    res.add_argument("--reason", required=True, help="what was done about it; recorded in the ledger")
+    res.add_argument("--as", dest="resolver", metavar="USER", help="who resolves (default: LOCKGATE_ACTOR or the "
+                     "login name)")
+    res.add_argument("--key", metavar="PATH", help="your Ed25519 private key: signs the resolution (required where "
+                     "the policy says identity: signed)")
 
 
 def _init_parser(sub) -> None:

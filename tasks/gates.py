@@ -411,7 +411,12 @@ def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord
                                  else outcome.reason],
                         checks=checks if outcome.status != "refused" else checks[:1])
     publish_ledger_head(settings, record.name)
-    return publish(settings, record, result, "promotion", run_dir)
+    published = publish(settings, record, result, "promotion", run_dir)
+    if not published.passed:  # refused (the champion moved) or reverted (smoke test): the promotion is rejected
+        open_incident(settings, rejection_trigger(
+            policy, record, published, run_dir, condition=f"promotion {outcome.status}",
+            summary=f"v{record.version} not promoted ({outcome.status}): {outcome.reason}"))
+    return published
 
 
 def gate_error(gate: str, error: Exception) -> GateResult:
@@ -442,6 +447,8 @@ def reject_candidate(settings: Settings, policy: Policy, record: ModelVersionRec
     reject(registry_for(settings), ledger_for(settings), name=record.name, version=record.version, actor=settings.actor,
            reason=reason, policy=policy.name, evidence=gate_evidence(run_dir),
            flow_run_id=_flow_run_id())
+    open_incident(settings, rejection_trigger(policy, record, failed, run_dir, condition=f"{failed.gate} gate",
+                                              summary=f"v{record.version} rejected: {reason}"))
     return "rejected"
 
 
@@ -594,6 +601,8 @@ def record_partition(settings: Settings, policy: Policy, champion: ChampionRef, 
         ledger.append(LedgerEntry(action=action, reason=reason, evidence=outcome.evidence, **common))
         logger.warning("MONITOR %s: %s", outcome.monitor.upper(), reason)
         _markdown_artifact(f"# Monitoring {outcome.monitor}\n\n{reason}\n", f"monitor-{champion.name}", reason)
+        open_incident(settings, monitor_trigger(policy, champion, outcome, kind="scoring-block" if action == BLOCK
+                                                else "monitoring-alert"))
     table = "\n".join(["| partition | status | rows | quarantined | scored | drift | monitor |",
                        "|---|---|---|---|---|---|---|",
                        f"| {outcome.partition} | {outcome.status} | {outcome.rows} | {outcome.quarantined} | "
@@ -635,11 +644,12 @@ def rollback_model(settings: Settings, policy: Policy, champion: ChampionRef, br
     why = "; ".join(f"partition {o.partition}: {'; '.join(o.monitor_reasons)}" for o in breached)
     common = dict(actor=settings.actor, model_name=champion.name, policy=policy.name, flow_run_id=_flow_run_id())
     current = registry.aliases(champion.name).get(CHAMPION)
-    if current != champion.version:
-        ledger.append(LedgerEntry(action=ALERT, version=champion.version, **common,
-                                  reason=f"rollback of v{champion.version} skipped: champion is now v{current}; {why}"))
-        return None
     evidence = {f"{o.partition}.{k}": v for o in breached for k, v in o.evidence.items()}
+    if current != champion.version:
+        skipped = f"rollback of v{champion.version} skipped: champion is now v{current}; {why}"
+        ledger.append(LedgerEntry(action=ALERT, version=champion.version, **common, reason=skipped))
+        open_incident(settings, _rollback_trigger(policy, champion, breached, evidence, "monitoring-alert", skipped))
+        return None
     try:
         result = governed_rollback(settings, policy, champion.name, reason=f"automatic, monitoring breach: {why}",
                                    flow_run_id=_flow_run_id(), evidence=evidence)
@@ -647,16 +657,33 @@ def rollback_model(settings: Settings, policy: Policy, champion: ChampionRef, br
     except LockgateError as e:  # nothing to roll back to, or reviewers must approve it
         problem = str(e)
     if problem is not None:
-        ledger.append(LedgerEntry(action=BLOCK, version=champion.version, **common,
-                                  reason=f"rollback asked by monitoring but not made ({problem}); scoring blocked: {why}"))
+        blocked = f"rollback asked by monitoring but not made ({problem}); scoring blocked: {why}"
+        ledger.append(LedgerEntry(action=BLOCK, version=champion.version, **common, reason=blocked))
         get_run_logger().error("MONITOR: rollback not made (%s); scoring blocked", problem)
+        open_incident(settings, _rollback_trigger(policy, champion, breached, evidence, "scoring-block", blocked))
         return None
     reason = f"v{result.from_version} rolled back to v{result.to_version} after: {why}"
     ledger.append(LedgerEntry(action=ALERT, version=result.to_version, **common, reason=reason))
+    open_incident(settings, _rollback_trigger(policy, champion, breached, evidence, "rollback", reason))
     get_run_logger().warning("MONITOR ROLLBACK: %s", reason)
     _markdown_artifact(f"# Monitoring rollback\n\n{reason}\n", f"monitor-{champion.name}", reason)
     publish_ledger_head(settings, champion.name)
     return load_champion.fn(settings, policy, champion.name)
+
+
+def _rollback_trigger(policy: Policy, champion: ChampionRef, breached: list, evidence: dict, kind: str, summary: str):
+    """The incident of an automatic rollback (or of the block made instead): the breached partitions' values and
+    evidence; time to detect from the first of their data to land."""
+    from tasks.governance.incidents import IncidentTrigger, modified_at
+
+    landed = sorted((t, o.partition) for o in breached if (t := modified_at(o.source)))
+    return IncidentTrigger(
+        kind=kind, model_name=champion.name, version=champion.version, condition="monitoring rollback",
+        summary=summary, reasons=[r for o in breached for r in o.monitor_reasons],
+        measurements=[c for o in breached for c in _failed_measurements(o.drift_result)][:50], evidence=evidence,
+        data_at=landed[0][0] if landed else None,
+        data_what=f"partition {landed[0][1]} landed" if landed else None, policy=policy.name,
+        flow_run_id=_flow_run_id())
 
 
 @task(name="publish-model-card", cache_policy=NO_CACHE)
@@ -671,3 +698,111 @@ def publish_model_card(settings: Settings, record: ModelVersionRecord) -> str | 
         get_run_logger().warning("model card for %s v%s not written: %s", record.name, record.version, e)
         return None
     return str(files[0])
+
+
+# -- incident response (tasks/governance/incidents.py) ---------------------------------------------------------------
+def emit_incident_event(event: str, incident) -> str:
+    """The incident's Prefect event (``lockgate.incident.opened`` / ``.resolved``, the model version as resource, so
+    an automation can route it), where a Prefect run or API exists; what happened, as a line for the ledger.
+    Prefect sends events in the background: "emitted" means handed to its events worker."""
+    import contextlib
+    import os
+
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    # a command that set PREFECT_API_URL after Prefect was imported (the demo's temporary API): its settings lack it
+    exported = os.environ.get("PREFECT_API_URL") if not get_current_settings().api.url else None
+    if not _in_a_run() and not get_current_settings().api.url and not exported:
+        return f"{event} not sent: no Prefect run or API in this process"  # emit_event would start a server of its own
+    from prefect.events import emit_event
+
+    from tasks.governance.incidents import event_resource
+
+    resource, related = event_resource(incident)
+    payload = {"incident_id": incident.incident_id, "kind": incident.kind, "summary": incident.summary[:2000],
+               "opened_at": incident.opened_at, "resolved_by": incident.resolved_by,
+               "resolution": incident.resolution, "evidence": {"incident": incident.document, **incident.evidence}}
+    try:
+        with temporary_settings({PREFECT_API_URL: exported}) if exported else contextlib.nullcontext():
+            sent = emit_event(event=event, resource=resource, related=related, payload=payload)
+    except Exception as e:  # noqa: BLE001 - e.g. an event over the server's size limit
+        return f"{event} not sent: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
+    return f"{event} emitted (id {sent.id})" if sent is not None else f"{event} not sent: Prefect emits no events here"
+
+
+def open_incident(settings: Settings, trigger):
+    """Open an incident for ``trigger`` (or attach it to the open one with the same key), notify the webhook and
+    emit the Prefect event for a new one. Never raises: the gate's own decision is recorded either way, and a
+    failure here is logged."""
+    from tasks.governance.incidents import announce, open_or_attach
+
+    logger = _logger()
+    try:
+        ledger = ledger_for(settings)
+        incident, attached = open_or_attach(ledger, trigger, actor=settings.actor, evidence_dir=settings.evidence_dir)
+    except Exception as e:  # noqa: BLE001 - an incident that cannot be recorded never changes the gate's outcome
+        logger.error("incident not opened (%s: %s) for: %s", type(e).__name__, e, trigger.summary)
+        return None
+    if attached:
+        logger.warning("INCIDENT %s: the same condition again (%d occurrences): %s", incident.incident_id,
+                       incident.occurrences, trigger.summary)
+        return incident
+    url = settings.incident_webhook_url.get_secret_value() if settings.incident_webhook_url else None
+    line = announce(ledger, incident, "opened", actor=settings.actor, webhook_url=url,
+                    timeout=settings.incident_webhook_timeout_seconds, retries=settings.incident_webhook_retries,
+                    emit=emit_incident_event)
+    logger.warning("INCIDENT %s opened (%s): %s [%s]", incident.incident_id, incident.kind, trigger.summary, line)
+    return incident
+
+
+def _logger():
+    import logging
+
+    try:
+        return get_run_logger()
+    except Exception:  # noqa: BLE001 - outside a flow or task run (a gate called directly)
+        return logging.getLogger("lockgate.incidents")
+
+
+def _failed_measurements(drift) -> list:
+    from tasks.governance.incidents import MAX_MEASUREMENTS
+
+    return [c for c in (drift.checks if drift is not None else []) if not c.passed][:MAX_MEASUREMENTS]
+
+
+def monitor_trigger(policy: Policy, champion: ChampionRef, outcome, *, kind: str):
+    """The incident of a partition's monitoring alert or block: its drift and quality values and thresholds, the
+    partition's evidence, and when its data landed (time to detect runs from there)."""
+    from tasks.governance.incidents import IncidentTrigger, modified_at
+
+    data_at = modified_at(outcome.source)
+    return IncidentTrigger(
+        kind=kind, model_name=champion.name, version=champion.version,
+        condition="+".join(outcome.monitor_triggers) or outcome.monitor,
+        summary=f"partition {outcome.partition} (v{champion.version}): {'; '.join(outcome.monitor_reasons)}",
+        reasons=list(outcome.monitor_reasons), measurements=_failed_measurements(outcome.drift_result),
+        evidence=dict(outcome.evidence), data_at=data_at,
+        data_what=f"partition {outcome.partition} landed ({outcome.source})" if data_at else None,
+        policy=policy.name, flow_run_id=_flow_run_id())
+
+
+def _newest_evidence(files: dict[str, EvidenceFile]) -> tuple[str | None, str | None]:
+    from tasks.governance.incidents import modified_at
+
+    times = [(t, f.path) for f in files.values() if (t := modified_at(f.path))]
+    return max(times) if times else (None, None)
+
+
+def rejection_trigger(policy: Policy, record: ModelVersionRecord, result: GateResult, run_dir: Path, *,
+                      condition: str, summary: str):
+    """The incident of a rejected promotion: the failing gate's checks, the run's gate evidence; time to detect
+    from the last gate result written before the decision."""
+    from tasks.governance.incidents import IncidentTrigger
+
+    files = gate_evidence(run_dir)
+    data_at, path = _newest_evidence(files)
+    return IncidentTrigger(
+        kind="promotion-rejected", model_name=record.name, version=record.version, condition=condition,
+        summary=summary, reasons=list(result.reasons), measurements=result.failed_checks(), evidence=files,
+        data_at=data_at, data_what=f"gate result {path} written" if path else None, policy=policy.name,
+        flow_run_id=_flow_run_id())

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from data_contracts.names import name_problem
@@ -150,6 +150,17 @@ class Settings(BaseSettings):
         0.0, ge=0, le=1, description="Testing hook: this share of partitions (chosen by inject_seed) fails its first "
         "read with a transient OSError; the first attempt is remembered under home/faults, across processes.")
     inject_seed: int = Field(0, description="Seed choosing the partitions of inject_read_failures.")
+
+    # -- incident response (tasks/governance/incidents.py) ------------------------------------------------------
+    incident_webhook_url: SecretStr | None = Field(
+        None, description="Webhook every opened and resolved incident is POSTed to (Slack-compatible JSON: 'text' "
+        "plus the incident's fields). A secret: only its scheme and host are ever written to the ledger, evidence or "
+        "logs. Unset: incidents are recorded without a notification (the ledger says so).")
+    incident_webhook_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="Timeout of one webhook POST.")
+    incident_webhook_retries: int = Field(
+        2, ge=0, le=5, description="Retries of a webhook POST that failed (connection error, timeout, HTTP 5xx or 429), "
+        "after 0.5 s, then doubled; a failure is recorded on the incident, never stops the gate.")
 
     @field_validator("project")
     @classmethod

@@ -109,6 +109,16 @@ def test_status_of_a_project_with_no_version_yet(project):
     assert st.versions == [] and st.ledger_ok and st.aliases_agree
 
 
+def test_incidents_of_a_project_and_resolving_an_unknown_one(project):
+    import lockgate
+    from tasks.errors import LockgateError
+
+    assert lockgate.incidents(project=project.folder) == []
+    assert lockgate.incidents(include_resolved=True, project=project.folder) == []
+    with pytest.raises(LockgateError, match="no incident INC-20261105-abcdef in this ledger"):
+        lockgate.resolve_incident("INC-20261105-abcdef", reason="x", project=project.folder)
+
+
 def test_bad_input_is_a_one_line_error(project, wine):
     import lockgate
     from tasks.errors import LockgateError

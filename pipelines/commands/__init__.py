@@ -92,6 +92,10 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return drift_command(settings, args.reference, args.current, contract_ref=args.contract,
                              prediction=args.prediction, out=args.out)
+    if command == "incidents":
+        from pipelines.commands.incidents import incidents_dispatch
+
+        return incidents_dispatch(args, settings)
     if command in ("audit", "model-card"):
         from pipelines.commands.audit import audit_dispatch
 

@@ -46,6 +46,15 @@ def audit_report_command(settings: Settings, *, since: str | None, until: str | 
     for span in report.champion_timeline:
         console.print(f"  champion {escape(span.model_name)} v{span.version}: {span.start[:19]} -> "
                       f"{(span.end or 'now')[:19]} ({span.kind})", highlight=False)
+    if report.incidents:
+        from tasks.governance.audit_incidents import duration
+
+        still = sum(i.status == "open" for i in report.incidents)
+        console.print(f"{len(report.incidents)} incident(s), {still} open:", highlight=False)
+        for i in report.incidents:
+            console.print(f"  {i.incident_id} {i.kind} {escape(i.model_name)} v{i.version}: detected in "
+                          f"{duration(i.time_to_detect_seconds)}, " + (f"resolved in {duration(i.time_to_resolve_seconds)}"
+                                                                      if i.resolved_at else "open"), highlight=False)
     console.print("ledger hash chain: " + ("[green]intact[/]" if chain.ok else
                                          f"[red]BROKEN at entry {chain.first_bad_seq}: {escape(chain.problem or '')}[/]"))
     if report.evidence_problems:

@@ -148,6 +148,7 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
         for line in outcome.gates:
             console.print(f"      {line}", highlight=False)
     wait_for_api()
+    before = max((e.seq for e in ledger.entries(limit=1)), default=0)
     with step(f"batch-inference flow over {len(data.partitions)} daily partitions"):
         scored = run_batch(settings, partitions=[str(p.features.parent) for p in data.partitions]).outcomes
     finish_run(settings, run)
@@ -156,6 +157,7 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
     if any(o.monitor != "none" for o in scored):
         console.print("    the last day's incident is flagged by monitoring (policy monitoring: alert), see the status",
                       highlight=False)
+    respond_to_incidents(settings, ledger, since_seq=before, outcomes=scored)
 
     console.rule("summary")
     show_status(settings, limit=8)
@@ -166,6 +168,38 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
                   f"quarantine: {settings.quarantine_dir}\nMLflow: mlflow ui --backend-store-uri {settings.tracking_uri}")
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s; step times: {step.report()}", highlight=False)
     return 0
+
+
+def respond_to_incidents(settings: Settings, ledger, *, since_seq: int, outcomes) -> None:
+    """The demo's incident response: the incidents its batch run opened (the last day's drift), each resolved with
+    what the response was, then listed with their time to detect and time to resolve."""
+    from rich.markup import escape
+
+    from pipelines.commands.incidents import resolve
+    from tasks.governance.audit_incidents import duration
+    from tasks.governance.incidents import incidents_from, opened_document, seconds_between
+
+    opened = [i for i in incidents_from(ledger.entries(model_name=settings.model_name)) if i.opened_seq > since_seq]
+    flagged = ", ".join(o.partition for o in outcomes if o.monitor != "none") or "none"
+    for incident in opened:
+        if incident.status != "open" or incident.kind not in ("monitoring-alert", "rollback", "scoring-block"):
+            continue
+        reason = (f"demo response: the breach in {flagged} is the demo's injected incident (covariate drift, a null "
+                  f"spike, unseen categories: data_contracts/synthetic_credit.py DemoIncident); "
+                  + ("the champion was rolled back and the partition re-scored" if incident.kind == "rollback" else
+                     "the champion kept scoring under monitoring: alert, the evidence was reviewed")
+                  + "; the upstream feed would be fixed and the day re-scored with --force")
+        resolve(settings, incident.incident_id, reason=reason)
+    for incident in incidents_from(ledger.entries(model_name=settings.model_name)):
+        if incident.opened_seq <= since_seq and incident.status != "open":
+            continue
+        doc = opened_document(incident)
+        detect = seconds_between(doc.trigger.data_at if doc else None, incident.opened_at)
+        state = (f"resolved by {incident.resolved_by} after "
+                 f"{duration(seconds_between(incident.opened_at, incident.resolved_at))}"
+                 if incident.resolved_at else "OPEN (`lockgate incidents resolve ID --reason ...`)")
+        console.print(escape(f"    incident {incident.incident_id} [{incident.kind}] v{incident.version}: detected "
+                             f"{duration(detect)} after its data landed, {state}"), highlight=False, soft_wrap=True)
 
 
 # -- an interrupted demo is resumed, not repeated ----------------------------------------------------------------------

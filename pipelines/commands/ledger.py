@@ -77,8 +77,13 @@ def audit_verify(settings: Settings, *, model: str | None, recover_first: bool) 
                   f"{proofs.asserted} asserted (unsigned)", highlight=False)
     for problem in proofs.problems:
         console.print(f"  [red]{escape(problem)}[/]", highlight=False, soft_wrap=True)
+    from tasks.governance.incidents import resolution_proof_problems
+
+    resolutions = resolution_proof_problems(ledger.entries(), policy_for(settings))
+    for problem in resolutions:  # signed incident resolutions, re-checked like signed approvals
+        console.print(f"  [red]incident resolution {escape(problem)}[/]", highlight=False, soft_wrap=True)
     names = [model] if model else list(dict.fromkeys(e.model_name for e in ledger.entries() if e.aliases is not None))
-    agreed = not proofs.problems
+    agreed = not proofs.problems and not resolutions
     agreed &= _evidence_files(settings, registry, ledger, model)
     for name in names:
         with ledger.lock(name):  # a stable view: no promotion of this model moves aliases meanwhile

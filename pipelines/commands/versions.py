@@ -118,6 +118,7 @@ def show_status(settings: Settings, *, limit: int) -> None:
     state = st.monitoring
     colour = "red" if state.blocked else ("yellow" if state.alerts else "green")
     console.print(f"monitoring: [bold {colour}]{escape(state.line())}[/]", highlight=False, soft_wrap=True)
+    _show_incidents(settings)
     versions = Table(title="versions")
     for col in ("version", "status", "contract", "artifact sha256", "created by"):
         versions.add_column(col)
@@ -135,3 +136,16 @@ def show_status(settings: Settings, *, limit: int) -> None:
     console.print(f"ledger {st.ledger_uri}: {st.ledger_entries} entries, {verdict}")
     console.print("aliases: [green]registry agrees with the ledger[/]" if st.aliases_agree
                   else f"aliases: [red]{escape(st.aliases_problem or '')}[/]", highlight=False)
+
+
+def _show_incidents(settings: Settings) -> None:
+    """One line per open incident of the model (`lockgate incidents` lists them with their evidence)."""
+    from tasks.governance.incidents import incidents_from
+    from tasks.stores import ledger_for
+
+    found = incidents_from(ledger_for(settings).entries(model_name=settings.model_name))
+    still = [i for i in found if i.status == "open"]
+    colour = "red" if still else "green"
+    console.print(f"incidents: [{colour}]{len(still)} open[/], {len(found) - len(still)} resolved", highlight=False)
+    for i in still:
+        console.print(f"  {escape(i.line())}", highlight=False, soft_wrap=True)

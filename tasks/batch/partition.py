@@ -55,6 +55,9 @@ class PartitionOutcome(BaseModel):
     drift_result: DriftResult | None = Field(None, exclude=True)  # for the per-column table artifact
     monitor: str = "none"  # none | alert | block | rollback (tasks.batch.monitoring)
     monitor_reasons: list[str] = []
+    monitor_triggers: list[str] = []  # "drift breach", "quality breach", ... (the incident's condition)
+    source: str | None = Field(None, description="Where the partition was read from (its data's time starts an "
+                               "incident's time to detect).")
     block_seq: int | None = Field(None, description="Ledger seq of the monitoring block that stopped this partition "
                                   "(status blocked), or that was raised while it was being scored (status scored: it "
                                   "was in flight, so it finished and its predictions stand).")
@@ -161,7 +164,7 @@ def score_partition_data(
     started = time.perf_counter()
     version, name = model.record.version, target.name
     output = join(io.predictions_root, name, PREDICTIONS_FILE)
-    common = dict(partition=name, model_version=version)
+    common = dict(partition=name, model_version=version, source=target.uri)
     problem = name_problem(name)
     if problem:  # it becomes a folder of predictions, quarantine and evidence
         return PartitionOutcome(**common, status="failed", message=f"partition name {name!r} is not a safe name: it "
@@ -250,6 +253,7 @@ def score_partition_data(
     return PartitionOutcome(
         **common, status="scored", scored=written, drift=drift_word, drift_reasons=drift.reasons if drift else [],
         drift_result=drift, monitor=monitor.action, monitor_reasons=monitor.reasons, output=output,
+        monitor_triggers=monitor.triggers,
         evidence=hashes, seconds=round(time.perf_counter() - started, 3), scoring=scoring,
         block_seq=raised.block_seq if in_flight else None,
         message=f"{len(df)} rows, {validation.n_quarantined} quarantined, {written} scored; drift {drift_word}; "

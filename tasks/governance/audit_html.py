@@ -136,6 +136,7 @@ def _figure(svg: str, fig_id: str, caption: str) -> str:
 
 def render_html(report: AuditReport) -> str:
     """The whole report as one HTML page."""
+    from tasks.governance.audit_incidents import incidents_html
     from tasks.governance.audit_plots import canary_svg, champion_timeline_svg, drift_svg, rows_svg
     from tasks.governance.framework_map import framework_map_html
 
@@ -194,6 +195,7 @@ def render_html(report: AuditReport) -> str:
 <section id="batches">{batches}
 {_figure(drift_svg(report), 'drift-plot', 'drift per partition')}
 {_figure(rows_svg(report), 'rows-plot', 'rows per partition')}</section>
+<h2>Incidents</h2><section id="incidents">{incidents_html(report.incidents, evidence_links)}</section>
 <h2>Contracts</h2><section id="contracts">{contracts}</section>
 <h2>Model versions and their evidence</h2><section id="versions">{_versions(report)}</section>
 <h2>Framework map</h2><section id="framework-map">{framework_map_html(report.framework_map)}</section>

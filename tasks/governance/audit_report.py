@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.governance.audit_evidence import EvidenceCheck, EvidenceLocator, is_identifier, partition_of
+from tasks.governance.audit_incidents import IncidentReport, incident_reports
 from tasks.governance.dataset_provenance import DatasetUse, version_datasets
 from tasks.governance.framework_map import FrameworkMap, framework_map
 from tasks.errors import LockgateError
@@ -213,6 +214,8 @@ class AuditReport(BaseModel):
     contracts: list[ContractUse]
     entries: list[AuditEntry] = Field(description="Every ledger entry in the range, as recorded.")
     evidence_problems: list[str] = Field(description="One line per evidence file that is missing or changed.")
+    incidents: list[IncidentReport] = Field(default_factory=list, description="Incidents open at some time in the "
+                                            "range: opened, time to detect, resolved, time to resolve, evidence.")
     framework_map: FrameworkMap | None = Field(None, description="lockgate's evidence mapped to NIST AI RMF 1.0 "
                                                "and ISO/IEC 42001:2023, and what it does not cover.")
 
@@ -434,8 +437,10 @@ def build_report(settings: Settings, registry, ledger, *, since: datetime | None
     counts: dict[str, int] = {}
     for e in entries:
         counts[e.action] = counts.get(e.action, 0) + 1
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    incidents = incident_reports(locator, everything, since=since, until=until, now=now)
     report = AuditReport(
-        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), generated_by=settings.actor,
+        generated_at=now, generated_by=settings.actor, incidents=incidents,
         since=since.isoformat() if since else None, until=until.isoformat() if until else None, models=models,
         tracking_uri=settings.tracking_uri, ledger_url=settings.ledger_uri, ledger_check=ledger.verify(),
         action_counts=counts, champion_changes=changes,

@@ -62,6 +62,13 @@ MAPPING: tuple[dict, ...] = (
      "evidence": ("champion_changes", "decisions"),
      "nist": ("MANAGE 2.4", "MANAGE 4.1"), "iso": ("A.6.2.6 AI system operation and monitoring",),
      "limit": "no decommissioning of a model as a whole"},
+    {"id": "incident-response",
+     "capability": "Every monitoring alert, scoring block, automatic rollback and rejected promotion opens an "
+                   "incident (a ledger row, a Prefect event, a webhook notification); resolved with who and why; "
+                   "time to detect and time to resolve per incident",
+     "evidence": ("incidents",),
+     "nist": ("MANAGE 4.1", "MANAGE 4.3"), "iso": ("A.8.4 communication of incidents",),
+     "limit": "notifies operators (webhook, Prefect automations); affected people and regulators are not told"},
     {"id": "event-log",
      "capability": "Every registration, gate decision, approval, alias move and scored partition is a row of a "
                    "hash-chained ledger naming its evidence files by sha256; the report re-hashes them",
@@ -183,6 +190,9 @@ EVIDENCE_KINDS: dict[str, tuple[str, Callable]] = {
     "contracts": ("the data contracts in use, with licence", lambda r: [EvidenceLink(
         kind="contracts", link="#contracts", label=f"{c.name}@{c.version} licence {c.license or 'NOT RECORDED'}")
         for c in r.contracts]),
+    "incidents": ("incidents open in range, with time to detect and to resolve", lambda r: [EvidenceLink(
+        kind="incidents", link=f"#incident-{i.incident_id}", label=f"{i.incident_id} {i.kind} {i.model_name}"
+        + (f" v{i.version}" if i.version is not None else "") + f": {i.status}") for i in r.incidents]),
     "batches": ("partitions scored in range", lambda r: [EvidenceLink(
         kind="batches", link="#batches", label=f"#{b.seq} {b.partition} {b.status} by v{b.version}"
         + (f", drift {b.drift_decision}" if b.drift_decision else "")) for b in r.batches]),

@@ -110,8 +110,13 @@ def test_worse_candidate_is_rejected_with_values_and_thresholds(champion, module
     assert outcome.decision == "rejected"
     assert registry_for(module_settings).aliases(module_settings.model_name)[CHAMPION] == first.version
     assert CHALLENGER not in registry_for(module_settings).aliases(module_settings.model_name)
-    rejection = ledger_for(module_settings).entries()[-1]
+    rejection = [e for e in ledger_for(module_settings).entries() if not e.action.startswith("incident.")][-1]  # the decision; the incident's rows follow it
     assert rejection.action == "candidate.rejected" and rejection.version == version
+    from tasks.governance.incidents import incidents_from
+
+    (incident,) = [i for i in incidents_from(ledger_for(module_settings).entries()) if i.version == version]
+    assert incident.kind == "promotion-rejected" and incident.summary.startswith(f"v{version} rejected: canary gate")
+    assert incident.evidence["canary"].endswith("canary.json") and incident.status == "open"
     assert "canary gate" in rejection.reason and "FAILED" in rejection.reason and "auc" in rejection.reason
     assert ledger_for(module_settings).verify().ok
 
@@ -162,7 +167,7 @@ def test_tampered_params_reject_the_candidate_with_the_hash_mismatch(champion, m
     outcome = lifecycle(version=record.version, golden=str(files.golden))
     assert outcome.decision == "rejected" and outcome.gates[-1].startswith("compilation: error")
     assert "refusing to use a changed artifact" in outcome.reasons[0]
-    assert ledger_for(module_settings).entries()[-1].action == "candidate.rejected"
+    assert [e for e in ledger_for(module_settings).entries() if not e.action.startswith("incident.")][-1].action == "candidate.rejected"
 
 
 @pytest.mark.parametrize("bad", ["one_class_golden", "empty_shadow"])
@@ -184,7 +189,7 @@ def test_canary_bad_input_is_a_recorded_rejection(champion, module_settings, reg
     assert outcome.decision == "rejected" and outcome.gates[-1].startswith("canary: error")
     expected = "one class" if bad == "one_class_golden" else "no rows"
     assert expected in outcome.reasons[0]
-    assert ledger_for(module_settings).entries()[-1].action == "candidate.rejected"
+    assert [e for e in ledger_for(module_settings).entries() if not e.action.startswith("incident.")][-1].action == "candidate.rejected"
 
 
 @pytest.mark.parametrize("allow", [False, True], ids=["refused", "allowed-by-policy"])
@@ -209,7 +214,7 @@ def test_candidate_with_a_breaking_contract_change(champion, module_settings, re
     if not allow:
         assert len(outcome.gates) == 1 and outcome.gates[0].startswith("contract: breaking")
         assert any("maximum age: 90 -> 20 (range tightened)" in r for r in outcome.reasons)
-        assert "contract gate: breaking" in ledger_for(module_settings).entries()[-1].reason
+        assert "contract gate: breaking" in [e for e in ledger_for(module_settings).entries() if not e.action.startswith("incident.")][-1].reason
     else:
         assert outcome.gates[0].startswith("contract: breaking-allowed") and "maximum age: 90 -> 20" in outcome.gates[0]
         assert outcome.gates[1].startswith("validation: fail") and any("age in range" in r or "rows failed" in r

@@ -141,6 +141,7 @@ def test_eight_concurrent_lifecycles_on_one_model_are_serialised_and_lose_no_row
             runs.setdefault(e.flow_run_id, []).append(e)
     assert len(runs) == 8
     for run_rows in runs.values():  # each lifecycle: challenger, the policy's approval, then committed or refused
+        run_rows = [e for e in run_rows if not e.action.startswith("incident.")]  # a refusal's incident follows it
         actions = [e.action for e in run_rows]
         version = run_rows[0].version
         assert actions[0] == "alias.set" and run_rows[0].alias == CHALLENGER

@@ -58,6 +58,10 @@ def test_demo_end_to_end_after_a_first_try_killed_once_v1_was_registered(prefect
     assert "auto-approved by policy 'demo'" in next(e.reason for e in entries if e.action == "approval.auto")
     assert ledger.verify().ok
     assert agreement(registry, ledger, settings.model_name).ok
+    from tasks.governance.incidents import incidents_from
+
+    drift = [i for i in incidents_from(entries) if i.kind == "monitoring-alert"]  # the last day's drift
+    assert drift and all(i.status == "resolved" and i.resolution.startswith("demo response: ") for i in drift)
 
     scored = [e for e in entries if e.action == "partition.scored"]
     assert len(scored) == 2
