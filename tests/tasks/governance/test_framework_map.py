@@ -45,7 +45,7 @@ def test_not_covered_is_plain_and_names_real_ids():
 class _Empty:
     """An audit report's fields with nothing in range."""
 
-    entries, decisions, champion_changes, versions, contracts, batches, evidence_problems = [], [], [], [], [], [], []
+    entries, decisions, champion_changes, versions, contracts, batches, evidence_problems, incidents = [], [], [], [], [], [], [], []
 
 
 def test_a_period_without_evidence_says_so():

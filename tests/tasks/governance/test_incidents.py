@@ -78,10 +78,14 @@ def test_a_monitoring_alert_opens_an_incident_notifies_the_webhook_and_keeps_the
     from tasks.governance.incidents import seconds_between
     from tasks.policy import Policy
 
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     settings = _settings(tmp_path, monkeypatch, hook.url)
     outcome = _outcome(tmp_path, "date=2026-11-05")
-    incident = gates.open_incident(settings, gates.monitor_trigger(Policy(), _champion(), outcome,
-                                                                   kind="monitoring-alert"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # no Prefect API here, whatever ran before in this session
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        incident = gates.open_incident(settings, gates.monitor_trigger(Policy(), _champion(), outcome,
+                                                                       kind="monitoring-alert"))
     assert incident is not None and incident.kind == "monitoring-alert" and incident.version == 2
     rows = _rows(settings)
     assert [r.action for r in rows] == ["incident.opened", "incident.notified"]
