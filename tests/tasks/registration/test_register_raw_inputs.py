@@ -287,3 +287,15 @@ def test_register_command_and_api_take_an_orbax_folder(settings, shop, tmp_path,
     record = lockgate.register(config=shop["root"] / "config.json", params=shop["ckpt"], model=f"{PKG}.net:RawNet",
                                reference=shop["root"] / "reference.parquet", contract=str(shop["contract"]))
     assert record.name == "shop-api" and record.version == 1
+
+
+def test_the_canary_times_the_raw_input_model_on_golden_rows(compiled, shop):
+    from tasks.canary.evidence import latency_report
+    from tasks.policy import CanaryPolicy
+    from tasks.registration.inference import load_compiled
+    from tasks.stores import cache_dir, registry_for
+
+    settings, record, _ = compiled
+    model = load_compiled(registry_for(settings), record, cache_dir(settings), (1, 64))
+    report, _ = latency_report(model, None, shop["golden"], CanaryPolicy(latency_buckets=(1, 8), latency_repeats=3))
+    assert report is not None
