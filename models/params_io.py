@@ -136,7 +136,9 @@ def load_orbax_params(path: str | os.PathLike, template: Any = None) -> Any:
       path: the checkpoint folder (holding orbax's ``_METADATA``).
       template: params pytree or its ``jax.eval_shape`` (a Flax module's init): the checkpoint's tree, shapes
         and dtypes must match it leaf for leaf (read from the checkpoint's metadata, before any array is read),
-        and it is the restore target. None (a plain function, no init): restored as saved.
+        and it is the restore target. A checkpoint of the ``"params"`` collection alone (a Flax ``TrainState``'s
+        ``state.params``) fits a template ``{"params": ...}`` and is returned wrapped as ``{"params": ...}``.
+        None (a plain function, no init): restored as saved.
 
     Raises:
       ValueError: one line naming ``path``: not a folder, not an orbax checkpoint, unreadable, or not matching
@@ -160,8 +162,12 @@ def load_orbax_params(path: str | os.PathLike, template: Any = None) -> Any:
             raise ValueError(f"{path}: unreadable orbax checkpoint ({_one_line(e)})") from None
         if not isinstance(tree, dict):
             raise ValueError(f"{path}: orbax checkpoint does not hold a tree of arrays (got {type(tree).__name__})")
-        target = None
+        target, wrap = None, False
         if template is not None:
+            # a Flax TrainState's ``state.params`` is the "params" collection alone: restored into the variables
+            wrap = (isinstance(template, dict) and set(template) == {"params"} and "params" not in tree
+                    and set(tree) == set(template["params"]))
+            template = template["params"] if wrap else template
             _check_like(tree, template, f"orbax checkpoint {path}")
             target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(*_shape_dtype(a)), template)
         try:
@@ -169,6 +175,7 @@ def load_orbax_params(path: str | os.PathLike, template: Any = None) -> Any:
         except Exception as e:
             raise ValueError(f"{path}: cannot restore orbax checkpoint ({_one_line(e)})") from None
     params = jax.tree.map(np.asarray, restored)
+    params = {"params": params} if wrap else params
     if not isinstance(params, dict):
         raise ValueError(f"{path}: orbax checkpoint does not hold a dict of arrays (got {type(params).__name__})")
     return params

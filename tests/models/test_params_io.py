@@ -118,3 +118,10 @@ def test_a_folder_that_is_not_an_orbax_checkpoint_is_one_line(tmp_path, params):
     broken = _orbax_save(tmp_path / "broken", jax.tree.map(np.asarray, params))
     (broken / "_METADATA").write_text("{not json")
     assert "orbax checkpoint" in _one_line_error_naming(broken, lambda: load_orbax_params(broken, params))
+
+
+def test_a_checkpoint_of_the_params_collection_alone_restores_into_the_variables(tmp_path, params):
+    from models.params_io import load_orbax_params
+
+    path = _orbax_save(tmp_path / "state_params", jax.tree.map(np.asarray, params["params"]))  # TrainState.params
+    _assert_same(load_orbax_params(path, jax.eval_shape(lambda: params)), params)
