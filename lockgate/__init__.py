@@ -57,7 +57,7 @@ def register(*, config: PathLike, params: PathLike, reference: PathLike | None =
     """``lockgate register``: a new version of the project's model from a config JSON and a params file.
 
     Args:
-      config, params: the model config (JSON) and params (flax msgpack).
+      config, params: the model config (JSON) and params (a flax msgpack file or an orbax checkpoint folder).
       reference: training data snapshot; default the project's ``reference``.
       contract: contract name or YAML path; default the project's.
       arch: a built-in architecture (``mlp``, ``ft_transformer``, ``moe``).

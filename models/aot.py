@@ -122,8 +122,9 @@ def compile_target(model_req: dict, target_name: str, buckets: list[int], varian
     "out_of_memory" | "error") and message.
     """
     import jax
-    import jax.numpy as jnp
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from models.inputs import input_spec
 
     target = get_target(target_name)
     config, params_spec = _model_and_params_spec(model_req)
@@ -147,7 +148,7 @@ def compile_target(model_req: dict, target_name: str, buckets: list[int], varian
             global_batch = -(-bucket // n) * n
             row: dict[str, Any] = {"bucket": bucket, "variant": variant, "global_batch": global_batch,
                                    "devices": n, "device_kind": devices[0].device_kind}
-            x_spec = jax.ShapeDtypeStruct((global_batch, config.num_features), jnp.float32)
+            x_spec = input_spec(config, global_batch)
             t0 = time.perf_counter()
             try:
                 compiled = jax.jit(fn, in_shardings=(p_shardings, sharded), out_shardings=sharded).lower(

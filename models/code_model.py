@@ -9,8 +9,9 @@ What ``MODULE:ATTR`` may name (the convention ``lockgate register --model`` docu
 - a function ``ATTR(params, x) -> y`` (two required arguments), used as it is;
 - a Flax module instance.
 
-The model gets ``x``: f32[batch, num_features] (the contract's feature encoding, ``models.features``) and
-returns f32[batch] or f32[batch, 1]: a logit for ``task="classification"`` (lockgate applies the sigmoid) or
+The model gets ``x``: f32[batch, num_features] (the contract's feature encoding, ``models.features``), or, when
+its config declares ``"inputs": {"column": "dtype", ...}``, a dict of those raw columns ``{column: dtype[batch]}``
+(``models.inputs``), and returns f32[batch] or f32[batch, 1]: a logit for ``task="classification"`` (lockgate applies the sigmoid) or
 the predicted value for ``task="regression"``. ``params`` are the msgpack params file as nested dicts (for a
 Flax module: its variables, ``{"params": {...}}``).
 
@@ -44,7 +45,7 @@ from models.config import TASKS
 BUILTIN_MODULE = "models.architectures"
 # Top-level names a user's package may not take: lockgate's own packages (a copy would shadow them).
 RESERVED_NAMES = frozenset({"models", "tasks", "pipelines", "data_contracts", "benchmarks", "tests", "lockgate"})
-LOCKGATE_KEYS = ("task", "num_features")  # config keys lockgate reads itself
+LOCKGATE_KEYS = ("task", "num_features", "inputs")  # config keys lockgate reads itself
 MAX_SOURCE_FILES = 500
 MAX_SOURCE_BYTES = 5 * 1024 * 1024
 _IMPORT_LOCK = threading.RLock()
@@ -289,7 +290,8 @@ class CodeModel:
     Attributes:
       ref: ``MODULE:ATTR``.
       config_json: the config dict as canonical JSON (``config`` gives the dict).
-      num_features: width of ``x`` (the contract's feature encoding).
+      num_features: width of ``x`` (the contract's feature encoding); the number of columns of a model declaring
+        its inputs (config ``"inputs"``, see :attr:`inputs`).
       task: ``"classification"`` (the output is a logit) or ``"regression"`` (the value).
       code_sha256: sha256 of the stored code's manifest (None for lockgate's own code).
       code_dir: folder holding the stored copy of the code (the top package or module file inside it).
@@ -346,12 +348,19 @@ class CodeModel:
         return self._built["module"], self._built["fn"]
 
     @property
+    def inputs(self) -> tuple[tuple[str, str], ...] | None:
+        """The declared raw inputs ``((column, dtype), ...)`` (config ``"inputs"``), None for the matrix."""
+        from models.inputs import parse_signature
+
+        return parse_signature(self.config.get("inputs"))
+
+    @property
     def module(self):
         """The Flax module, or None for a plain function."""
         return self._build()[0]
 
     def raw_output(self, params: Any, x: Any) -> Any:
-        """What the user's code returns for ``x`` (f32[b, num_features]), unchecked."""
+        """What the user's code returns for ``x`` (f32[b, num_features] or the dict of declared columns), unchecked."""
         return self._build()[1](params, x)
 
     def apply(self, params: Any, x: Any) -> Any:
@@ -362,12 +371,14 @@ class CodeModel:
         """
         import jax.numpy as jnp
 
+        from models.inputs import describe
+
         y = jnp.asarray(self.raw_output(params, x))
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if y.ndim != 1:
-            raise ModelCodeError("output", f"model {self.ref} returned shape {tuple(y.shape)} for x of shape "
-                                           f"{tuple(x.shape)}; it must return (batch,) or (batch, 1)")
+            raise ModelCodeError("output", f"model {self.ref} returned shape {tuple(y.shape)} for x "
+                                           f"{describe(x)}; it must return (batch,) or (batch, 1)")
         return y if y.dtype == jnp.float32 else y.astype(jnp.float32)
 
     def to_dict(self) -> dict:
@@ -378,6 +389,16 @@ class CodeModel:
         if module == BUILTIN_MODULE:  # readers of versions registered before models were code read "arch"
             out["arch"] = attr
         return out
+
+
+def inputs_of(config: dict, ref: str) -> tuple[tuple[str, str], ...] | None:
+    """The config's declared raw inputs (``models.inputs.parse_signature``); ModelCodeError (``config``)."""
+    from models.inputs import parse_signature
+
+    try:
+        return parse_signature(config.get("inputs"))
+    except ValueError as e:
+        raise ModelCodeError("config", f"model {ref}: config {e}") from None
 
 
 def task_of(config: dict, ref: str) -> str:
@@ -392,6 +413,7 @@ def load_model(ref: str, config: dict, *, num_features: int, code_dir: str | Pat
     """A :class:`CodeModel` for ``ref`` and ``config``; with ``build_now`` its code is imported and the config
     built here, so a bad reference, module or config fails now (ModelCodeError) rather than at first use."""
     parse_ref(ref)
+    inputs_of(config, ref)
     model = CodeModel(ref=ref, config_json=_canonical(config), num_features=int(num_features),
                       task=task_of(config, ref), code_sha256=code_sha256,
                       code_dir=None if code_dir is None else str(code_dir))
@@ -413,20 +435,24 @@ def model_from_dict(stored: dict, *, code_dir: str | Path | None = None, build_n
 
 
 def probe(model: CodeModel, params: Any, x: Any) -> Any:
-    """Run ``model`` once on ``x`` (a few rows) and return its f32[n] outputs, or a one-line ModelCodeError:
+    """Run ``model`` once on ``x`` (a few rows: the matrix or the dict of declared columns) and return its f32[n]
+    outputs, or a one-line ModelCodeError:
     ``params`` (Flax cannot find or shape a param, a missing key), ``input`` (anything else failing on ``x``, e.g.
     a matmul of the wrong width), ``output`` (not shaped (n,) or (n, 1), or not finite)."""
     import flax.errors
     import jax.numpy as jnp
     import numpy as np
 
-    x = jnp.asarray(x, jnp.float32)
+    from models.inputs import is_named, num_rows
+
+    x = {k: jnp.asarray(v) for k, v in x.items()} if is_named(x) else jnp.asarray(x, jnp.float32)
+    n = num_rows(x)
     try:
         raw = model.raw_output(params, x)
         shape = tuple(np.shape(raw))
-        if shape not in ((x.shape[0],), (x.shape[0], 1)):
+        if shape not in ((n,), (n, 1)):
             name = parse_ref(model.ref)[1]
-            raise ModelCodeError("output", f"model {model.ref}: {name} returned shape {shape} for {x.shape[0]} rows; "
+            raise ModelCodeError("output", f"model {model.ref}: {name} returned shape {shape} for {n} rows; "
                                            "it must return (batch,) or (batch, 1)")
         out = np.asarray(model.apply(params, x))
     except ModelCodeError:
@@ -442,5 +468,5 @@ def probe(model: CodeModel, params: Any, x: Any) -> Any:
         raise ModelCodeError("params" if params_error else "input", one_line(e) + hint) from None
     if not np.all(np.isfinite(out)):
         raise ModelCodeError("output", f"model {model.ref} returned {int(np.sum(~np.isfinite(out)))} non-finite "
-                                       f"outputs for {x.shape[0]} rows")
+                                       f"outputs for {n} rows")
     return out

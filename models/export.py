@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.architectures import module_for
 from models.code_model import CodeModel
+from models.inputs import checked_input, input_spec, num_rows, pad_rows, take_rows
 
 DEFAULT_PLATFORMS: tuple[str, ...] = ("cpu", "tpu")
 DEFAULT_BUCKETS: tuple[int, ...] = (1, 64, 1024, 8192)
@@ -38,7 +39,8 @@ def predict(config: Any, params: Any, x: jax.Array) -> jax.Array:
       config: a model config (e.g. ``MLPConfig``) or a model given by code
         (``models.code_model.CodeModel``); hashable. Its ``task`` fixes what is returned.
       params: params pytree from ``init_params`` / ``train_model`` / ``load_params``.
-      x: f32[batch, num_features].
+      x: f32[batch, num_features], or for a model declaring its inputs the dict ``{column: dtype[batch]}``
+        (``models.inputs``).
 
     Returns:
       f32[batch]: probabilities P(y=1) in [0, 1] for ``task="classification"``, the
@@ -91,8 +93,8 @@ def export_inference(config: Any, params: Any, platforms: Sequence[str] = DEFAUL
       platforms: lowering targets; lowering for tpu works on a CPU-only host.
 
     Returns:
-      Serialized ``jax.export.Exported`` taking ``(params, x: f32[b, num_features])``
-      and returning f32[b], where ``b >= 1`` is symbolic.
+      Serialized ``jax.export.Exported`` taking ``(params, x: f32[b, num_features])`` (or ``x`` the dict of
+      declared columns ``{column: dtype[b]}``) and returning f32[b], where ``b >= 1`` is symbolic.
     """
     platforms = tuple(platforms)
     unknown = [p for p in platforms if p not in _KNOWN_PLATFORMS]
@@ -106,7 +108,7 @@ def export_inference(config: Any, params: Any, platforms: Sequence[str] = DEFAUL
 
     params_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)), params)
     (batch,) = jax_export.symbolic_shape("b")
-    x_spec = jax.ShapeDtypeStruct((batch, config.num_features), jnp.float32)
+    x_spec = input_spec(config, batch)
     with _no_source_locations():
         exported = jax_export.export(jax.jit(predict), platforms=platforms)(params_spec, x_spec)
     return bytes(exported.serialize())
@@ -165,7 +167,7 @@ def score_bucketed(
     Args:
       exported: from :func:`load_exported`.
       params: params pytree with the structure/shapes the artifact was exported with.
-      x: f32[n, num_features] (other float dtypes are cast to float32).
+      x: f32[n, num_features] (other float dtypes are cast to float32), or the dict of declared columns.
       buckets: strictly increasing batch sizes.
       on_output: called with each chunk's output array (see :func:`score_in_chunks`).
 
@@ -174,35 +176,38 @@ def score_bucketed(
     """
     buckets = _check_buckets(buckets)
     x = checked_rows(exported, x)
-    if x.shape[0] == 0:
+    if num_rows(x) == 0:
         return np.zeros((0,), np.float32)
     return score_in_chunks(_jitted_call(exported), jax.device_put(params), x, buckets, on_output=on_output)
 
 
-def checked_rows(exported: jax_export.Exported, x: np.ndarray) -> np.ndarray:
-    """``x`` as f32[n, d] for the artifact's input width d; ValueError naming the expected shape otherwise."""
-    x = np.asarray(x, dtype=np.float32)
-    d = exported.in_avals[-1].shape[-1]
-    if x.ndim != 2 or x.shape[1] != d:
-        raise ValueError(f"x must be [n, {d}], got shape {list(x.shape)}")
-    return x
+def exported_input(exported: jax_export.Exported) -> Any:
+    """The artifact's shape-only ``x``: one aval f32[b, d], or a dict of avals (a model declaring its inputs)."""
+    (_, x_aval), _ = exported.in_tree.unflatten(exported.in_avals)
+    return x_aval
 
 
-def score_in_chunks(call, params: Any, x: np.ndarray, sizes: Sequence[int], place=lambda chunk: chunk,
+def checked_rows(exported: jax_export.Exported, x: Any) -> Any:
+    """``x`` as f32[n, d] for the artifact's input width d (or the artifact's dict of columns, each cast to its
+    dtype); ValueError naming the expected shape otherwise."""
+    return checked_input(x, exported_input(exported))
+
+
+def score_in_chunks(call, params: Any, x: Any, sizes: Sequence[int], place=lambda chunk: chunk,
                     on_output: Callable[[jax.Array], None] | None = None) -> np.ndarray:
-    """Cut f32[n, d] ``x`` into chunks of ``max(sizes)``, zero-pad each to the smallest size holding it,
+    """Cut f32[n, d] ``x`` (or a dict of columns of n rows) into chunks of ``max(sizes)``, zero-pad each to the smallest size holding it,
     ``call(params, place(chunk))`` and drop the padding rows (rows are independent, so padding never changes
     real rows' scores). ``on_output`` sees each call's output array (its sharding: the devices that computed it).
     Returns f32[n]."""
-    n, d = x.shape
+    n = num_rows(x)
     largest = sizes[-1]
     pending = []
     for start in range(0, n, largest):
-        chunk = x[start : start + largest]
-        m = chunk.shape[0]
+        chunk = take_rows(x, slice(start, start + largest))
+        m = num_rows(chunk)
         size = next(b for b in sizes if b >= m)
         if size != m:
-            chunk = np.concatenate([chunk, np.zeros((size - m, d), np.float32)])
+            chunk = pad_rows(chunk, size)
         # Dispatch is async: keep going and only block when gathering results.
         y = call(params, place(chunk))
         if on_output is not None:
@@ -238,7 +243,10 @@ def export_info(blob: bytes) -> ExportInfo:
     inputs = {
         f"params{jax.tree_util.keystr(kp)}": str(a) for kp, a in jax.tree_util.tree_leaves_with_path(params_avals)
     }
-    inputs["x"] = str(x_aval)
+    if isinstance(x_aval, dict):
+        inputs.update({f"x[{k!r}]": str(a) for k, a in x_aval.items()})
+    else:
+        inputs["x"] = str(x_aval)
     return ExportInfo(
         sha256=hashlib.sha256(blob).hexdigest(),
         nr_bytes=len(blob),

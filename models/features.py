@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 # A (near-)constant training column gets std 1 rather than a tiny floor: dividing
 # by 1e-12 would turn any unseen value at scoring time into an enormous input.
@@ -47,39 +47,70 @@ class CategoricalFeature(BaseModel):
         return v
 
 
+class RawInput(BaseModel):
+    """One column of a model that declares its own inputs (``models.inputs``): given as a 1-D array, not encoded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Column name in the input frame (a contract feature column).")
+    dtype: str = Field(description="Array dtype: float32|bfloat16|float16 for a numeric column, int32 for a "
+                                   "categorical one.")
+    values: list[str] | None = Field(None, description="A categorical column's values as labels; value i is code "
+                                                       "i + 1, a null or any other value code 0. None: numeric.")
+
+
 class FeatureSpec(BaseModel):
     """Column order and encoding of the model input.
 
     Layout of the matrix: numeric columns in ``numeric`` order, then for each
-    categorical column one slot per vocab entry.
+    categorical column one slot per vocab entry. With ``inputs`` the model takes those
+    columns raw instead, as a dict of arrays (:func:`raw_inputs`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     numeric: list[NumericFeature] = Field(default_factory=list, description="Standardized numeric columns.")
     categorical: list[CategoricalFeature] = Field(default_factory=list, description="One-hot categorical columns.")
+    inputs: list[RawInput] | None = Field(None, description="The model's declared raw inputs, in declared order; "
+                                                            "None: the encoded matrix.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> FeatureSpec:
-        names = [f.name for f in self.numeric] + [f.name for f in self.categorical]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"columns listed more than once: {dupes}")
+        for names in ([f.name for f in self.numeric] + [f.name for f in self.categorical],
+                      [f.name for f in self.inputs or ()]):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"columns listed more than once: {dupes}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_inputs(self, handler):
+        # a spec of the matrix serializes as before raw inputs existed (same bytes, same sha256)
+        out = handler(self)
+        if isinstance(out, dict) and out.get("inputs") is None:
+            out.pop("inputs", None)
+        return out
 
     @property
     def columns(self) -> list[str]:
         """Input frame columns this spec reads."""
+        if self.inputs is not None:
+            return [f.name for f in self.inputs]
         return [f.name for f in self.numeric] + [f.name for f in self.categorical]
 
     @property
     def num_features(self) -> int:
-        """Width of :func:`feature_matrix`'s output."""
+        """Width of :func:`feature_matrix`'s output (the number of raw columns with ``inputs``)."""
+        if self.inputs is not None:
+            return len(self.inputs)
         return len(self.numeric) + sum(len(f.vocab) for f in self.categorical)
 
     @property
     def feature_names(self) -> list[str]:
-        """One name per matrix column: ``col`` for numerics, ``col=value`` for one-hots."""
+        """One name per matrix column: ``col`` for numerics, ``col=value`` for one-hots (the raw columns' names
+        with ``inputs``)."""
+        if self.inputs is not None:
+            return [f.name for f in self.inputs]
         names = [f.name for f in self.numeric]
         for f in self.categorical:
             names.extend(f"{f.name}={v}" for v in f.vocab)
@@ -142,8 +173,78 @@ def fit_feature_spec(df: pd.DataFrame, numeric: list[str], categorical: list[str
     return FeatureSpec(numeric=num, categorical=cat)
 
 
+def raw_input_spec(declared: list[tuple[str, str]], numeric: list[str], categorical: list[str],
+                   allowed: dict[str, list | None], df: pd.DataFrame | None = None) -> list[RawInput]:
+    """The :class:`RawInput` of each declared ``(column, dtype)``: a numeric feature column as a float dtype, a
+    categorical one as int32 codes over its allowed values (``allowed[column]``, in that order) or, when the
+    contract gives none, over the sorted values of ``df`` (as the one-hot vocab is fitted).
+
+    Raises:
+      ValueError: one line naming the column: not a feature column, or a dtype lockgate cannot give it.
+    """
+    from models.inputs import CATEGORICAL_DTYPES, NUMERIC_DTYPES
+
+    out = []
+    for name, dtype in declared:
+        if name in numeric:
+            if dtype not in NUMERIC_DTYPES:
+                raise ValueError(f"input {name!r} is a numeric column: lockgate gives it as one of "
+                                 f"{list(NUMERIC_DTYPES)}, not {dtype!r}")
+            out.append(RawInput(name=name, dtype=dtype))
+        elif name in categorical:
+            if dtype not in CATEGORICAL_DTYPES:
+                raise ValueError(f"input {name!r} is a categorical column: lockgate gives it as int32 codes, "
+                                 f"not {dtype!r}")
+            values = allowed.get(name)
+            if values is not None:
+                labels = list(dict.fromkeys(_labels(np.asarray(values, dtype=object))))
+            elif df is not None and name in df.columns:
+                _, uniques = pd.factorize(df[name], use_na_sentinel=True)
+                labels = sorted(set(_labels(np.asarray(uniques, dtype=object))))
+            else:
+                raise ValueError(f"input {name!r}: the contract gives no allowed values and no data was given")
+            out.append(RawInput(name=name, dtype=dtype, values=labels))
+        else:
+            raise ValueError(f"input {name!r} is not a feature column (numeric {list(numeric)}, "
+                             f"categorical {list(categorical)})")
+    return out
+
+
+def raw_inputs(df: pd.DataFrame | pa.RecordBatch | pa.Table, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """The declared raw columns of a frame (or Arrow batch or table): ``{name: dtype[n]}``.
+
+    Numbers in the declared float dtype (null -> NaN; +-inf passes through to the contract), categoricals as
+    int32 codes: ``1 + position`` in the column's ``values``, ``0`` for a null or any other value.
+    """
+    arrow = isinstance(df, (pa.RecordBatch, pa.Table))
+    names = df.schema.names if arrow else df.columns
+    missing = [c for c in spec.columns if c not in names]
+    if missing:
+        raise ValueError(f"missing feature columns: {missing}")
+    out = {}
+    for f in spec.inputs:
+        if f.values is None:
+            x = _arrow_numeric(df.column(f.name), f.name) if arrow else _numeric_values(df, f.name)
+            out[f.name] = x.astype(_np_dtype(f.dtype))
+        else:
+            slots = _arrow_slots(df.column(f.name), f.values) if arrow else _frame_slots(df[f.name], f.values)
+            out[f.name] = (np.asarray(slots) + 1).astype(np.int32)
+    return out
+
+
+def _np_dtype(name: str) -> np.dtype:
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
 def feature_matrix(df: pd.DataFrame | pa.RecordBatch | pa.Table, spec: FeatureSpec) -> np.ndarray:
     """Encode a frame (or an Arrow batch or table, without going through pandas) as model input.
+
+    This is where every caller (registration, compile gate, canary, batch scoring, the pyfunc) gets the model's
+    input: for a spec with ``inputs`` it is the dict of raw columns of :func:`raw_inputs` instead.
 
     Args:
       df: frame with the spec's columns (extra columns are ignored); a pyarrow RecordBatch or Table is encoded
@@ -155,6 +256,8 @@ def feature_matrix(df: pd.DataFrame | pa.RecordBatch | pa.Table, spec: FeatureSp
       +-inf passes through so the data contract, not the encoder, rejects it),
       then one-hot blocks (null or unseen category -> all zeros).
     """
+    if spec.inputs is not None:
+        return raw_inputs(df, spec)
     if isinstance(df, (pa.RecordBatch, pa.Table)):
         missing = [c for c in spec.columns if c not in df.schema.names]
         if missing:

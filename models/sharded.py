@@ -18,6 +18,7 @@ from jax import export as jax_export
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from models.export import DEFAULT_BUCKETS, _check_buckets, checked_rows, score_in_chunks
+from models.inputs import num_rows
 
 DATA_AXIS = "data"
 
@@ -83,7 +84,7 @@ def score_sharded(
     Args:
       exported: from :func:`models.export.load_exported` (exported for one device).
       params: params pytree with the structure/shapes the artifact was exported with.
-      x: f32[n, num_features] (other float dtypes are cast to float32).
+      x: f32[n, num_features] (other float dtypes are cast to float32), or the dict of declared columns.
       buckets: strictly increasing batch sizes, before rounding to the device count.
       devices: devices of the mesh (default ``jax.devices()``; a multi-process program passes
         ``jax.local_devices()``).
@@ -96,7 +97,7 @@ def score_sharded(
     mesh = data_mesh(devices)
     sizes = sharded_buckets(buckets, mesh.size)
     x = checked_rows(exported, x)
-    if x.shape[0] == 0:
+    if num_rows(x) == 0:
         return np.zeros((0,), np.float32)
     call, replicated, rows = _sharded_call(exported, mesh)
     params = jax.device_put(params, replicated)  # once, not once per chunk

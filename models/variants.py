@@ -48,6 +48,7 @@ from models.export import (
 from models.export import predict as model_output  # the local "predict" programs below keep their exported name
 from models.architectures import module_for
 from models.code_model import CodeModel
+from models.inputs import checked_input, example_input, input_spec, num_rows
 from models.params_io import params_from_bytes
 from models.pruning import DESCRIPTIONS as _PRUNED_DESCRIPTIONS
 from models.pruning import PRUNED_VARIANTS, nonzero_fraction, pruned_model
@@ -98,8 +99,8 @@ def _check_variant(variant: str) -> str:
     return variant
 
 
-def _x_spec(config: Any, batch: Any = 1) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct((batch, config.num_features), jnp.float32)
+def _x_spec(config: Any, batch: Any = 1) -> Any:
+    return input_spec(config, batch)
 
 
 def _spec(a: Any) -> jax.ShapeDtypeStruct:
@@ -134,7 +135,7 @@ def _int8_plan(config: Any) -> dict[tuple[str, ...], Any]:
     if hasattr(config, "dtype"):
         config = config.replace(dtype="float32")
     ptq = qwix.quantize_model(module_for(config), qwix.PtqProvider(rules))
-    x = jnp.zeros((1, config.num_features), jnp.float32)
+    x = example_input(config)
     abstract = jax.eval_shape(ptq.init, jax.random.PRNGKey(0), x)
     return {
         path: leaf
@@ -337,7 +338,7 @@ def variant_params_template(variant: str, config: Any, params: Any = None) -> An
         abstract_f32 = jax.tree.map(_spec, params)
     else:
         module = module_for(config)
-        x = jnp.zeros((1, config.num_features), jnp.float32)
+        x = example_input(config)
         abstract_f32 = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
     return jax.eval_shape(lambda p: variant_model(variant, config, p)[1], abstract_f32)
 
@@ -381,15 +382,19 @@ def relative_output_error(config: Any, params: Any, variant: str, x: np.ndarray)
       config: model config.
       params: f32 params.
       variant: one of ``VARIANTS``.
-      x: f32[n, num_features], n >= 1.
+      x: f32[n, num_features] (or the dict of declared columns), n >= 1.
     """
     _check_variant(variant)
-    x = np.asarray(x, np.float32)
-    if x.ndim != 2 or x.shape[1] != config.num_features or x.shape[0] == 0:
-        raise ValueError(f"x must be [n >= 1, {config.num_features}], got shape {list(x.shape)}")
+    if not isinstance(x, dict):
+        x = np.asarray(x, np.float32)
+        if x.ndim != 2 or x.shape[1] != config.num_features or x.shape[0] == 0:
+            raise ValueError(f"x must be [n >= 1, {config.num_features}], got shape {list(x.shape)}")
+    x = checked_input(x, input_spec(config, 1))
+    if num_rows(x) == 0:
+        raise ValueError("x must have at least one row")
     ref_fn, ref_params = variant_model("f32", config, params)
     fn, vparams = variant_model(variant, config, params)
     diff = np.abs(np.asarray(jax.jit(fn)(vparams, x), np.float64) - np.asarray(jax.jit(ref_fn)(ref_params, x), np.float64))
     return OutputError(
-        variant=variant, n_rows=int(x.shape[0]), max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean())
+        variant=variant, n_rows=num_rows(x), max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean())
     )

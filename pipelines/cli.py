@@ -58,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--code-root", type=Path, default=None, help="folder holding --model's top-level package or "
                      "module file (default: the current folder)")
     reg.add_argument("--config", required=True, type=Path, help="model config JSON object, given to your code "
-                     "(lockgate reads \"task\": classification|regression and \"num_features\")")
-    reg.add_argument("--params", required=True, type=Path, help="params file written by flax.serialization (msgpack)")
+                     "(lockgate reads \"task\": classification|regression, \"num_features\" and \"inputs\": "
+                     "{column: dtype} for a model taking raw columns)")
+    reg.add_argument("--params", required=True, type=Path,
+                     help="params: a flax.serialization msgpack file or an orbax checkpoint folder")
     reg.add_argument("--reference", type=Path, help="reference/training data parquet (default: the project's)")
     reg.add_argument("--contract", help="data contract name in data_contracts/ (e.g. credit_default) or a YAML path "
                      "(default: the project's)")

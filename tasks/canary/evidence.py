@@ -47,6 +47,7 @@ def latency_report(cand, champ, golden: pd.DataFrame, cp: CanaryPolicy):
     """p50/p95/p99 per bucket of both compiled artifacts on this host, timed interleaved; budget checks."""
     from models.export import score_bucketed
     from models.features import feature_matrix
+    from models.inputs import take_rows
     from tasks.canary.latency import latency_checks, measure_latency, retimed_checks
 
     # rows are passed as indices so each model uses its own feature encoding of the same rows
@@ -56,7 +57,7 @@ def latency_report(cand, champ, golden: pd.DataFrame, cp: CanaryPolicy):
 
     def scorer(name):
         m, x = models[name], features[name]
-        return lambda idx: score_bucketed(m.exported, m.params, x[idx[:, 0].astype(np.int64)], buckets=(len(idx),))
+        return lambda idx: score_bucketed(m.exported, m.params, take_rows(x, idx[:, 0].astype(np.int64)), buckets=(len(idx),))
 
     rows = np.arange(len(golden), dtype=np.float32)[:, None]
     scorers = {name: scorer(name) for name in models}

@@ -118,13 +118,15 @@ def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPo
     Args:
       config: a built-in config (``MLPConfig`` ...) or a model given by code (``models.code_model.CodeModel``,
         its code imported from the version's stored copy).
-      sample_x: f32[n, num_features] real rows used to compare exported vs direct outputs.
+      sample_x: f32[n, num_features] real rows (or the dict of a model's declared columns) used to compare
+        exported vs direct outputs.
       cache_dir: where compile-report rows are cached across runs.
     """
     import jax
 
     from models.aot import model_request
     from models.export import export_inference, export_info, load_exported, predict, score_bucketed
+    from models.inputs import resize_rows
 
     out_dir.mkdir(parents=True, exist_ok=True)
     local = jax.default_backend()
@@ -146,7 +148,7 @@ def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPo
     buckets = []
     # An artifact not lowered for this host's platform cannot run here; the check below says so.
     for batch in policy.batch_buckets if local in info.platforms else ():
-        x = np.resize(np.asarray(sample_x, np.float32), (batch, sample_x.shape[1]))
+        x = resize_rows(sample_x, batch)
         t0 = time.perf_counter()
         got = score_bucketed(exported, params, x, buckets=(batch,))
         first_call = time.perf_counter() - t0

@@ -71,18 +71,25 @@ def check_compatible(exported, params, spec) -> None:
     """Raise ValueError (one line) unless ``params`` and ``spec`` fit the exported signature.
 
     Args:
-      exported: ``jax.export.Exported`` taking ``(params, x: f32[b, F])``.
+      exported: ``jax.export.Exported`` taking ``(params, x: f32[b, F])`` or ``(params, {column: dtype[b]})``.
       params: params pytree (nested dicts of arrays).
-      spec: ``models.features.FeatureSpec``; its width must be ``F``.
+      spec: ``models.features.FeatureSpec``; its width must be ``F``, or its ``inputs`` the artifact's columns.
     """
     import jax
 
-    width = exported.in_avals[-1].shape[-1]
-    if spec.num_features != width:
-        raise ValueError(f"feature spec encodes {spec.num_features} features but the artifact takes {width}")
+    (params_avals, x_aval), _ = exported.in_tree.unflatten(exported.in_avals)
+    if isinstance(x_aval, dict) or spec.inputs is not None:
+        takes = {k: str(a.dtype) for k, a in x_aval.items()} if isinstance(x_aval, dict) else None
+        gives = {f.name: f.dtype for f in spec.inputs} if spec.inputs is not None else None
+        if takes != gives:
+            raise ValueError(f"feature spec gives the columns {gives or 'as a matrix'} but the artifact takes "
+                             f"{takes or 'a matrix'}")
+    elif spec.num_features != x_aval.shape[-1]:
+        raise ValueError(f"feature spec encodes {spec.num_features} features but the artifact takes "
+                         f"{x_aval.shape[-1]}")
     # in_avals are the flattened (params, x): dict leaves in sorted-key order, as jax.tree.leaves gives them.
     got = [f"{np.asarray(a).dtype}{list(np.shape(a))}" for a in jax.tree.leaves(params)]
-    want = [f"{a.dtype}{list(a.shape)}" for a in exported.in_avals[:-1]]
+    want = [f"{a.dtype}{list(a.shape)}" for a in jax.tree.leaves(params_avals)]
     if got != want:
         raise ValueError(f"params leaves {got} do not match the artifact's {want}")
 

@@ -101,8 +101,10 @@ def register_candidate(
     The model is ``model`` (``"pkg.mod:attr"``: a Flax module class, a factory ``build(config) -> nn.Module`` or a
     function ``f(params, x) -> y``, see models/code_model.py), whose top-level package or module file lies under
     ``code_root`` (default: the current folder), or a built-in ``arch`` (``"mlp"``, ``"ft_transformer"``,
-    ``"moe"``): exactly one of the two. ``config_path`` is any JSON object (``task`` and ``num_features`` are
-    lockgate's keys); ``params_path`` a flax.serialization msgpack file.
+    ``"moe"``): exactly one of the two. ``config_path`` is any JSON object (``task``, ``num_features`` and
+    ``inputs`` are lockgate's keys: ``inputs`` declares the raw columns the model takes, see models/inputs.py);
+    ``params_path`` a flax.serialization msgpack file or an orbax checkpoint folder (restored with the model's
+    init params as the target, stored as msgpack).
 
     ``intended_use`` and ``limitations`` (free text, limitations separated by ';') go to the model card;
     ``extra_tags`` are set on the version with the others (the demo's run and candidate). ``policy``: with
@@ -111,9 +113,10 @@ def register_candidate(
     Raises:
       LockgateError: one line naming the bad input; nothing is registered."""
     from data_contracts.contract import ContractError, load_contract
-    from models.code_model import ModelCodeError, is_lockgate_code, load_model, model_source, probe
-    from models.features import fit_feature_spec, feature_matrix
-    from models.params_io import load_params
+    from models.code_model import ModelCodeError, inputs_of, is_lockgate_code, load_model, model_source, probe
+    from models.features import feature_matrix
+    from models.inputs import describe
+    from models.params_io import is_orbax_checkpoint, load_params
 
     ref = model_ref(model, arch)
     try:
@@ -128,14 +131,19 @@ def register_candidate(
             raise LockgateError(refusal)
     raw_config = read_model_config(config_path)
     try:
-        params = load_params(params_path)
+        declared_inputs = inputs_of(raw_config, ref)
+    except ModelCodeError as e:
+        raise LockgateError(f"model config {config_path}: {e}") from None
+    orbax = is_orbax_checkpoint(params_path)
+    try:  # an orbax checkpoint is restored once the model is built: its init params are the restore target
+        params = None if orbax else load_params(params_path)
     except ValueError as e:
         raise LockgateError(str(e)) from None
     reference = read_table(reference_path, what="reference data")
     missing = [c for c in contract.feature_columns if c not in reference.columns]
     if missing:
         raise LockgateError(f"reference data {reference_path} lacks the contract's feature columns {missing}")
-    spec = fit_feature_spec(reference, contract.numeric_features, contract.categorical_features)
+    spec = model_feature_spec(contract, reference, declared_inputs, config_path)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -152,8 +160,10 @@ def register_candidate(
                                code_sha256=code_sha)
         except ModelCodeError as e:
             raise LockgateError(f"model config {config_path}: {e}" if e.kind == "config" else str(e)) from None
+        if orbax:
+            params = restore_checkpoint(built, params_path)
         declared = raw_config.get("num_features", spec.num_features)
-        if declared != spec.num_features:
+        if declared_inputs is None and declared != spec.num_features:
             raise LockgateError(
                 f"model config num_features={declared} but contract {contract.name} encodes "
                 f"{spec.num_features} features from the reference data; retrain or fix the config"
@@ -164,12 +174,16 @@ def register_candidate(
         except ModelCodeError as e:
             if e.kind == "params":
                 raise LockgateError(f"params {params_path} do not fit model {ref}: {e}") from None
+            if e.kind == "input" and declared_inputs is not None:
+                raise LockgateError(f"model {ref} does not take the columns it declares, as lockgate gives them from "
+                                    f"the reference data ({describe(x)}), with params {params_path}: {e}") from None
             if e.kind == "input":
                 raise LockgateError(f"model {ref} does not take the {spec.num_features} features contract "
                                     f"{contract.name} encodes from the reference data (x: float32{list(x.shape)}) "
                                     f"with params {params_path}: {e}") from None
             raise LockgateError(str(e)) from None
         registered = _store_version(registry, tmp, name=name, model=built, contract=contract, params_path=params_path,
+                                    params=params if orbax else None,
                                     spec=spec, reference=reference, actor=actor, description=description,
                                     intended_use=intended_use, limitations=limitations, extra_tags=extra_tags)
     record, hashes = registered
@@ -187,8 +201,57 @@ def register_candidate(
     return record
 
 
-def _store_version(registry: MlflowRegistry, tmp: Path, *, name, model, contract, params_path, spec, reference, actor,
-                   description, intended_use, limitations, extra_tags) -> tuple[ModelVersionRecord, dict[str, str]]:
+def model_feature_spec(contract, reference, declared_inputs, config_path: Path):
+    """The version's feature spec: the contract's encoding fitted on the reference data, or, for a model declaring
+    its inputs, those raw columns (every contract feature column declared, each as a dtype lockgate can give)."""
+    from models.features import FeatureSpec, fit_feature_spec, raw_input_spec
+
+    if declared_inputs is None:
+        return fit_feature_spec(reference, contract.numeric_features, contract.categorical_features)
+    names = [n for n, _ in declared_inputs]
+    unknown = [n for n in names if n not in contract.columns]
+    if unknown:
+        raise LockgateError(f"model config {config_path}: inputs {unknown} are not columns of contract "
+                            f"{contract.name}")
+    undeclared = [c for c in contract.feature_columns if c not in names]
+    if undeclared:
+        raise LockgateError(f"model config {config_path}: inputs declare no dtype for contract {contract.name}'s "
+                            f"feature columns {undeclared}; the model must take every feature column")
+    allowed = {c: contract.allowed_values(c) for c in contract.categorical_features}
+    try:
+        return FeatureSpec(inputs=raw_input_spec(declared_inputs, contract.numeric_features,
+                                                 contract.categorical_features, allowed, reference))
+    except ValueError as e:
+        raise LockgateError(f"model config {config_path}: {e} of contract {contract.name}") from None
+
+
+def restore_checkpoint(model, params_path: Path):
+    """Params of an orbax checkpoint folder, restored with ``model``'s init params (shape only) as the target;
+    a plain function (no init) restores them as saved and the forward pass checks them."""
+    from models.params_io import load_orbax_params
+
+    template = None
+    if model.module is not None:
+        import jax
+
+        from models.train import init_params
+
+        try:
+            template = jax.eval_shape(lambda: init_params(model, 0))
+        except Exception as e:  # the user's init failing is a one-line finding too
+            from models.code_model import one_line
+
+            raise LockgateError(f"model {model.ref}: cannot init it to restore orbax checkpoint {params_path}: "
+                                f"{one_line(e)}") from None
+    try:
+        return load_orbax_params(params_path, template)
+    except ValueError as e:
+        raise LockgateError(f"params {e}") from None
+
+
+def _store_version(registry: MlflowRegistry, tmp: Path, *, name, model, contract, params_path, params, spec, reference,
+                   actor, description, intended_use, limitations,
+                   extra_tags) -> tuple[ModelVersionRecord, dict[str, str]]:
     files = {
         PARAMS_FILE: tmp / PARAMS_FILE,
         CONFIG_FILE: tmp / CONFIG_FILE,
@@ -199,7 +262,12 @@ def _store_version(registry: MlflowRegistry, tmp: Path, *, name, model, contract
     if model.code_sha256 is not None:
         files[CODE_MANIFEST_FILE] = tmp / CODE_MANIFEST_FILE
     files[CONTRACT_FILE].write_bytes(contract.source.read_bytes())
-    files[PARAMS_FILE].write_bytes(Path(params_path).read_bytes())
+    if params is None:  # a msgpack file is stored as given
+        files[PARAMS_FILE].write_bytes(Path(params_path).read_bytes())
+    else:  # params restored from an orbax checkpoint: stored as msgpack, pickle-free, with a sha256 like any other
+        from models.params_io import params_to_bytes
+
+        files[PARAMS_FILE].write_bytes(params_to_bytes(params))
     # holds the code manifest's sha256: the model signature over this file covers the code too
     files[CONFIG_FILE].write_text(json.dumps(model.to_dict(), indent=2))
     files[FEATURES_FILE].write_text(spec.model_dump_json(indent=2))
