@@ -69,6 +69,9 @@ def _contract(folder: Path, reference: pd.DataFrame) -> Path:
         for rule in prop.get("quality", []):
             if prop["name"] == "region" and "validValues" in rule.get("arguments", {}):
                 rule["arguments"]["validValues"] = REGIONS
+    for prop in inferred.document["customProperties"]:  # the demo policy requires a dataset licence
+        if prop["property"] == "license":
+            prop["value"] = "CC0-1.0"
     path = folder / "shop_raw.yaml"
     path.write_text(yaml.safe_dump(inferred.document, sort_keys=False))
     return path
