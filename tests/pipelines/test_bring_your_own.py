@@ -221,16 +221,23 @@ def test_diabetes_regressor_with_a_jax_function_through_the_api(prefect_harness,
         versions.append(lockgate.register(config=cfg, params=params, model="progress.linear:progression",
                                           project=project).version)
     assert versions == [1, 2]
+    from pipelines.lifecycle import LifecycleOutcome
+    from pipelines.status import ModelStatus
+    from tasks.batch.run import BatchRun
+
     for version in versions:
-        outcome = lockgate.lifecycle(version, project=project)
-        assert outcome.decision == "champion", outcome.reasons
+        outcome = lockgate.lifecycle(version, project=project)  # golden: the project's
+        assert isinstance(outcome, LifecycleOutcome) and outcome.decision == "champion", outcome.reasons
 
     holdout = pd.read_parquet(made.golden)
     _day(project, CLEAN, holdout, "target")
     _day(project, DRIFTED, train.nlargest(40, "bmi"), "target")
     run = lockgate.score(dates=[CLEAN, DRIFTED], project=project)
+    assert isinstance(run, BatchRun) and [o.rows for o in run.outcomes] == [len(holdout), 40]
     assert [(o.status, o.model_version) for o in run.outcomes] == [("scored", 2), ("scored", 2)]
     assert run.outcomes[1].drift in ("warn", "breach") and run.outcomes[1].monitor in ("none", "alert")
     assert _cli("--project", project, "audit", "report") == 0, capsys.readouterr().out[-3000:]
-    assert lockgate.status(project=project).champion == 2
+    status = lockgate.status(project=project)
+    assert isinstance(status, ModelStatus) and status.champion == 2 and status.ledger_ok and status.aliases_agree
+    assert {v.version: v.status for v in status.versions}[2] == "champion"
     assert "predicted_target" not in _predictions(project, "diabetes", CLEAN).columns  # a regressor: no class
