@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data)."""
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data, byo)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "batch": "benchmarks.bench_batch",
     "signing": "benchmarks.bench_signing",
     "data": "benchmarks.bench_data",
+    "byo": "benchmarks.bench_byo",
 }
 
 
