@@ -171,6 +171,8 @@ def test_wine_classifier_with_a_flax_module_through_the_cli(prefect_harness, tmp
 
     status = lockgate.status(limit=50)
     assert status.champion == 2 and status.ledger_ok and status.aliases_agree
+    alerts = [e.reason for e in status.entries if e.action == "monitor.alert"]  # the project policy: alert, score on
+    assert any(f"date={DRIFTED}" in reason for reason in alerts), alerts
     scored = _predictions(project, "wine", CLEAN)
     assert list(scored["model_version"].astype(int).unique()) == [2]
     assert {"score", "predicted_target"} <= set(scored.columns)
