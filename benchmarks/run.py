@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data, variants)."""
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data, variants, byo)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "signing": "benchmarks.bench_signing",
     "data": "benchmarks.bench_data",
     "variants": "benchmarks.bench_variants",
+    "byo": "benchmarks.bench_byo",
 }
 
 

@@ -199,3 +199,43 @@ def gcs_server(tmp_path_factory):
 
     with serve_gcs(tmp_path_factory.mktemp("gcs")) as server:
         yield server
+
+
+def predict_in_clean_process(tracking_uri: str, uris: dict[str, str], frame: Path, folder: Path, *,
+                             absent: tuple[str, ...] = ("models", "tasks"), origin_of: str | None = None):
+    """Each of ``uris`` (name -> ``models:/...``) loaded by plain ``mlflow.pyfunc.load_model`` in ``python -I`` (no
+    PYTHONPATH, no user site, this repo off ``sys.path``, where none of ``absent`` imports), predicting ``frame``:
+    name -> the predictions frame, and the file ``origin_of`` (a module the bundle brought) was imported from."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    repo = Path(__file__).resolve().parents[1]
+    script = f"""
+import importlib.util, sys
+from pathlib import Path
+repo = Path({str(repo)!r}).resolve()
+sys.path = [p for p in sys.path if Path(p or '.').resolve() != repo]  # the editable install's entry: not this repo
+for name in {absent!r}:
+    assert importlib.util.find_spec(name) is None, name + ' importable before loading'
+import mlflow.pyfunc, pandas as pd
+frame = pd.read_parquet({str(frame)!r})
+for name, uri in {uris!r}.items():
+    mlflow.pyfunc.load_model(uri).predict(frame).to_parquet(name + '.parquet')
+origin = {origin_of!r}
+print(importlib.util.find_spec(origin).origin if origin else '')
+"""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder), "JAX_PLATFORMS": "cpu",
+           "MLFLOW_TRACKING_URI": tracking_uri}
+    proc = subprocess.run([sys.executable, "-I", "-c", script], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    return {name: pd.read_parquet(folder / f"{name}.parquet") for name in uris}, (lines[-1] if lines else "")
+
+
+@pytest.fixture(scope="session")
+def clean_process_predict():
+    """:func:`predict_in_clean_process`, as a fixture (tests/ is not a package)."""
+    return predict_in_clean_process

@@ -3,7 +3,6 @@ an import that pulls in none of the heavy libraries."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -131,51 +130,4 @@ def test_bad_input_is_a_one_line_error(project, wine):
         lockgate.validate(wine / "nope.parquet", project=project.folder)
 
 
-def _train(project, folder: Path, *, hidden, epochs, seed) -> tuple[Path, Path]:
-    import pandas as pd
-
-    from data_contracts.contract import load_contract
-    from models.config import MLPConfig
-    from models.features import feature_matrix, fit_feature_spec
-    from models.params_io import save_params
-    from models.train import train_model
-
-    contract = load_contract(project.contract)
-    train = pd.read_parquet(project.reference)
-    spec = fit_feature_spec(train, contract.numeric_features, contract.categorical_features)
-    config = MLPConfig(num_features=spec.num_features, hidden_sizes=hidden)
-    params = train_model(feature_matrix(train, spec), train["target"].to_numpy(), config, epochs=epochs,
-                         batch_size=16, seed=seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config.to_dict()))
-    save_params(params, folder / "params.msgpack")
-    return folder / "config.json", folder / "params.msgpack"
-
-
-@pytest.mark.slow
-@pytest.mark.flow
-def test_register_lifecycle_score_and_status(prefect_harness, project, wine):
-    import pandas as pd
-
-    import lockgate
-    from pipelines.lifecycle import LifecycleOutcome
-    from tasks.batch.run import BatchRun
-
-    config, params = _train(project, wine / "model", hidden=(8,), epochs=20, seed=0)
-    record = lockgate.register(config=config, params=params, arch="mlp", project=project.folder,
-                               intended_use="wine class 0 or not")
-    assert record.name == "wine-project" and record.version == 1
-
-    outcome = lockgate.lifecycle(record.version, project=project.folder)  # golden: the project's
-    assert isinstance(outcome, LifecycleOutcome) and outcome.decision == "champion", outcome.reasons
-
-    day = wine / "stream" / "date=2026-01-02"
-    day.mkdir(parents=True)
-    pd.read_parquet(wine / "holdout.parquet").drop(columns="target").to_parquet(day / "part.parquet", index=False)
-    run = lockgate.score([day], project=project.folder)
-    assert isinstance(run, BatchRun) and [o.status for o in run.outcomes] == ["scored"]
-    assert run.outcomes[0].rows == 58 and run.outcomes[0].model_version == 1
-
-    st = lockgate.status(project=project.folder)
-    assert st.champion == 1 and [v.status for v in st.versions] == ["champion"] and st.ledger_ok
-    assert any(e.action == "partition.scored" for e in st.entries)
+# register -> lifecycle -> score -> status through the API, on a user's own model: tests/pipelines/test_bring_your_own.py

@@ -7,9 +7,6 @@ factory, a plain JAX function, and their bad siblings. Real SQLite MLflow, real 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -200,37 +197,19 @@ def test_compiled_from_the_stored_code_and_scored_like_the_users_model(compiled)
     assert records["user-linear"].tags["lockgate.artifact_sha256"]
 
 
-def test_the_champion_loads_by_plain_mlflow_in_a_process_with_only_the_bundle(compiled, tmp_path):
+def test_the_champion_loads_by_plain_mlflow_in_a_process_with_only_the_bundle(compiled, tmp_path,
+                                                                              clean_process_predict):
     settings, root, records, _, expected, golden = compiled
     golden_path = tmp_path / "golden.parquet"
     golden.to_parquet(golden_path)
-    repo = Path(__file__).resolve().parents[3]
-    script = f"""
-import importlib.util, sys
-from pathlib import Path
-repo = Path({str(repo)!r}).resolve()
-sys.path = [p for p in sys.path if Path(p or '.').resolve() != repo]  # the editable install's entry: not this repo
-for name in ('models', 'tasks', {PKG!r}):
-    assert importlib.util.find_spec(name) is None, name + ' importable before loading'
-import mlflow.pyfunc, pandas as pd
-frame = pd.read_parquet({str(golden_path)!r})
-for name in ('user-flax', 'user-linear'):
-    model = mlflow.pyfunc.load_model('models:/' + name + '@champion')
-    model.predict(frame).to_parquet(name + '.parquet')
-spec = importlib.util.find_spec({PKG + ".net"!r})  # the user's package came with the bundle
-print(spec.origin)
-"""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "JAX_PLATFORMS": "cpu",
-           "MLFLOW_TRACKING_URI": settings.tracking_uri}
-    proc = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    origin = proc.stdout.strip().splitlines()[-1]
+    names = ("user-flax", "user-linear")
+    got, origin = clean_process_predict(settings.tracking_uri, {n: f"models:/{n}@champion" for n in names},
+                                        golden_path, tmp_path, absent=("models", "tasks", PKG),
+                                        origin_of=f"{PKG}.net")  # the user's package came with the bundle
     assert origin.endswith(f"/code/{PKG}/net.py") and not origin.startswith(str(root))
     assert "edited after registration" not in Path(origin).read_text()  # the registered code, not today's file
-    for name in ("user-flax", "user-linear"):
-        got = pd.read_parquet(tmp_path / f"{name}.parquet")["score"].to_numpy()
-        assert np.allclose(got, expected[name], rtol=1e-5, atol=1e-6), name
+    for name in names:
+        assert np.allclose(got[name]["score"].to_numpy(), expected[name], rtol=1e-5, atol=1e-6), name
 
 
 @pytest.fixture
