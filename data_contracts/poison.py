@@ -32,17 +32,22 @@ class PoisonManifest(BaseModel):
 
 
 def flip_slice_labels(df: pd.DataFrame, *, label: str, id_column: str, column: str, value: object, share: float,
-                      seed: int) -> tuple[pd.DataFrame, list[str]]:
-    """Invert the 0/1 label of ``round(share * n_slice)`` random rows whose ``column`` equals ``value``.
+                      seed: int, to_label: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Invert the 0/1 label of ``round(share * n_slice)`` random rows whose ``column`` equals ``value``; with
+    ``to_label``, the rows are drawn among the slice's rows of the other label (a flip in one direction: e.g. good
+    applicants of one region marked as defaulters, which biases the model against that region).
 
     Returns the new frame and the ids of the flipped rows (in frame order)."""
     if not 0 <= share <= 1:
         raise ValueError(f"share must be in [0, 1], got {share}")
     if not set(pd.unique(df[label])) <= {0, 1}:
         raise ValueError(f"label {label!r} must be 0/1 to flip")
-    in_slice = np.flatnonzero((df[column] == value).to_numpy())
-    n = int(round(share * len(in_slice)))
-    rows = np.sort(np.random.default_rng(seed).choice(in_slice, size=n, replace=False))
+    member = (df[column] == value).to_numpy()
+    n = int(round(share * member.sum()))
+    if to_label is not None:
+        member &= (df[label] != to_label).to_numpy()
+    in_slice = np.flatnonzero(member)
+    rows = np.sort(np.random.default_rng(seed).choice(in_slice, size=min(n, len(in_slice)), replace=False))
     out = df.copy()
     col = out.columns.get_loc(label)
     out.iloc[rows, col] = 1 - out.iloc[rows, col].to_numpy()

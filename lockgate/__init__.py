@@ -65,7 +65,7 @@ def register(*, config: PathLike, params: PathLike, reference: PathLike | None =
     """
     with _session(project) as settings:
         from tasks.registration.register import register_candidate
-        from tasks.stores import ledger_for, registry_for
+        from tasks.stores import ledger_for, policy_for, registry_for
 
         model = model if model is not None or arch is not None else settings.model
         if arch is None and model is None:
@@ -83,7 +83,8 @@ def register(*, config: PathLike, params: PathLike, reference: PathLike | None =
             registry_for(settings), ledger_for(settings), name=settings.model_name, config_path=Path(config),
             params_path=Path(params), reference_path=Path(_given(reference, settings.reference, "reference")),
             contract_name=_contract_ref(_given(contract, settings.contract, "contract")), actor=settings.actor,
-            description=description, intended_use=intended_use, limitations=limitations, **chosen)
+            description=description, intended_use=intended_use, limitations=limitations,
+            poisoning=policy_for(settings).poisoning, golden_path=settings.golden, **chosen)
 
 
 def lifecycle(version: int, *, golden: PathLike | None = None, current: PathLike | None = None,

@@ -136,6 +136,30 @@ def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord
     return publish(settings, record, result, role, run_dir)
 
 
+@task(name="screen-poisoning", cache_policy=NO_CACHE)
+def screen_poisoning(settings: Settings, policy: Policy, record: ModelVersionRecord, golden_path: str, run_dir: Path):
+    """The registered reference snapshot's poisoning screen against the golden set (tasks/registration/poisoning.py),
+    on the version's encoded features; its findings as a table artifact beside the result."""
+    from tasks.datasets import read_table
+    from tasks.registration.inference import load_reference, load_version_files
+    from tasks.registration.poisoning import poisoning_screen
+
+    registry = registry_for(settings)
+    _, config, spec, _ = load_version_files(registry, record, cache_dir(settings))
+    result = poisoning_screen(load_reference(registry, record, cache_dir(settings)),
+                              read_table(golden_path, what="golden set"), contract=_version_contract(settings, record),
+                              spec=spec, task=config.task, policy=policy.poisoning,
+                              dataset=f"{record.name} v{record.version} reference snapshot", golden_name=golden_path)
+    if (Path(run_dir) / "poisoning.json").exists():  # write-once: a run's evidence is never replaced
+        raise LockgateError(f"{run_dir}/poisoning.json exists already; a lifecycle run screens once")
+    if result.findings:
+        publish_table(f"poisoning-findings-{record.name}-v{record.version}",
+                      [{"check": f.check, "mode": f.mode, "rows": f.counts.get("rows", 0),
+                        "summary": f.summary, "first_ids": ", ".join(f.row_ids[:5])} for f in result.findings],
+                      result.summary_line())
+    return publish(settings, record, result, "poisoning", run_dir)
+
+
 @task(name="compile-model", cache_policy=NO_CACHE)
 def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord, golden_path: str, run_dir: Path):
     from models.features import feature_matrix
