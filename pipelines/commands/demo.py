@@ -137,10 +137,11 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
                     description=description, extra_tags={RUN_TAG: run, CANDIDATE_TAG: candidate.label},
                     poisoning=policy_for(settings).poisoning, golden_path=data.golden,
                 )
-            if record.tags.get("lockgate.poisoning.decision", "pass") != "pass":
-                console.print(f"    poisoning screen at registration: {record.tags['lockgate.poisoning.decision']}, "
-                              f"{record.tags.get('lockgate.poisoning.findings')} finding(s) on the injected poison "
-                              f"({data.poison})", highlight=False)
+            screen = record.tags.get("lockgate.registration.poisoning", "pass")
+            if screen != "pass":
+                found = record.tags.get("lockgate.registration.poisoning_findings")
+                console.print(f"    poisoning screen at registration: {screen}, {found} finding(s) on the injected "
+                              f"poison ({data.poison})", highlight=False)
         else:
             record = earlier.record
             wait_for_api()

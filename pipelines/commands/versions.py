@@ -27,10 +27,11 @@ def register(settings: Settings, args: argparse.Namespace) -> int:
             poisoning=policy_for(settings).poisoning, golden_path=golden,
         )
     console.print(f"registered [bold]{record.name} v{record.version}[/] (run {record.run_id})")
-    screen = record.tags.get("lockgate.poisoning.decision")
+    screen = record.tags.get("lockgate.registration.poisoning")
     if screen and screen != "pass":
-        console.print(f"poisoning screen: {screen} ({record.tags.get('lockgate.poisoning.findings')} finding(s), "
-                      f"see poisoning_screen.json in the version's files)", highlight=False)
+        found = record.tags.get("lockgate.registration.poisoning_findings")
+        console.print(f"poisoning screen: {screen} ({found} finding(s), see poisoning_screen.json in the version's "
+                      "files)", highlight=False)
     return 0
 
 

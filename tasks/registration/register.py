@@ -37,7 +37,7 @@ CODE_DIR = "model_code"  # the user's model code as registered (model/model_code
 CODE_MANIFEST_FILE = "model_code.json"  # {"model": ref, "files": {relative path: sha256}}
 CODE_SHA_TAG = "lockgate.code_sha256"
 POISONING_FILE = "poisoning_screen.json"  # the registration's poisoning screen (when a policy was given)
-POISONING_TAG = "lockgate.poisoning.decision"
+POISONING_TAG = "lockgate.registration.poisoning"  # its decision (the lifecycle gate tags lockgate.poisoning.*)
 REGISTERED = "version.registered"
 # the registration tags that hold a file's sha256: checked again when a row is recorded after a crash
 HASH_TAGS = {PARAMS_FILE: "lockgate.params_sha256", REFERENCE_FILE: "lockgate.reference_sha256",
@@ -112,7 +112,7 @@ def register_candidate(
     ``poisoning`` (a tasks.policy.PoisoningPolicy) screens the reference data first, against the golden set at
     ``golden_path`` when given (else its golden-set checks are skipped and the result says so): a fail finding
     refuses the registration; warn findings are stored with the version (``poisoning_screen.json``, its sha256 in
-    the ledger row) and tagged (``lockgate.poisoning.decision``). None: no screen.
+    the ledger row) and tagged (``lockgate.registration.poisoning``). None: no screen.
 
     Raises:
       LockgateError: one line naming the bad input; nothing is registered."""
@@ -236,7 +236,7 @@ def _store_version(registry: MlflowRegistry, tmp: Path, *, name, model, contract
         "lockgate.status": "registered",
         **({"lockgate.intended_use": intended_use[:5000]} if intended_use else {}),
         **({"lockgate.limitations": limitations[:5000]} if limitations else {}),
-        **({POISONING_TAG: screen.decision, "lockgate.poisoning.findings": str(len(screen.findings))}
+        **({POISONING_TAG: screen.decision, "lockgate.registration.poisoning_findings": str(len(screen.findings))}
            if screen is not None else {}),
         **(extra_tags or {}),
     }
