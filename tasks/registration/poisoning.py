@@ -165,7 +165,7 @@ def decide_poisoning(findings: list[Finding], measured: dict[str, dict[str, floa
         checks += [Check(name=f"{name}:{k}", value=v, passed=True) for k, v in measured.get(name, {}).items()]
     failed = [f for f in findings if f.mode == "fail"]
     decision = "fail" if failed else ("warn" if findings else "pass")
-    reasons = [f"[{f.mode}] {f.summary}" for f in findings]
+    reasons = [f"{f.mode}: {f.summary}" for f in findings]  # no brackets: consoles read [..] as markup
     if not findings:
         ran = [c for c in CHECKS if c not in skipped]
         reasons.append(f"{n_screened} rows screened ({', '.join(ran) or 'no check'}): no finding")
