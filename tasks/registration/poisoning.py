@@ -83,6 +83,9 @@ def poisoning_screen(reference: pd.DataFrame, golden: pd.DataFrame | None, *, co
     if golden is None:
         for name in ("far_cluster", "label_balance"):
             skipped.setdefault(name, "no golden set given")
+    elif len(golden) < 2 or len(reference) == 0:
+        for name in ("far_cluster", "label_balance"):
+            skipped.setdefault(name, f"{len(golden)} golden and {len(reference)} screened rows: too few to compare")
     elif has_label and label not in golden.columns:
         skipped.setdefault("label_balance", f"the golden set has no label column {label}")
     if task == "regression":

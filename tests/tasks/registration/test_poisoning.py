@@ -177,3 +177,11 @@ def test_a_policy_with_an_unknown_key_or_mode_is_refused_naming_it(tmp_path, sec
     with pytest.raises(LockgateError) as e:
         load_policy(path)
     assert key in str(e.value) and "\n" not in str(e.value)
+
+
+def test_too_little_data_skips_checks_with_the_reason_instead_of_failing():
+    few = _screen(_credit(5, 0), _credit(1, 1, offset=5))
+    assert few.passed and few.findings == []
+    assert few.skipped["label_flips"] == "5 rows: too few for 10 neighbours"
+    assert "too few to compare" in few.skipped["far_cluster"] and "too few to compare" in few.skipped["label_balance"]
+    assert any("skipped" in r for r in few.reasons)
