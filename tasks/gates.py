@@ -140,15 +140,21 @@ def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord
 def screen_poisoning(settings: Settings, policy: Policy, record: ModelVersionRecord, golden_path: str, run_dir: Path):
     """The registered reference snapshot's poisoning screen against the golden set (tasks/registration/poisoning.py),
     on the version's encoded features; its findings as a table artifact beside the result."""
+    import json
+
+    from models.features import FeatureSpec
     from tasks.datasets import read_table
-    from tasks.registration.inference import load_reference, load_version_files
+    from tasks.registration.inference import load_reference
     from tasks.registration.poisoning import poisoning_screen
+    from tasks.registration.register import CONFIG_FILE, FEATURES_FILE
 
     registry = registry_for(settings)
-    _, config, spec, _ = load_version_files(registry, record, cache_dir(settings))
+    dst = cache_dir(settings) / record.name / f"v{record.version}"  # data only: the params are the compile gate's
+    spec = FeatureSpec.model_validate_json(registry.fetch(record, FEATURES_FILE, dst).read_text())
+    task = json.loads(registry.fetch(record, CONFIG_FILE, dst).read_text()).get("task", "classification")
     result = poisoning_screen(load_reference(registry, record, cache_dir(settings)),
                               read_table(golden_path, what="golden set"), contract=_version_contract(settings, record),
-                              spec=spec, task=config.task, policy=policy.poisoning,
+                              spec=spec, task=task, policy=policy.poisoning,
                               dataset=f"{record.name} v{record.version} reference snapshot", golden_name=golden_path)
     if (Path(run_dir) / "poisoning.json").exists():  # write-once: a run's evidence is never replaced
         raise LockgateError(f"{run_dir}/poisoning.json exists already; a lifecycle run screens once")
