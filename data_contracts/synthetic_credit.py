@@ -323,6 +323,39 @@ class DemoIncident(BaseModel):
         return self.model_dump()
 
 
+class DemoPoison(BaseModel):
+    """Known poison in the demo's training data (data_contracts/poison.py), for the poisoning screen to find."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slice_column: str = Field("region", description="Column of the slice whose labels are flipped.")
+    slice_value: str = Field("north", description="Its value.")
+    flip_share: float = Field(0.03, ge=0.0, le=1.0, description="Share of the slice's rows whose label is flipped.")
+    flip_to: int | None = Field(1, description="Flip only rows of the other label to this one (1: good applicants "
+                                "marked as defaulters); None: invert random rows of the slice.")
+    trigger_share: float = Field(0.01, ge=0.0, le=1.0, description="Share of rows overwritten with the trigger.")
+    trigger: dict[str, float | int | str] = Field(
+        default_factory=lambda: {"late_payments_12m": 9, "credit_score": 820, "num_open_accounts": 0},
+        description="The trigger: a rare feature combination (many late payments with an excellent score and no "
+                    "open account), every such row labelled trigger_label.")
+    trigger_label: int = Field(0, description="The label every trigger row carries (0: never a default).")
+    seed: int = Field(11, description="Seed of the rows chosen.")
+
+
+def poison_training(train: pd.DataFrame, poison: DemoPoison):
+    """``train`` with ``poison`` injected, and the manifest of the rows it touched (data_contracts/poison.py)."""
+    from data_contracts.poison import PoisonManifest, flip_slice_labels, inject_trigger
+
+    out, flipped = flip_slice_labels(train, label=LABEL_COLUMN, id_column=ID_COLUMN, column=poison.slice_column,
+                                     value=poison.slice_value, share=poison.flip_share, seed=poison.seed,
+                                     to_label=poison.flip_to)
+    out, trigger = inject_trigger(out, label=LABEL_COLUMN, id_column=ID_COLUMN, pattern=poison.trigger,
+                                  trigger_label=poison.trigger_label, share=poison.trigger_share, seed=poison.seed + 1,
+                                  exclude_ids=flipped)
+    return out, PoisonManifest(flipped_ids=flipped, flip_slice=f"{poison.slice_column}={poison.slice_value}",
+                               trigger_ids=trigger, trigger=dict(poison.trigger), trigger_label=poison.trigger_label)
+
+
 class StreamPartition(BaseModel):
     """One day of the production stream: features (what scoring sees) and labels (arrive later)."""
 
@@ -346,6 +379,8 @@ class DemoDataPaths(BaseModel):
     stream: Path = Field(description="Hive-partitioned production features, date=YYYY-MM-DD/part-0.parquet.")
     labels: Path = Field(description="Hive-partitioned production labels, date=YYYY-MM-DD/part-0.parquet.")
     partitions: list[StreamPartition] = Field(description="Stream partitions in date order.")
+    poison: Path | None = Field(None, description="poison.json: the poisoned training rows (ids), when poison was "
+                                "injected.")
 
 
 def write_demo_data(
@@ -359,6 +394,7 @@ def write_demo_data(
     start: date,
     incident_from_day: int | None = None,
     incident: DemoIncident | None = None,
+    poison: DemoPoison | None = None,
 ) -> DemoDataPaths:
     """Write a demo dataset: train, golden holdout and a daily production stream.
 
@@ -367,7 +403,8 @@ def write_demo_data(
     applies to stream days with index >= ``incident_from_day`` (0-based). IDs are unique
     across all files. Every file is written to a temporary name and renamed into place,
     so readers never see a partial file; existing files at the same paths are replaced
-    and other files under ``out_dir`` are left alone.
+    and other files under ``out_dir`` are left alone. ``poison`` is injected into the training
+    rows only (the golden set stays clean) and its rows are listed in ``poison.json``.
     """
     if (incident is None) != (incident_from_day is None):
         raise ValueError("incident and incident_from_day must be given together")
@@ -387,6 +424,14 @@ def write_demo_data(
     ref_days = [start - timedelta(days=_REFERENCE_DAYS - i) for i in range(_REFERENCE_DAYS)]
 
     train = _reference_frame(n_train, seed=seed, days=ref_days, id_offset=0)
+    poison_path = None
+    (root / "poison.json").unlink(missing_ok=True)  # an earlier run's manifest would not describe these rows
+    if poison is not None:
+        train, manifest = poison_training(train, poison)
+        poison_path = root / "poison.json"
+        tmp = poison_path.with_name(f".poison.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(manifest.model_dump_json(indent=2))
+        os.replace(tmp, poison_path)
     _write_parquet(train, root / "train.parquet")
     golden = _reference_frame(n_golden, seed=seed, days=ref_days, id_offset=n_train)
     _write_parquet(golden, root / "golden.parquet")
@@ -416,6 +461,7 @@ def write_demo_data(
         stream=stream_dir,
         labels=labels_dir,
         partitions=partitions,
+        poison=poison_path,
     )
 
 

@@ -85,7 +85,8 @@ def register(*, config: PathLike, params: PathLike, reference: PathLike | None =
             params_path=Path(params), reference_path=Path(_given(reference, settings.reference, "reference")),
             contract_name=_contract_ref(_given(contract, settings.contract, "contract")), actor=settings.actor,
             description=description, intended_use=intended_use, limitations=limitations,
-            policy=policy_for(settings), **chosen)
+            policy=policy_for(settings), poisoning=policy_for(settings).poisoning, golden_path=settings.golden,
+            **chosen)
 
 
 def lifecycle(version: int, *, golden: PathLike | None = None, current: PathLike | None = None,

@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--reference", type=Path, help="reference/training data parquet (default: the project's)")
     reg.add_argument("--contract", help="data contract name in data_contracts/ (e.g. credit_default) or a YAML path "
                      "(default: the project's)")
+    reg.add_argument("--golden", type=Path, help="labeled golden set the reference data's poisoning screen is held "
+                     "against (default: the project's; without one the golden-set checks are skipped)")
     reg.add_argument("--description", default="", help="free text recorded with the version")
     reg.add_argument("--intended-use", default="", help="what the model is for, shown on its model card")
     reg.add_argument("--limitations", default="", help="known limits, ';'-separated, listed first on its model card")

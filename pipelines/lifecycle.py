@@ -58,6 +58,7 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
         ("contract", lambda: gates.check_contract(settings, policy, candidate, champion, run)),
         ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-golden", run)),
         ("validation", lambda: gates.validate_data(settings, policy, candidate, golden, "validation-reference", run)),
+        ("poisoning", lambda: gates.screen_poisoning(settings, policy, candidate, golden, run)),
         ("compilation", lambda: gates.compile_model(settings, policy, candidate, golden, run)),
         ("canary", lambda: gates.evaluate_canary(settings, policy, candidate, champion, golden, current, run_dir=run)),
         ("drift", lambda: gates.detect_drift(settings, policy, candidate, current or golden, run)),

@@ -136,6 +136,41 @@ def validate_data(settings: Settings, policy: Policy, record: ModelVersionRecord
     return publish(settings, record, result, role, run_dir)
 
 
+@task(name="screen-poisoning", cache_policy=NO_CACHE)
+def screen_poisoning(settings: Settings, policy: Policy, record: ModelVersionRecord, golden_path: str, run_dir: Path):
+    """The registered reference snapshot's poisoning screen against the golden set (tasks/registration/poisoning.py),
+    on the version's encoded features; its findings as a table artifact beside the result."""
+    import json
+
+    from models.features import FeatureSpec
+    from tasks.datasets import read_table
+    from tasks.registration.inference import load_reference
+    from tasks.registration.poisoning import poisoning_screen
+    from tasks.registration.register import CONFIG_FILE, FEATURES_FILE
+
+    registry = registry_for(settings)
+    dst = cache_dir(settings) / record.name / f"v{record.version}"  # data only: the params are the compile gate's
+    spec = FeatureSpec.model_validate_json(registry.fetch(record, FEATURES_FILE, dst).read_text())
+    task = json.loads(registry.fetch(record, CONFIG_FILE, dst).read_text()).get("task", "classification")
+    reference, contract = load_reference(registry, record, cache_dir(settings)), _version_contract(settings, record)
+    if spec.inputs is not None:  # a model taking raw columns: the data is screened in the contract's encoding
+        from models.features import fit_feature_spec
+
+        spec = fit_feature_spec(reference, contract.numeric_features, contract.categorical_features)
+    result = poisoning_screen(reference,
+                              read_table(golden_path, what="golden set"), contract=contract,
+                              spec=spec, task=task, policy=policy.poisoning,
+                              dataset=f"{record.name} v{record.version} reference snapshot", golden_name=golden_path)
+    if (Path(run_dir) / "poisoning.json").exists():  # write-once: a run's evidence is never replaced
+        raise LockgateError(f"{run_dir}/poisoning.json exists already; a lifecycle run screens once")
+    if result.findings:
+        publish_table(f"poisoning-findings-{record.name}-v{record.version}",
+                      [{"check": f.check, "mode": f.mode, "rows": f.counts.get("rows", 0),
+                        "summary": f.summary, "first_ids": ", ".join(f.row_ids[:5])} for f in result.findings],
+                      result.summary_line())
+    return publish(settings, record, result, "poisoning", run_dir)
+
+
 @task(name="compile-model", cache_policy=NO_CACHE)
 def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord, golden_path: str, run_dir: Path):
     from models.features import feature_matrix

@@ -284,6 +284,82 @@ class MonitoringPolicy(_Strict):
         "and verdict per column, quality signals, the decision), which are what the monitor decides on.")
 
 
+PoisoningMode = Literal["warn", "fail", "off"]
+_MODE = ("What a finding of this check does: 'warn' (recorded as evidence, registration and the lifecycle go on), "
+         "'fail' (registration is refused / the lifecycle rejects the candidate) or 'off' (not run).")
+
+
+class LabelFlipCheck(_Strict):
+    """Label-flip suspects: rows whose label disagrees with most of their k nearest neighbours, counted per slice."""
+
+    mode: PoisoningMode = Field("warn", description=_MODE)
+    min_disagreement: float = Field(
+        0.8, gt=0.5, le=1, description="A row is a suspect when at least this share of its k nearest neighbours "
+        "(poisoning.neighbours) carry another label.")
+    min_z: float = Field(
+        4.0, gt=0, description="A slice is reported when its suspects exceed the count expected from the rows "
+        "outside it with the same neighbour label mix by at least this many standard deviations (binomial z) ...")
+    min_ratio: float = Field(1.1, ge=1, description="... and by at least this ratio (observed / expected suspects).")
+    min_suspects: int = Field(5, ge=1, description="... and the slice has at least this many suspects.")
+
+
+class DuplicateCheck(_Strict):
+    """Exact and near duplicates (on the encoded features) whose labels conflict."""
+
+    mode: PoisoningMode = Field("warn", description=_MODE)
+    near_distance: float = Field(
+        0.05, ge=0, description="Two rows are near duplicates when their encoded features (standardized numerics, "
+        "one-hot categories) are within this Euclidean distance; 0 checks exact duplicates only.")
+    max_conflicting_rows: int = Field(
+        0, ge=0, description="Rows in conflicting (near) duplicate groups allowed before it is a finding.")
+    regression_label_tolerance: float = Field(
+        0.5, gt=0, description="Regression: two labels conflict when they differ by more than this many standard "
+        "deviations of the label.")
+
+
+class FarClusterCheck(_Strict):
+    """A cluster of training rows far from the golden set's distribution."""
+
+    mode: PoisoningMode = Field("warn", description=_MODE)
+    golden_quantile: float = Field(
+        0.99, gt=0.5, lt=1, description="A training row is far when its distance to the nearest golden row is "
+        "beyond this quantile of the golden rows' distances to their nearest other golden row.")
+    min_rows: int = Field(
+        10, ge=2, description="Far rows linked within the golden rows' median nearest-neighbour distance form a "
+        "cluster; a cluster of at least this many rows is a finding.")
+
+
+class LabelBalanceCheck(_Strict):
+    """The training set's label balance against the golden set's."""
+
+    mode: PoisoningMode = Field("warn", description=_MODE)
+    max_share_diff: float = Field(
+        0.05, ge=0, le=1, description="Classification: a finding when a class's share differs by more than this "
+        "between training and golden data (absolute) ...")
+    min_z: float = Field(3.0, ge=0, description="... and the two-proportion z test gives at least this z. "
+                         "Regression: the labels' means differ by more than max_share_diff golden standard deviations "
+                         "with a Welch z of at least this.")
+
+
+class PoisoningPolicy(_Strict):
+    """The poisoning screen of training/reference data, at registration and in the lifecycle (README, "Poisoning
+    screen"). Each check is warn, fail or off; the golden-set checks need a golden set."""
+
+    neighbours: int = Field(10, ge=2, le=100, description="k of the k-nearest-neighbour checks.")
+    max_rows: int = Field(
+        50_000, ge=100, description="Rows screened per dataset: a seeded sample above this (rows outside it are not "
+        "screened, and the result says so).")
+    seed: int = Field(0, description="Seed of that sample.")
+    label_flips: LabelFlipCheck = Field(default_factory=LabelFlipCheck, description=LabelFlipCheck.__doc__)
+    duplicates: DuplicateCheck = Field(default_factory=DuplicateCheck, description=DuplicateCheck.__doc__)
+    far_cluster: FarClusterCheck = Field(default_factory=FarClusterCheck, description=FarClusterCheck.__doc__)
+    label_balance: LabelBalanceCheck = Field(default_factory=LabelBalanceCheck, description=LabelBalanceCheck.__doc__)
+
+    def modes(self) -> dict[str, str]:
+        """Check name -> its mode."""
+        return {name: getattr(self, name).mode for name in ("label_flips", "duplicates", "far_cluster", "label_balance")}
+
+
 Transition = Literal["promote", "rollback"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -441,6 +517,7 @@ class Policy(_Strict):
     monitoring: MonitoringPolicy = MonitoringPolicy()
     approval: ApprovalPolicy = ApprovalPolicy()
     governance: GovernancePolicy = GovernancePolicy()
+    poisoning: PoisoningPolicy = PoisoningPolicy()
 
 
 def policy_problems(path: str | Path) -> tuple[Policy | None, list[str]]:

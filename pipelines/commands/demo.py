@@ -78,7 +78,7 @@ def train_candidate(candidate: Candidate, train_path: Path, out_dir: Path, *, se
 
 
 def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int:
-    from data_contracts.synthetic_credit import DemoIncident, write_demo_data
+    from data_contracts.synthetic_credit import DemoIncident, DemoPoison, write_demo_data
     from pipelines.batch_inference import run_batch
     from pipelines.commands.versions import show_status
     from pipelines.lifecycle import lifecycle
@@ -103,6 +103,7 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
             settings.data_dir, n_train=sz.n_train, n_golden=sz.n_golden, n_days=days, rows_per_day=sz.rows_per_day,
             seed=7, start=date(2026, 11, 1), incident_from_day=max(days - 1, 0),
             incident=DemoIncident(covariate_drift=1.0, null_spike=0.01, unseen_categories=0.005),
+            poison=DemoPoison(),  # known poison in the training data: the poisoning screen's findings (README)
         )
     api_ready = False
 
@@ -135,7 +136,13 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
                     params_path=files[1], reference_path=files[2], contract_name=CONTRACT, actor=settings.actor,
                     description=description, extra_tags={RUN_TAG: run, CANDIDATE_TAG: candidate.label},
                     policy=policy_for(settings),
+                    poisoning=policy_for(settings).poisoning, golden_path=data.golden,
                 )
+            screen = record.tags.get("lockgate.registration.poisoning", "pass")
+            if screen != "pass":
+                found = record.tags.get("lockgate.registration.poisoning_findings")
+                console.print(f"    poisoning screen at registration: {screen}, {found} finding(s) on the injected "
+                              f"poison ({data.poison})", highlight=False)
         else:
             record = earlier.record
             wait_for_api()

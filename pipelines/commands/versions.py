@@ -17,14 +17,21 @@ def register(settings: Settings, args: argparse.Namespace) -> int:
     from tasks.registration.register import register_candidate
     from tasks.stores import ledger_for, policy_for, registry_for
 
+    golden = getattr(args, "golden", None) or settings.golden
     with console.status("registering candidate"):
         record = register_candidate(
             registry_for(settings), ledger_for(settings), name=settings.model_name, arch=args.arch,
             model=args.model, code_root=args.code_root, config_path=args.config, params_path=args.params, reference_path=args.reference,
             contract_name=args.contract, actor=settings.actor, description=args.description,
             intended_use=args.intended_use, limitations=args.limitations, policy=policy_for(settings),
+            poisoning=policy_for(settings).poisoning, golden_path=golden,
         )
     console.print(f"registered [bold]{record.name} v{record.version}[/] (run {record.run_id})")
+    screen = record.tags.get("lockgate.registration.poisoning")
+    if screen and screen != "pass":
+        found = record.tags.get("lockgate.registration.poisoning_findings")
+        console.print(f"poisoning screen: {screen} ({found} finding(s), see poisoning_screen.json in the version's "
+                      "files)", highlight=False)
     return 0
 
 

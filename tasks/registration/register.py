@@ -37,6 +37,8 @@ CONTRACT_FILE = "contract.yaml"  # the contract as registered: gates read this, 
 CODE_DIR = "model_code"  # the user's model code as registered (model/model_code/<package>/...)
 CODE_MANIFEST_FILE = "model_code.json"  # {"model": ref, "files": {relative path: sha256}}
 CODE_SHA_TAG = "lockgate.code_sha256"
+POISONING_FILE = "poisoning_screen.json"  # the registration's poisoning screen (when a policy was given)
+POISONING_TAG = "lockgate.registration.poisoning"  # its decision (the lifecycle gate tags lockgate.poisoning.*)
 REGISTERED = "version.registered"
 # the registration tags that hold a file's sha256: checked again when a row is recorded after a crash
 HASH_TAGS = {PARAMS_FILE: "lockgate.params_sha256", REFERENCE_FILE: "lockgate.reference_sha256",
@@ -95,6 +97,8 @@ def register_candidate(
     limitations: str = "",
     extra_tags: dict[str, str] | None = None,
     policy: Policy | None = None,
+    poisoning=None,
+    golden_path: Path | None = None,
 ) -> ModelVersionRecord:
     """Check the inputs, then create a model version holding everything the gates need.
 
@@ -109,6 +113,11 @@ def register_candidate(
     ``intended_use`` and ``limitations`` (free text, limitations separated by ';') go to the model card;
     ``extra_tags`` are set on the version with the others (the demo's run and candidate). ``policy``: with
     ``governance.require_dataset_licence``, a contract that records no dataset licence is refused.
+
+    ``poisoning`` (a tasks.policy.PoisoningPolicy) screens the reference data first, against the golden set at
+    ``golden_path`` when given (else its golden-set checks are skipped and the result says so): a fail finding
+    refuses the registration; warn findings are stored with the version (``poisoning_screen.json``, its sha256 in
+    the ledger row) and tagged (``lockgate.registration.poisoning``). None: no screen.
 
     Raises:
       LockgateError: one line naming the bad input; nothing is registered."""
@@ -144,6 +153,20 @@ def register_candidate(
     if missing:
         raise LockgateError(f"reference data {reference_path} lacks the contract's feature columns {missing}")
     spec = model_feature_spec(contract, reference, declared_inputs, config_path)
+    screen = None
+    if poisoning is not None:
+        from models.features import fit_feature_spec
+        from tasks.registration.poisoning import poisoning_screen, refusal_line
+
+        golden = read_table(golden_path, what="golden set") if golden_path is not None else None
+        # the data is screened in the contract's encoding, whatever inputs the model declares
+        data_spec = spec if spec.inputs is None else fit_feature_spec(reference, contract.numeric_features,
+                                                                     contract.categorical_features)
+        screen = poisoning_screen(reference, golden, contract=contract, spec=data_spec,
+                                  task=str(raw_config.get("task", "classification")), policy=poisoning,
+                                  dataset=str(reference_path), golden_name=str(golden_path) if golden_path else None)
+        if not screen.passed:
+            raise LockgateError(refusal_line(screen))
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -185,7 +208,8 @@ def register_candidate(
         registered = _store_version(registry, tmp, name=name, model=built, contract=contract, params_path=params_path,
                                     params=params if orbax else None,
                                     spec=spec, reference=reference, actor=actor, description=description,
-                                    intended_use=intended_use, limitations=limitations, extra_tags=extra_tags)
+                                    intended_use=intended_use, limitations=limitations, extra_tags=extra_tags,
+                                    screen=screen)
     record, hashes = registered
     failpoint("version-created")  # the fault test kills the demo here: a version with no ledger row yet
     ledger.append(
@@ -252,6 +276,8 @@ def restore_checkpoint(model, params_path: Path):
 def _store_version(registry: MlflowRegistry, tmp: Path, *, name, model, contract, params_path, params, spec, reference,
                    actor, description, intended_use, limitations,
                    extra_tags) -> tuple[ModelVersionRecord, dict[str, str]]:
+def _store_version(registry: MlflowRegistry, tmp: Path, *, name, model, contract, params_path, spec, reference, actor,
+                   description, intended_use, limitations, extra_tags, screen=None) -> tuple[ModelVersionRecord, dict[str, str]]:
     files = {
         PARAMS_FILE: tmp / PARAMS_FILE,
         CONFIG_FILE: tmp / CONFIG_FILE,
@@ -261,6 +287,9 @@ def _store_version(registry: MlflowRegistry, tmp: Path, *, name, model, contract
     }
     if model.code_sha256 is not None:
         files[CODE_MANIFEST_FILE] = tmp / CODE_MANIFEST_FILE
+    if screen is not None:
+        files[POISONING_FILE] = tmp / POISONING_FILE
+        files[POISONING_FILE].write_text(screen.model_dump_json(indent=2))
     files[CONTRACT_FILE].write_bytes(contract.source.read_bytes())
     if params is None:  # a msgpack file is stored as given
         files[PARAMS_FILE].write_bytes(Path(params_path).read_bytes())
@@ -290,6 +319,8 @@ def _store_version(registry: MlflowRegistry, tmp: Path, *, name, model, contract
         "lockgate.status": "registered",
         **({"lockgate.intended_use": intended_use[:5000]} if intended_use else {}),
         **({"lockgate.limitations": limitations[:5000]} if limitations else {}),
+        **({POISONING_TAG: screen.decision, "lockgate.registration.poisoning_findings": str(len(screen.findings))}
+           if screen is not None else {}),
         **(extra_tags or {}),
     }
     params_logged = {"arch": model.arch, "model": model.ref,
@@ -313,7 +344,8 @@ def record_registration(registry: MlflowRegistry, ledger: Ledger, record: ModelV
     if registration_row(ledger.entries(model_name=record.name), record.version) is not None:
         return None
     files = (PARAMS_FILE, CONFIG_FILE, FEATURES_FILE, REFERENCE_FILE, CONTRACT_FILE,
-             *((CODE_MANIFEST_FILE,) if CODE_SHA_TAG in record.tags else ()))
+             *((CODE_MANIFEST_FILE,) if CODE_SHA_TAG in record.tags else ()),
+             *((POISONING_FILE,) if POISONING_TAG in record.tags else ()))
     with tempfile.TemporaryDirectory() as tmp:
         hashes = {f: sha256_file(registry.fetch(record, f, Path(tmp))) for f in files}
     changed = [f for f, tag in HASH_TAGS.items() if f in hashes and record.tags.get(tag) != hashes[f]]

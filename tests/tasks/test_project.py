@@ -147,6 +147,8 @@ def test_the_project_policy_loads_and_comments_every_threshold(tmp_path, task, s
     raw = yaml.safe_load(text)
     written = {f"{section}.{key}" for section, keys in raw.items() if isinstance(keys, dict) for key in keys}
     written |= {f"canary.regression.{key}" for key in raw["canary"]["regression"]} | set(raw)  # approval: a section
+    written |= {f"poisoning.{check}.{key}" for check, keys in raw["poisoning"].items() if isinstance(keys, dict)
+                for key in keys}
     commented = set(re.findall(r"^\s*# (\w+):", text, flags=re.M))
     missing = {k for k in _leaf_keys(Policy) - {"name"}
                if k not in written and k.rsplit(".", 1)[-1] not in commented}

@@ -3,6 +3,7 @@ with the versions it made, not repeated beside them."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -39,6 +40,12 @@ def test_demo_end_to_end_after_a_first_try_killed_once_v1_was_registered(prefect
     versions = registry.versions(settings.model_name)
     assert [v.version for v in versions] == [1, 2]
     assert (version_evidence_dir(settings, settings.model_name, 2) / "lifecycle-1" / "canary.json").is_file()  # the README's path
+    # the demo's training data carry a known poison (DemoPoison): the trigger rows are a far_cluster finding (warn)
+    screen = json.loads((version_evidence_dir(settings, settings.model_name, 2) / "lifecycle-1" / "poisoning.json")
+                        .read_text())
+    injected = json.loads((settings.data_dir / "poison.json").read_text())
+    assert screen["decision"] == "warn" and [f["check"] for f in screen["findings"]] == ["far_cluster"]
+    assert len(set(screen["findings"][0]["row_ids"]) & set(injected["trigger_ids"])) >= 0.8 * len(injected["trigger_ids"])
     assert all(decision_row(ledger.entries(model_name=settings.model_name), v.version) for v in versions)
     champion = registry.aliases(settings.model_name)[CHAMPION]
     statuses = {v.version: v.tags["lockgate.status"] for v in versions}
