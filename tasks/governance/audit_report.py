@@ -24,7 +24,7 @@ from tasks.ledger.entry import LedgerEntry, LedgerVerification
 from tasks.registry import CHAMPION
 from tasks.settings import Settings
 
-GATE_ORDER = ("contract", "validation-golden", "validation-reference", "compilation", "canary", "drift", "approval")
+GATE_ORDER = ("contract", "validation-golden", "validation-reference", "poisoning", "compilation", "canary", "drift", "approval")
 
 
 def parse_when(text: str | None, *, end: bool = False) -> datetime | None:

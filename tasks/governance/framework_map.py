@@ -37,6 +37,14 @@ MAPPING: tuple[dict, ...] = (
      "evidence": ("gate:validation-golden", "gate:validation-reference", "batches"),
      "nist": ("MEASURE 2.1",), "iso": ("A.7.4 quality of data for AI systems",),
      "limit": "checks what the contract states (types, ranges, sets, nulls, uniqueness), not representativeness"},
+    {"id": "poisoning-screen",
+     "capability": "The training/reference data screened at registration and in every lifecycle for label-flip "
+                   "suspects, conflicting duplicates, a cluster far from the golden set and a label-balance shift, "
+                   "each finding with row ids, decided by policy (warn or fail)",
+     "evidence": ("gate:poisoning",),
+     "nist": ("MEASURE 2.7", "MAP 4.2"), "iso": ("A.7.4 quality of data for AI systems",),
+     "limit": "a screen, not a proof: a few percent of random label flips in noisy data and poison that looks like "
+              "clean data are not found; no adversarial-example testing of the model"},
     {"id": "verification",
      "capability": "Candidate evaluated before deployment: golden-set metrics with paired-bootstrap CIs against the "
                    "champion, slices, precision variants, latency; the exported artifact checked equal to the model",
@@ -197,7 +205,8 @@ EVIDENCE_KINDS: dict[str, tuple[str, Callable]] = {
         kind="batches", link="#batches", label=f"#{b.seq} {b.partition} {b.status} by v{b.version}"
         + (f", drift {b.drift_decision}" if b.drift_decision else "")) for b in r.batches]),
     **{f"gate:{g}": (f"each version's {g} gate result", _gate(g)) for g in (
-        "contract", "validation-golden", "validation-reference", "compilation", "canary", "drift", "approval")},
+        "contract", "validation-golden", "validation-reference", "poisoning", "compilation", "canary", "drift",
+        "approval")},
 }
 
 

@@ -275,9 +275,7 @@ def restore_checkpoint(model, params_path: Path):
 
 def _store_version(registry: MlflowRegistry, tmp: Path, *, name, model, contract, params_path, params, spec, reference,
                    actor, description, intended_use, limitations,
-                   extra_tags) -> tuple[ModelVersionRecord, dict[str, str]]:
-def _store_version(registry: MlflowRegistry, tmp: Path, *, name, model, contract, params_path, spec, reference, actor,
-                   description, intended_use, limitations, extra_tags, screen=None) -> tuple[ModelVersionRecord, dict[str, str]]:
+                   extra_tags, screen=None) -> tuple[ModelVersionRecord, dict[str, str]]:
     files = {
         PARAMS_FILE: tmp / PARAMS_FILE,
         CONFIG_FILE: tmp / CONFIG_FILE,
