@@ -1,4 +1,7 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data)."""
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data, everyday).
+
+A benchmark's ``run()`` returns results with ``.line()``: harness Comparisons, or Figures against a goal
+(benchmarks/bench_everyday.py); both are dataclasses, written to benchmarks/results/latest.json."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ BENCHMARKS = {
     "batch": "benchmarks.bench_batch",
     "signing": "benchmarks.bench_signing",
     "data": "benchmarks.bench_data",
+    "everyday": "benchmarks.bench_everyday",
 }
 
 
