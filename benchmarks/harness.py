@@ -54,6 +54,8 @@ def compare(name: str, candidate: tuple[str, Callable[[], object]], baseline: tu
     return Comparison(name, cand_name, base_name, c, b, b / c, repeats, peak, notes)
 
 
-def write_results(results: list[Comparison], path: Path) -> None:
+def write_results(results: list, path: Path) -> None:
+    """Comparisons (and any other result dataclass, e.g. bench_everyday's Figure, tagged with its type) as JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([asdict(r) for r in results], indent=2))
+    path.write_text(json.dumps([asdict(r) if isinstance(r, Comparison) else {"type": type(r).__name__, **asdict(r)}
+                                for r in results], indent=2))

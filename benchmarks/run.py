@@ -1,4 +1,7 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data, variants, byo)."""
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data, variants, byo, everyday).
+
+A benchmark's ``run()`` returns results with ``.line()``: harness Comparisons, or Figures against a goal
+(benchmarks/bench_everyday.py); both are dataclasses, written to benchmarks/results/latest.json."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ BENCHMARKS = {
     "data": "benchmarks.bench_data",
     "variants": "benchmarks.bench_variants",
     "byo": "benchmarks.bench_byo",
+    "everyday": "benchmarks.bench_everyday",
 }
 
 

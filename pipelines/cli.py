@@ -134,11 +134,14 @@ def _parser() -> argparse.ArgumentParser:
                          description="Data contract tools (ODCS v3 YAML, see data_contracts/).")
     cons = con.add_subparsers(dest="contract_command", required=True, metavar="ACTION")
     lint = cons.add_parser("lint", help="check a contract file (exit 0 clean or warnings only, 2 on errors)",
-                           description="Load the contract and build its Great Expectations suite with and without the "
-                           "label; print errors and warnings (no owner, column without description). Exit 0 when "
-                           "there are no errors, 2 when there are.")
+                           description="Load the contract and map every rule to its Great Expectations expectation, "
+                           "with and without the label (without importing GE; --ge also builds the GE suites); print "
+                           "errors and warnings (no owner, column without description). Exit 0 when there are no "
+                           "errors, 2 when there are.")
     lint.add_argument("file", metavar="FILE", nargs="?", help="contract YAML path or a contract name in "
                       "data_contracts/ (default: the project's)")
+    lint.add_argument("--ge", action="store_true", help="also build the Great Expectations suites (imports GE, "
+                      "~10 s more)")
     cdiff = cons.add_parser("diff", help="list changes between two contracts (exit 3 if any is breaking)",
                             description="Compare OLD with NEW column by column: removed/added columns, type, range, "
                             "allowed set, required, unique, pattern, row count, label/id columns, version bump. "

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from tasks.errors import LockgateError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def read_table(path: str | Path, *, what: str = "dataset") -> pd.DataFrame:

@@ -19,6 +19,18 @@ def registry_for(settings: Settings) -> MlflowRegistry:
     return MlflowRegistry(settings)
 
 
+def registry_view(settings: Settings):
+    """The registry for reading (`lockgate status`, `audit verify`): over an existing SQLite store, read with sqlite3
+    without importing MLflow (tasks/registry_sql.py), writes and the rest going to :func:`registry_for`; otherwise
+    :func:`registry_for` itself."""
+    from tasks.registry_sql import SqliteRegistryView, readable, sqlite_path
+
+    path = sqlite_path(settings.tracking_uri)
+    if path is None or not path.is_file() or not readable(path):
+        return registry_for(settings)
+    return SqliteRegistryView(settings, path, lambda: registry_for(settings))
+
+
 def wait_for_tracking_server(settings: Settings) -> None:
     """An http(s) MLflow tracking server answers ``/health`` before its first use, within
     LOCKGATE_SERVER_READY_TIMEOUT_SECONDS; otherwise a one-line LockgateError. A SQLite store has nothing to wait for."""

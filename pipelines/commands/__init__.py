@@ -81,7 +81,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if command == "validate":
             return contract.validate_command(settings, args.contract, args.data, include_label=args.include_label)
         if args.contract_command == "lint":
-            return contract.contract_lint(project_default(args.file, settings.contract, "FILE"))
+            return contract.contract_lint(project_default(args.file, settings.contract, "FILE"), build_suites=args.ge)
         return contract.contract_diff_command(args.old, args.new)
     if command == "policy":
         from pipelines.commands.policy import policy_lint

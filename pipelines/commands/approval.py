@@ -69,9 +69,9 @@ def _require_server(settings: Settings) -> None:
 
 
 def pending_command(settings: Settings) -> int:
+    _require_server(settings)  # before Prefect's import (~2-4 s): without a server there is nothing to ask
     from tasks.governance.approval_prefect import pending_approvals
 
-    _require_server(settings)
     pending, unmatched = pending_approvals(settings)
     table = Table(title=f"awaiting approval ({len(pending)}, server {os.environ['PREFECT_API_URL']})")
     table.add_column("run id", no_wrap=True, min_width=36)  # copied into `lockgate approve RUN`: never folded

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import LockgateError
@@ -30,7 +28,9 @@ from tasks.registration.register import (
 )
 from tasks.registry import MODEL_DIR, MlflowRegistry, ModelVersionRecord
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy and pandas load where used: `audit verify` reads file names only
+    import numpy as np
+    import pandas as pd
     import pyarrow as pa
 
 ARTIFACT_FILE = "inference.jaxexport"
@@ -63,6 +63,7 @@ class CompiledModel:
         """The artifact's outputs f32[n] for f32[n, num_features] ``x``: bucketed, sharded over this process's
         devices when it has several (``on_output``: see :func:`models.export.score_in_chunks`)."""
         import jax
+        import numpy as np
 
         from models.export import score_bucketed
 
@@ -229,6 +230,8 @@ def load_compiled(
 def variant_scores(registry: MlflowRegistry, record: ModelVersionRecord, df: pd.DataFrame, cache_dir: Path,
                    buckets: tuple[int, ...]):
     """(variant, f32 scores, variant scores) for every variant exported by the compile gate, hashes verified."""
+    import numpy as np
+
     from models.export import load_exported, score_bucketed
     from models.features import feature_matrix
     from models.variants import variant_params_from_bytes
@@ -254,6 +257,8 @@ def variant_scores(registry: MlflowRegistry, record: ModelVersionRecord, df: pd.
 def smoke_test(registry: MlflowRegistry, record: ModelVersionRecord, rows: int = 8) -> str:
     """Load ``record``'s deployed artifact and params (sha256 verified) and score ``rows`` of its reference snapshot:
     the last check before an alias move is committed. Raises LockgateError naming what failed."""
+    import numpy as np
+
     from tasks.stores import cache_dir
 
     model = load_compiled(registry, record, cache_dir(registry.settings), (rows,))
