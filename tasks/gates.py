@@ -219,10 +219,13 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
                  threshold=cp.decision_threshold)
     deltas, slices, shadow, extra = [], [], None, []
     if champ is not None:
-        deltas = list(bootstrap_deltas(y, p_c, p_h, metrics=list(cp.margins_for(task)), **stats).values())
+        margins = cp.margins_for(task)
+        deltas = list(bootstrap_deltas(y, p_c, p_h, metrics=list(margins), **stats,
+                                       **cp.bootstrap_stop(margins)).values())
         slice_metric, slice_margin = cp.slice_rule(task)
         slices = slice_metrics(y, p_c, p_h, {c: golden[c].to_numpy() for c in contract.slice_columns},
-                               metric=slice_metric, min_size=cp.min_slice_size, margin=slice_margin, **stats)
+                               metric=slice_metric, min_size=cp.min_slice_size, margin=slice_margin, **stats,
+                               sequential=cp.bootstrap_stopping == "sequential", batch=cp.bootstrap_batch)
         shadow, shadow_checks = shadow_report(cand, champ, read_table(current_path or golden_path, what="shadow data"),
                                               contract.slice_columns, cp, task)
         extra += shadow_checks

@@ -195,7 +195,14 @@ class CanaryPolicy(_Strict):
     variant_max_abs_diff: float = Field(
         0.1, gt=0, le=1, description="Largest per-row probability difference a variant may show against f32."
     )
-    bootstrap_resamples: int = Field(200, ge=20, description="Paired bootstrap resamples for confidence intervals.")
+    bootstrap_resamples: int = Field(200, ge=20, description="Paired bootstrap resamples for confidence intervals "
+                                     "(the most drawn, with sequential stopping).")
+    bootstrap_stopping: Literal["sequential", "fixed"] = Field(
+        "sequential", description="sequential: resamples are drawn bootstrap_batch at a time and stop once every "
+        "margin's CI bound is clearly on one side (the band its quantile could still move within lies wholly on one "
+        "side of the margin), so a decisive golden set needs a few hundred; fixed: always bootstrap_resamples."
+    )
+    bootstrap_batch: int = Field(100, ge=20, description="Resamples drawn between two sequential-stopping checks.")
     confidence_level: float = Field(0.95, gt=0.5, lt=1, description="Two-sided confidence level of the intervals.")
     seed: int = Field(0, description="Seed of the bootstrap resamples (same resamples for both models).")
     regression: RegressionCanaryPolicy = Field(
@@ -217,6 +224,11 @@ class CanaryPolicy(_Strict):
     def margins_for(self, task: str) -> dict[str, float]:
         """Non-inferiority margin per metric for a model of ``task`` ("classification" or "regression")."""
         return dict(self.regression.margins if task == "regression" else self.margins)
+
+    def bootstrap_stop(self, margins: dict[str, float]) -> dict:
+        """Keyword arguments of ``tasks.canary.stats.bootstrap_deltas`` for stopping per this policy."""
+        sequential = self.bootstrap_stopping == "sequential"
+        return {"stop_margins": dict(margins) if sequential else None, "batch": self.bootstrap_batch}
 
     def slice_rule(self, task: str) -> tuple[str, float]:
         """(metric, margin) compared in every slice for a model of ``task``."""
