@@ -71,6 +71,15 @@ class CompilationPolicy(_Strict):
         ("f32",), min_length=1, description="Precision variants compiled for every target and bucket (f32 always first)."
     )
     compile_timeout_seconds: float = Field(300, gt=0, description="Per-target limit for the compile child process.")
+    compile_workers: PositiveInt | None = Field(
+        None, description="Compile child processes running at once; default: this host's cores (os.cpu_count), at "
+        "most one per target left to compile (rows of an unchanged model, shape, target and JAX come from the cache)."
+    )
+    group_targets: bool = Field(
+        True, strict=True, description="Targets left to compile share one child per worker (one JAX/libtpu start-up "
+        "each instead of one per target); a child that dies is retried one target per child, so a crash stays its "
+        "own target's compile error. False: one child per target."
+    )
     hbm_headroom: float = Field(
         0.9, gt=0, le=1, description="Share of a device's HBM a compiled program may use and still 'fit'."
     )
