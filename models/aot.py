@@ -184,8 +184,14 @@ def estimated_seconds(row: dict, target: Target) -> float | None:
 
 
 def _main() -> int:
+    """One target (``{"model", "target", "buckets", "variants"}``) or several in one process (``{"model",
+    "requests": [...]}``, one JAX start-up for all; the caller retries them one per child if this one dies)."""
     request = json.loads(sys.stdin.read())
-    result = compile_target(request["model"], request["target"], request["buckets"], request["variants"])
+    if "requests" in request:
+        result = {"results": [compile_target(request["model"], r["target"], r["buckets"], r["variants"])
+                              for r in request["requests"]]}
+    else:
+        result = compile_target(request["model"], request["target"], request["buckets"], request["variants"])
     sys.stdout.write(json.dumps(result))
     return 0
 

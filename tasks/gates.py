@@ -23,7 +23,7 @@ from tasks.registry import CHALLENGER, CHAMPION, ModelVersionRecord
 from tasks.settings import Settings
 from pathlib import Path
 
-from tasks.stores import cache_dir, ledger_for, registry_for
+from tasks.stores import cache_dir, ledger_for, registry_for, use_jax_compilation_cache
 
 
 def _in_a_run() -> bool:
@@ -173,6 +173,7 @@ def screen_poisoning(settings: Settings, policy: Policy, record: ModelVersionRec
 
 @task(name="compile-model", cache_policy=NO_CACHE)
 def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord, golden_path: str, run_dir: Path):
+    use_jax_compilation_cache(settings)
     from models.features import feature_matrix
     from tasks.compilation.gate import compile_evidence
     from tasks.datasets import read_table
@@ -227,6 +228,7 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
     """Candidate vs champion through their hash-verified artifacts: golden-set metrics of the model's task (from its
     registered config) with paired bootstrap CIs, slices, shadow scoring on the latest partition, interleaved
     latency, variants; plots and the HTML report as evidence."""
+    use_jax_compilation_cache(settings)
     from tasks.canary.gate import canary_result, golden_metrics, variant_verdict
     from tasks.canary.evidence import canary_plots, latency_report, model_task, shadow_report, tpu_estimates
     from tasks.canary.stats import CanaryInputError, bootstrap_deltas, check_inputs, check_regression_inputs, slice_metrics
@@ -254,10 +256,13 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
                  threshold=cp.decision_threshold)
     deltas, slices, shadow, extra = [], [], None, []
     if champ is not None:
-        deltas = list(bootstrap_deltas(y, p_c, p_h, metrics=list(cp.margins_for(task)), **stats).values())
+        margins = cp.margins_for(task)
+        deltas = list(bootstrap_deltas(y, p_c, p_h, metrics=list(margins), **stats,
+                                       **cp.bootstrap_stop(margins)).values())
         slice_metric, slice_margin = cp.slice_rule(task)
         slices = slice_metrics(y, p_c, p_h, {c: golden[c].to_numpy() for c in contract.slice_columns},
-                               metric=slice_metric, min_size=cp.min_slice_size, margin=slice_margin, **stats)
+                               metric=slice_metric, min_size=cp.min_slice_size, margin=slice_margin, **stats,
+                               sequential=cp.bootstrap_stopping == "sequential", batch=cp.bootstrap_batch)
         shadow, shadow_checks = shadow_report(cand, champ, read_table(current_path or golden_path, what="shadow data"),
                                               contract.slice_columns, cp, task)
         extra += shadow_checks
@@ -286,6 +291,7 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
 @task(name="detect-drift", cache_policy=NO_CACHE)
 def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord, current_path: str, run_dir: Path):
     """Reference snapshot vs current data per the contract, with the candidate's scores as prediction drift."""
+    use_jax_compilation_cache(settings)
     from tasks.batch.partition import SCORE_COLUMN
     from tasks.datasets import read_table
     from tasks.drift.gate import drift_evidence, drift_result, specs_for
@@ -423,6 +429,7 @@ def promote_model(settings: Settings, policy: Policy, record: ModelVersionRecord
                   run_dir: Path) -> GateResult:
     """Move champion to the candidate, atomically with the ledger, if the champion is still the one the canary
     compared it with; smoke-test it through the alias. No retries here: a failed move is reverted and recorded."""
+    use_jax_compilation_cache(settings)
     from tasks.evidence import Check
     from tasks.governance.promotion import promote
 

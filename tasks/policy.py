@@ -72,6 +72,15 @@ class CompilationPolicy(_Strict):
         description="Precision and pruned variants compiled for every target and bucket (f32 always first).",
     )
     compile_timeout_seconds: float = Field(300, gt=0, description="Per-target limit for the compile child process.")
+    compile_workers: PositiveInt | None = Field(
+        None, description="Compile child processes running at once; default: this host's cores (os.cpu_count), at "
+        "most one per target left to compile (rows of an unchanged model, shape, target and JAX come from the cache)."
+    )
+    group_targets: bool = Field(
+        True, strict=True, description="Targets left to compile share one child per worker (one JAX/libtpu start-up "
+        "each instead of one per target); a child that dies is retried one target per child, so a crash stays its "
+        "own target's compile error. False: one child per target."
+    )
     hbm_headroom: float = Field(
         0.9, gt=0, le=1, description="Share of a device's HBM a compiled program may use and still 'fit'."
     )
@@ -196,7 +205,14 @@ class CanaryPolicy(_Strict):
     variant_max_abs_diff: float = Field(
         0.1, gt=0, le=1, description="Largest per-row probability difference a variant may show against f32."
     )
-    bootstrap_resamples: int = Field(200, ge=20, description="Paired bootstrap resamples for confidence intervals.")
+    bootstrap_resamples: int = Field(200, ge=20, description="Paired bootstrap resamples for confidence intervals "
+                                     "(the most drawn, with sequential stopping).")
+    bootstrap_stopping: Literal["sequential", "fixed"] = Field(
+        "sequential", description="sequential: resamples are drawn bootstrap_batch at a time and stop once every "
+        "margin's CI bound is clearly on one side (the band its quantile could still move within lies wholly on one "
+        "side of the margin), so a decisive golden set needs a few hundred; fixed: always bootstrap_resamples."
+    )
+    bootstrap_batch: int = Field(100, ge=20, description="Resamples drawn between two sequential-stopping checks.")
     confidence_level: float = Field(0.95, gt=0.5, lt=1, description="Two-sided confidence level of the intervals.")
     seed: int = Field(0, description="Seed of the bootstrap resamples (same resamples for both models).")
     regression: RegressionCanaryPolicy = Field(
@@ -218,6 +234,11 @@ class CanaryPolicy(_Strict):
     def margins_for(self, task: str) -> dict[str, float]:
         """Non-inferiority margin per metric for a model of ``task`` ("classification" or "regression")."""
         return dict(self.regression.margins if task == "regression" else self.margins)
+
+    def bootstrap_stop(self, margins: dict[str, float]) -> dict:
+        """Keyword arguments of ``tasks.canary.stats.bootstrap_deltas`` for stopping per this policy."""
+        sequential = self.bootstrap_stopping == "sequential"
+        return {"stop_margins": dict(margins) if sequential else None, "batch": self.bootstrap_batch}
 
     def slice_rule(self, task: str) -> tuple[str, float]:
         """(metric, margin) compared in every slice for a model of ``task``."""

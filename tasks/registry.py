@@ -52,6 +52,7 @@ class MlflowRegistry:
         self.settings = settings
         self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
         self._experiment_id: str | None = None
+        self._artifact_repos: dict[str, object] = {}
 
     # -- experiment / runs ---------------------------------------------------------
     @property
@@ -195,7 +196,9 @@ class MlflowRegistry:
         dst.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=dst))
         try:
-            got = Path(self.client.download_artifacts(record.run_id, relpath, str(staging)))
+            repo = self._local_artifact_repo(record.run_id)
+            got = Path(repo.download_artifacts(relpath, str(staging)) if repo is not None
+                       else self.client.download_artifacts(record.run_id, relpath, str(staging)))
             final = dst / relpath
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(got, final)
@@ -206,6 +209,20 @@ class MlflowRegistry:
             ) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _local_artifact_repo(self, run_id: str):
+        """A run's artifact folder on this file system, resolved once per run (a run's artifact URI never changes;
+        each fetch still reads the stored bytes, without the run lookup and ``runs:/`` resolution MLflow repeats
+        per download); None for a remote store, which MLflow's client resolves against this registry's server."""
+        if run_id not in self._artifact_repos:
+            from urllib.parse import urlparse
+
+            from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+            uri = self.client.get_run(run_id).info.artifact_uri
+            local = urlparse(uri).scheme in ("", "file")
+            self._artifact_repos[run_id] = LocalArtifactRepository(uri) if local else None
+        return self._artifact_repos[run_id]
 
     def run_name(self, record: ModelVersionRecord) -> str:
         """The version's run name: the description given at registration."""

@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         "threads", description="How partitions fan out: 'threads' (one process) or 'dask' (prefect-dask: a local "
         "multi-process cluster, or the cluster at dask_address).")
     max_workers: int = Field(4, ge=1, description="Partitions scored at once by the threads runner.")
+    jax_compilation_cache: bool = Field(
+        True, description="JAX's persistent compilation cache (home/jax_cache) for the lifecycle gates' in-process "
+        "compiles (bucket checks, canary and drift scoring, the promotion smoke test): an executable XLA built "
+        "before for the same program, shapes, JAX and backend is read back instead of compiled again. False: "
+        "every process compiles again.")
     dask_address: str | None = Field(
         None, description="Scheduler address of an existing Dask cluster (tcp://host:8786); default: start a local one.")
     dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster.")

@@ -122,3 +122,24 @@ def new_attempt_name(version: int) -> str:
 
 def cache_dir(settings: Settings) -> Path:
     return settings.home_dir / "cache"
+
+
+def use_jax_compilation_cache(settings: Settings) -> None:
+    """Point JAX's persistent compilation cache at home/jax_cache (settings.jax_compilation_cache), every compile
+    kept however short (an MLP's bucket compiles take well under JAX's default 1 s threshold)."""
+    if not settings.jax_compilation_cache:
+        return
+    import jax
+
+    path = settings.home_dir / "jax_cache"
+    if jax.config.jax_compilation_cache_dir == str(path):
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    try:  # a process that compiled before (or used another home) initialised the cache with the old folder
+        from jax._src import compilation_cache
+
+        compilation_cache.reset_cache()
+    except (ImportError, AttributeError):
+        pass

@@ -80,7 +80,8 @@ def compile_command(settings: Settings, spec: str, *, targets, buckets, variants
         report = compile_report(model_request(model, params), targets=list(policy.targets),
                                 buckets=list(policy.batch_buckets), variants=list(policy.variants),
                                 cache_dir=settings.home_dir / "compile_cache", timeout=policy.compile_timeout_seconds,
-                                headroom=policy.hbm_headroom)
+                                headroom=policy.hbm_headroom, workers=policy.compile_workers,
+                                group_targets=policy.group_targets)
     table = Table(title=f"compile report: {record.name} v{record.version} ({escape(model.arch)})")
     for col in ("target", "bucket", "variant", "compile s", "peak MiB", "capacity MiB", "GFLOP", "est. latency", "verdict"):
         table.add_column(col, justify="right" if col not in ("target", "variant", "verdict") else "left")

@@ -104,7 +104,8 @@ def variant_verdict(variant: str, y: np.ndarray, p_f32: np.ndarray, p_variant: n
         metric, budget, diff_budget = "auc", policy.variant_max_auc_drop, policy.variant_max_abs_diff
     # the variant in the candidate's place and f32 in the champion's: delta = variant - f32
     d = bootstrap_deltas(y, p_variant, p_f32, metrics=[metric], threshold=policy.decision_threshold,
-                         resamples=policy.bootstrap_resamples, confidence=policy.confidence_level, seed=policy.seed)[metric]
+                         resamples=policy.bootstrap_resamples, confidence=policy.confidence_level, seed=policy.seed,
+                         **policy.bootstrap_stop({metric: budget}))[metric]
     max_diff = float(np.max(np.abs(np.asarray(p_variant, np.float64) - np.asarray(p_f32, np.float64))))
     metric_ok = non_inferiority(d, budget).passed
     diff_ok = max_diff <= diff_budget

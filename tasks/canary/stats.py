@@ -31,6 +31,8 @@ Task = Literal["classification", "regression"]
 _EPS = 1e-7
 ECE_BINS = 10
 _CHUNK_BYTES = 200 * 2**20  # upper bound for the [chunk, n] float64 work arrays
+SEQUENTIAL_BATCH = 100  # resamples between two sequential-stopping checks
+_STOP_Z = 3.0  # the band of order statistics a quantile estimate could still move within (about 99.7%)
 _WORK_ARRAYS = 4  # live [chunk, n]-sized float64 arrays at the peak (weights and the AUC temporaries)
 
 
@@ -179,6 +181,9 @@ class DeltaCI(BaseModel):
     resamples: int = Field(description="Bootstrap resamples drawn.")
     undefined_resamples: int = Field(0, description="Resamples where the delta was undefined (NaN) and dropped.")
     confidence: float = Field(description="Two-sided confidence level of [ci_low, ci_high].")
+    max_resamples: int | None = Field(
+        None, description="Sequential stopping: the resamples allowed; fewer were drawn (``resamples``) once every "
+        "margin's CI bound was clearly on one side. None: a fixed number of resamples.")
 
     def interval(self) -> str:
         return f"{self.confidence:.0%} CI [{self.ci_low:+.5f}, {self.ci_high:+.5f}]"
@@ -295,7 +300,7 @@ def _chunk_size(n: int, resamples: int, max_bytes: int) -> int:
 def bootstrap_deltas(
     y: np.ndarray, p_cand: np.ndarray, p_champ: np.ndarray, *, metrics: tuple[str, ...] | list[str] | None = None,
     threshold: float = 0.5, resamples: int = 200, confidence: float = 0.95, seed: int = 0,
-    max_bytes: int = _CHUNK_BYTES,
+    max_bytes: int = _CHUNK_BYTES, stop_margins: dict[str, float] | None = None, batch: int = SEQUENTIAL_BATCH,
 ) -> dict[str, DeltaCI]:
     """Paired percentile bootstrap of candidate - champion for each metric, vectorised over resamples.
 
@@ -306,15 +311,41 @@ def bootstrap_deltas(
     ``rng.integers(0, n, n)`` from ``np.random.default_rng(seed)`` exactly as
     :func:`bootstrap_deltas_loop` does; its multiplicities weight every metric. Resamples are
     processed in chunks so the [chunk, n] work arrays stay under ``max_bytes``.
+    ``stop_margins`` ({metric: margin}, every metric's): sequential stopping, see :func:`decisive`; resamples are
+    drawn ``batch`` at a time (the same draws, in the same order, as without stopping) and the bootstrap stops
+    at the first batch where every metric's CI bound is clearly on one side of its margin.
     Returns {metric: DeltaCI}.
     """
     ms = _metrics(metrics)
     y, pc, ph = _checked(ms, y, p_cand, p_champ)
-    return _bootstrap(y, pc, ph, ms, threshold, resamples, confidence, seed, max_bytes)
+    return _bootstrap(y, pc, ph, ms, threshold, resamples, confidence, seed, max_bytes, stop_margins, batch)
+
+
+def decisive(deltas: np.ndarray, higher_is_better: bool, margin: float, confidence: float) -> bool:
+    """Whether more resamples could not move the CI bound that decides non-inferiority across ``margin``.
+
+    With m finite resample deltas, the bound's quantile q (alpha for a higher-is-better metric's low bound,
+    1 - alpha for a lower-is-better one's high bound) is the order statistic near m q; how far it could sit with
+    more resamples is the binomial band m q +/- 3 sqrt(m q (1 - q)) of order statistics. The CI is decisive when
+    the margin's limit (-margin or +margin) lies outside that band; an undefined resample never is (the full
+    count decides then)."""
+    m = len(deltas)
+    if m == 0 or not np.isfinite(deltas).all():
+        return False
+    alpha = (1 - confidence) / 2
+    q = alpha if higher_is_better else 1 - alpha
+    spread = _STOP_Z * np.sqrt(m * q * (1 - q))
+    lo_k, hi_k = int(np.floor(m * q - spread)), int(np.ceil(m * q + spread))
+    if lo_k < 0 or hi_k > m - 1:
+        return False  # the band reaches past the extreme resample: too few to tell
+    ordered = np.partition(deltas, (lo_k, hi_k))
+    limit = -margin if higher_is_better else margin
+    return bool(ordered[lo_k] > limit or ordered[hi_k] < limit)
 
 
 def _bootstrap(y: np.ndarray, pc: np.ndarray, ph: np.ndarray, ms: list[Metric], threshold: float, resamples: int,
-               confidence: float, seed: int, max_bytes: int = _CHUNK_BYTES) -> dict[str, DeltaCI]:
+               confidence: float, seed: int, max_bytes: int = _CHUNK_BYTES, stop_margins: dict[str, float] | None = None,
+               batch: int = SEQUENTIAL_BATCH) -> dict[str, DeltaCI]:
     names = {m.name for m in ms}
     n = len(y)
     models = (_Prepared(y, pc, names, threshold), _Prepared(y, ph, names, threshold))
@@ -323,18 +354,28 @@ def _bootstrap(y: np.ndarray, pc: np.ndarray, ph: np.ndarray, ms: list[Metric], 
     chunk = _chunk_size(n, resamples, max_bytes)
     deltas = {m.name: np.empty(resamples) for m in ms}
     W = np.empty((chunk, n))
-    for start in range(0, resamples, chunk):
-        c = min(chunk, resamples - start)
-        for r in range(c):
-            W[r] = np.bincount(rng.integers(0, n, n), minlength=n)
-        Wc = W[:c]
-        wsum = np.full(c, float(n))
-        wpos = Wc @ y
-        W_pos = np.take(Wc, pos_rows, axis=1) if "auc" in names else None
-        cand, champ = (model.weighted(Wc, W_pos, wsum, wpos) for model in models)
-        for name in names:
-            deltas[name][start:start + c] = cand[name] - champ[name]
-    return {m.name: _ci(m, m(y, pc, threshold), m(y, ph, threshold), deltas[m.name], confidence) for m in ms}
+    step = max(1, batch) if stop_margins is not None else resamples  # stopping is checked at every step's end
+    drawn = 0
+    while drawn < resamples:
+        end = min(resamples, drawn + step)
+        for start in range(drawn, end, chunk):
+            c = min(chunk, end - start)
+            for r in range(c):
+                W[r] = np.bincount(rng.integers(0, n, n), minlength=n)
+            Wc = W[:c]
+            wsum = np.full(c, float(n))
+            wpos = Wc @ y
+            W_pos = np.take(Wc, pos_rows, axis=1) if "auc" in names else None
+            cand, champ = (model.weighted(Wc, W_pos, wsum, wpos) for model in models)
+            for name in names:
+                deltas[name][start:start + c] = cand[name] - champ[name]
+        drawn = end
+        if stop_margins is not None and all(
+                decisive(deltas[m.name][:drawn], m.higher_is_better, stop_margins[m.name], confidence) for m in ms):
+            break
+    cap = resamples if stop_margins is not None else None
+    return {m.name: _ci(m, m(y, pc, threshold), m(y, ph, threshold), deltas[m.name][:drawn], confidence)
+            .model_copy(update={"max_resamples": cap}) for m in ms}
 
 
 # ------------------------------------------------------------------------------------------- decisions
@@ -378,6 +419,7 @@ class SliceResult(BaseModel):
     delta: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
+    resamples: int | None = None
     status: SliceStatus
 
     def describe(self) -> str:
@@ -391,14 +433,15 @@ class SliceResult(BaseModel):
 def slice_metrics(
     y: np.ndarray, p_cand: np.ndarray, p_champ: np.ndarray, slices: dict[str, np.ndarray], *, metric: str = "auc",
     min_size: int = 200, margin: float = 0.02, threshold: float = 0.5, resamples: int = 200,
-    confidence: float = 0.95, seed: int = 0,
+    confidence: float = 0.95, seed: int = 0, sequential: bool = False, batch: int = SEQUENTIAL_BATCH,
 ) -> list[SliceResult]:
     """Per-slice paired bootstrap of ``metric`` (of either task); slices: {column: labels[n]} (any dtype,
     compared as str).
 
     A slice value with fewer than ``min_size`` rows is "too small" (reported, never decides);
     one with a single label class is "one class" when the metric needs both; otherwise it is
-    "regressed" iff :func:`non_inferiority` with ``margin`` fails on its CI, else "ok".
+    "regressed" iff :func:`non_inferiority` with ``margin`` fails on its CI, else "ok". ``sequential``: each
+    slice's bootstrap stops once its CI bound is clearly on one side of ``margin`` (see :func:`bootstrap_deltas`).
     """
     m = _metrics([metric])[0]
     y, pc, ph = _checked([m], y, p_cand, p_champ)
@@ -419,9 +462,10 @@ def slice_metrics(
             if one_class and m.needs_both_classes:
                 out.append(SliceResult(column=column, value=str(value), n=n, metric=metric, status="one class"))
                 continue
-            d = _bootstrap(ys, cs, hs, [m], threshold, resamples, confidence, seed)[metric]
+            d = _bootstrap(ys, cs, hs, [m], threshold, resamples, confidence, seed,
+                           stop_margins={metric: margin} if sequential else None, batch=batch)[metric]
             status: SliceStatus = "ok" if non_inferiority(d, margin).passed else "regressed"
             out.append(SliceResult(column=column, value=str(value), n=n, metric=metric, candidate=d.candidate,
                                    champion=d.champion, delta=d.delta, ci_low=d.ci_low, ci_high=d.ci_high,
-                                   status=status))
+                                   resamples=d.resamples, status=status))
     return out

@@ -171,53 +171,83 @@ def target_verdict(target: str, rows: list[CompileRow]) -> TargetVerdict:
     cap = next((r.capacity_bytes for r in rows if r.capacity_bytes), None)
     room = f" of {cap / MIB:,.0f} MiB" if cap else ""
     return TargetVerdict(target=target, description=t.describe(), verdict="fits",
-                         reason=f"{len(rows)} compiles, peak {peak / MIB:,.2f} MiB per device{room}")
+                         reason=f"{len(rows)} compiles{_from_cache(rows)}, peak {peak / MIB:,.2f} MiB per device{room}")
+
+
+def _from_cache(rows: list[CompileRow]) -> str:
+    cached = sum(r.cached for r in rows)
+    return "" if not cached else " (all from the cache)" if cached == len(rows) else f" ({cached} from the cache)"
+
+
+def compile_workers(setting: int | None, targets: int) -> int:
+    """Child processes compiling at once: ``setting`` (policy ``compilation.compile_workers``) or this host's cores,
+    never more than the targets left to compile."""
+    return max(1, min(setting or os.cpu_count() or 1, targets))
 
 
 def compile_report(model: str | dict, config_dict: dict | None = None, *, targets: list[str], buckets: list[int],
                    variants: list[str], cache_dir: Path, timeout: float, headroom: float,
-                   workers: int = 2) -> CompileReport:
+                   workers: int | None = None, group_targets: bool = True) -> CompileReport:
     """Compile (or read from cache) every target x bucket x variant and decide a verdict per target.
 
     ``model``: ``models.aot.model_request(model, params)`` (a model given by code: reference, config, stored code,
-    params shapes), or a built-in architecture's name with its ``config_dict``."""
+    params shapes), or a built-in architecture's name with its ``config_dict``. Rows read from the cache say so
+    (``cached``, and "(cached)" in the markdown); only the rest are compiled. ``workers``: child processes at once
+    (None: :func:`compile_workers`). ``group_targets``: the targets left to compile are shared out among the
+    workers, one child each (one JAX and libtpu start-up per worker instead of per target), with the timeout
+    per target; a child that crashes, hangs or writes nothing is retried one target per child, so a target's
+    crash is its own compile error, never its neighbours'. False: one child per target."""
     import time
 
     if isinstance(model, str):
         model = {"model": model, "config": dict(config_dict or {})}
     start = time.perf_counter()
     cache_dir.mkdir(parents=True, exist_ok=True)
-
-    def one_target(target: str) -> list[CompileRow]:
-        raw_rows, missing = {}, []
+    raw_rows: dict[str, dict] = {t: {} for t in targets}
+    missing: dict[str, list[tuple[int, str]]] = {t: [] for t in targets}
+    for target in targets:
         for variant in variants:
             for bucket in buckets:
                 path = cache_dir / f"{cache_key(model, target, bucket, variant)}.json"
                 if path.exists():
-                    raw_rows[(bucket, variant)] = {**json.loads(path.read_text()), "cached": True}
+                    raw_rows[target][(bucket, variant)] = {**json.loads(path.read_text()), "cached": True}
                 else:
-                    missing.append((bucket, variant))
-        if missing:
-            request = {"model": model, "target": target,
-                       "buckets": sorted({b for b, _ in missing}), "variants": sorted({v for _, v in missing})}
-            result = run_child(request, timeout)
-            if "error" in result:
-                for key in missing:
-                    raw_rows[key] = {"status": "error", "message": result["error"]}
-            else:
-                for raw in result["rows"]:
-                    key = (raw["bucket"], raw["variant"])
-                    if key in missing:
-                        raw_rows[key] = raw
-                        if raw["status"] != "error":  # compiler verdicts are deterministic; crashes may not be
-                            path = cache_dir / f"{cache_key(model, target, *key)}.json"
-                            tmp = path.with_suffix(".tmp")
-                            tmp.write_text(json.dumps(raw))
-                            tmp.replace(path)
-        return [_row(target, b, v, raw_rows[(b, v)], headroom) for v in variants for b in buckets]
+                    missing[target].append((bucket, variant))
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        per_target = list(pool.map(one_target, targets))
+    def request(target: str) -> dict:
+        return {"model": model, "target": target, "buckets": sorted({b for b, _ in missing[target]}),
+                "variants": sorted({v for _, v in missing[target]})}
+
+    def compile_group(group: list[str]) -> dict[str, dict]:
+        if len(group) == 1:
+            return {group[0]: run_child(request(group[0]), timeout)}
+        result = run_child({"model": model, "requests": [request(t) for t in group]}, timeout * len(group))
+        if "error" in result:  # one target's crash or hang must not become its neighbours' verdict
+            return {t: run_child(request(t), timeout) for t in group}
+        return dict(zip(group, result["results"]))
+
+    pending = [t for t in targets if missing[t]]
+    if pending:
+        n = compile_workers(workers, len(pending))
+        groups = [pending[i::n] for i in range(n)] if group_targets else [[t] for t in pending]
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            results = {t: r for done in pool.map(compile_group, groups) for t, r in done.items()}
+        for target in pending:
+            result = results[target]
+            if "error" in result:
+                for key in missing[target]:
+                    raw_rows[target][key] = {"status": "error", "message": result["error"]}
+                continue
+            for raw in result["rows"]:
+                key = (raw["bucket"], raw["variant"])
+                if key in missing[target]:
+                    raw_rows[target][key] = raw
+                    if raw["status"] != "error":  # compiler verdicts are deterministic; crashes may not be
+                        path = cache_dir / f"{cache_key(model, target, *key)}.json"
+                        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                        tmp.write_text(json.dumps(raw))
+                        tmp.replace(path)
+    per_target = [[_row(t, b, v, raw_rows[t][(b, v)], headroom) for v in variants for b in buckets] for t in targets]
     rows = [r for rs in per_target for r in rs]
     verdicts = [target_verdict(t, rs) for t, rs in zip(targets, per_target)]
     return CompileReport(rows=rows, verdicts=verdicts, wall_seconds=time.perf_counter() - start)

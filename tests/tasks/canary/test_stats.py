@@ -160,6 +160,49 @@ def test_coverage_of_nominal_95_interval(capsys):
     assert 0.91 <= covered / reps <= 0.98, covered / reps
 
 
+def test_coverage_and_decisions_of_sequential_stopping(capsys):
+    """The same simulation with sequential stopping (at most 1,000 resamples, checked every 100; margin 0.12 puts
+    the CI's low bound near -margin in many draws, the hardest case for stopping early): the CI it reports covers
+    the true delta as often as the fixed one ([0.91, 0.98] of 500 draws), it draws fewer resamples than the cap on
+    average, and its non-inferiority decision is the one the full 1,000 resamples give on the first 100 draws."""
+    d_cand, d_champ, margin = 0.9, 1.2, 0.12
+    true_delta = norm.cdf(d_cand / np.sqrt(2)) - norm.cdf(d_champ / np.sqrt(2))
+    rng = np.random.default_rng(2024)
+    reps, covered, drawn, disagree = 500, 0, [], 0
+    for i in range(reps):
+        y, pc, ph = _pair(rng, 300, d_cand, d_champ)
+        d = bootstrap_deltas(y, pc, ph, metrics=["auc"], resamples=1000, seed=i, stop_margins={"auc": margin})["auc"]
+        covered += d.ci_low <= true_delta <= d.ci_high
+        drawn.append(d.resamples)
+        assert d.max_resamples == 1000 and d.resamples % 100 == 0
+        if i < 100:
+            full = bootstrap_deltas(y, pc, ph, metrics=["auc"], resamples=1000, seed=i)["auc"]
+            disagree += non_inferiority(d, margin).passed != non_inferiority(full, margin).passed
+    with capsys.disabled():
+        print(f"\nsequential: coverage {covered / reps:.3f}, mean resamples {np.mean(drawn):.0f} of 1000, "
+              f"{disagree} of 100 decisions differ from the full count")
+    assert 0.91 <= covered / reps <= 0.98, covered / reps
+    assert np.mean(drawn) < 800 and min(drawn) >= 400  # 400: the fewest where a 2.5% quantile's band fits
+    assert disagree == 0
+
+
+def test_sequential_stopping_draws_the_fixed_resamples_in_order():
+    """Stopped at m resamples, the CI is the fixed bootstrap's over its first m draws; an undecided one uses all."""
+    rng = np.random.default_rng(3)
+    y, pc, ph = _pair(rng, 400, 1.4, 1.0)
+    seq = bootstrap_deltas(y, pc, ph, metrics=["auc", "log_loss"], resamples=1000, seed=7,
+                           stop_margins={"auc": 0.01, "log_loss": 0.02})
+    m = seq["auc"].resamples
+    assert m < 1000 and seq["log_loss"].resamples == m
+    fixed = bootstrap_deltas(y, pc, ph, metrics=["auc", "log_loss"], resamples=m, seed=7)
+    for name in ("auc", "log_loss"):
+        assert seq[name].ci_low == pytest.approx(fixed[name].ci_low) and fixed[name].max_resamples is None
+    # a margin exactly at the CI bound is never decisive: the full count is drawn
+    y2, p2, _ = _pair(rng, 400, 1.0, 1.0)
+    undecided = bootstrap_deltas(y2, p2, p2.copy(), metrics=["auc"], resamples=500, seed=0, stop_margins={"auc": 0.0})
+    assert undecided["auc"].resamples == 500
+
+
 # ------------------------------------------------------------------------------------------------- slices
 
 

@@ -14,8 +14,9 @@ HUGE = {"num_features": 12, "hidden_sizes": [32768] * 5}
 
 
 def test_small_mlp_fits_cpu_and_tpu_and_is_cached(tmp_path):
+    # one worker: both targets compile in one child (one JAX start-up), each with its own devices and rows
     kwargs = dict(targets=["cpu", "v5e-4"], buckets=[1, 64, 1024], variants=["f32"], cache_dir=tmp_path,
-                  timeout=120, headroom=0.9)
+                  timeout=120, headroom=0.9, workers=1)
     report = compile_report("mlp", SMALL, **kwargs)
     assert [v.verdict for v in report.verdicts] == ["fits", "fits"]
     tpu = [r for r in report.rows if r.target == "v5e-4"]
@@ -24,8 +25,9 @@ def test_small_mlp_fits_cpu_and_tpu_and_is_cached(tmp_path):
     assert tpu[0].capacity_bytes == int(16 * 1024**3 * 0.9)
     assert tpu[2].flops > tpu[1].flops  # per-device work grows with the bucket
     assert not any(r.cached for r in report.rows)
+    assert [r.devices for r in report.rows if r.target == "cpu"] == [1, 1, 1] and "cache" not in report.verdicts[0].reason
     again = compile_report("mlp", SMALL, **kwargs)
-    assert all(r.cached for r in again.rows)
+    assert all(r.cached for r in again.rows) and "(all from the cache)" in again.verdicts[1].reason
     assert [r.memory_bytes for r in again.rows] == [r.memory_bytes for r in report.rows]
 
 
@@ -68,3 +70,4 @@ def _row(**kw):
 def test_target_verdict(rows, verdict, fragment):
     result = target_verdict("v5e-4", rows)
     assert result.verdict == verdict and fragment in result.reason
+
