@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,22 +33,29 @@ VALIDATE_ROWS = 150
 @dataclass
 class Figure:
     """One everyday figure: measured ``seconds`` against ``goal_s`` (met when below it), with the ``floor_s`` the
-    command cannot go below (None when there is none to show) and a ``baseline`` note (e.g. the issue's figure)."""
+    command cannot go below (None when there is none to show) and a ``note`` (e.g. the issue's figure, the load).
+    The lifecycle and suite sections make the same Figures: a figure with no goal is "info", one not measured
+    (``seconds`` None) "not measured"; a section may also give its own verdict."""
 
     name: str
-    seconds: float
-    goal_s: float
+    seconds: float | None
+    goal_s: float | None = None
     floor_s: float | None = None
-    baseline: str = ""
-    verdict: str = field(init=False)
+    note: str = ""
+    verdict: str = ""
 
     def __post_init__(self) -> None:
-        self.verdict = "met" if self.seconds < self.goal_s else "NOT met"
+        if not self.verdict:
+            self.verdict = ("not measured" if self.seconds is None else "info" if self.goal_s is None
+                            else "met" if self.seconds < self.goal_s else "NOT met")
 
     def line(self) -> str:
-        floor = "" if self.floor_s is None else f", floor {self.floor_s:.2f} s"
-        note = f" [{self.baseline}]" if self.baseline else ""
-        return f"{self.name}: {self.seconds:.2f} s (goal < {self.goal_s:g} s{floor}) -> {self.verdict}{note}"
+        measured = "not measured" if self.seconds is None else f"{self.seconds:.2f} s"
+        goal = "" if self.goal_s is None else f"goal < {self.goal_s:g} s"
+        floor = "" if self.floor_s is None else f"floor {self.floor_s:.2f} s"
+        detail = ", ".join(x for x in (goal, floor) if x)
+        note = f" [{self.note}]" if self.note else ""
+        return f"{self.name}: {measured}{f' ({detail})' if detail else ''} -> {self.verdict}{note}"
 
 
 def load_average() -> str:
