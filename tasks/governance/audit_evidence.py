@@ -27,7 +27,8 @@ from tasks.evidence import sha256_file
 from tasks.settings import Settings
 
 REGISTERED_FILES = ("params.msgpack", "model_config.json", "feature_spec.json", "reference.parquet", "contract.yaml",
-                    "model_code.json")  # the last: the manifest of a user's model code (models given by code)
+                    "model_code.json",  # the manifest of a user's model code (models given by code)
+                    "poisoning_screen.json")  # the registration's poisoning screen (when a policy was given)
 # roles of a partition's entry -> its file, relative to (folder kind, partition)
 PARTITION_FILES = {
     "predictions": ("predictions", "predictions.parquet"),

@@ -62,7 +62,7 @@ def test_lockgate_checks_still_run_after_odcs(contract_raw):
     with pytest.raises(ContractError, match=r"age\)\.logicalTypeOptions\.exclusiveMinimum: give minimum or "):
         parse_contract(both, source=WHERE)
     unknown = _variant(contract_raw, lambda r: r["customProperties"].append({"property": "labelColum", "value": "x"}))
-    with pytest.raises(ContractError, match=r"customProperties\[7\]\(labelColum\)\.property: unknown lockgate"):
+    with pytest.raises(ContractError, match=r"customProperties\[10\]\(labelColum\)\.property: unknown lockgate"):
         parse_contract(unknown, source=WHERE)
 
 
