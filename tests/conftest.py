@@ -31,14 +31,21 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+# Two workers (xdist): units of work, their order, and the whole run's figures (.pytest-last-run.json).
+from tests.suite_run import (pytest_collection_modifyitems, pytest_runtest_logreport,  # noqa: E402, F401
+                             pytest_sessionfinish, pytest_terminal_summary, pytest_testnodedown,
+                             pytest_xdist_make_scheduler)
+
 
 @pytest.fixture(scope="session")
-def prefect_harness():
-    """A temporary Prefect API for the whole session (starting it takes 20-30 s here)."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+def prefect_harness(tmp_path_factory):
+    """A temporary Prefect API for the whole session (starting it takes 20-30 s here), one per xdist worker, each
+    with a PREFECT_HOME of its own (not the developer's ~/.prefect, not the other worker's)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_HOME, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with temporary_settings({PREFECT_HOME: tmp_path_factory.mktemp("prefect-home")}), \
+            prefect_test_harness(server_startup_timeout=120):
         # Each flow run otherwise waits ~1 s at exit for its heartbeat thread.
         with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield

@@ -20,7 +20,7 @@ import pytest
 from tasks.governance.promotion import FAILPOINTS
 from tasks.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 
-pytestmark = [pytest.mark.flow, pytest.mark.slow]
+pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.xdist_group("whole_machine")]  # 8 lifecycles at once
 CHILD = Path(__file__).parents[1] / "tasks" / "governance" / "promotion_child.py"
 POLICY = Path(__file__).with_name("faults_policy.yaml")
 # from the approval row to the commit; "restored" is only on a failed smoke test (tests/tasks/governance/test_promotion_faults.py)

@@ -1,0 +1,137 @@
+"""How the suite runs on two cores (pytest-xdist, `-n 2` in pyproject's addopts) and what a whole run cost.
+
+- Scheduling: a test module is one unit of work, so its module-scoped homes are built once, on one worker; tests
+  marked ``xdist_group(name)`` form one unit per name (wherever their modules are), run one after another on one
+  worker. The heaviest units start first (their seconds in the last whole run, else: marked slow, flow or grouped).
+- Figures: a run of the whole tests/ tree writes ``.pytest-last-run.json`` at the project root (git-ignored): wall and
+  CPU seconds (every worker and the processes it waited for), the load average at start and end, the counts, and the
+  seconds of each module (the next run's order). ``benchmarks/everyday_suite.py`` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+import pytest
+
+LAST_RUN = Path(__file__).resolve().parents[1] / ".pytest-last-run.json"
+TESTS = Path(__file__).resolve().parent
+_START = {"wall": time.time(), "load": os.getloadavg()}
+_RUN = {"worker_cpu_s": 0.0, "workers": 0, "modules": {}}
+
+
+def _cpu_s(children: bool = True) -> float:
+    usage = [resource.getrusage(resource.RUSAGE_SELF)]
+    if children:
+        usage.append(resource.getrusage(resource.RUSAGE_CHILDREN))
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def _group(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    return (mark.args[0] if mark.args else mark.kwargs.get("name")) if mark else None
+
+
+def _last_modules() -> dict[str, float]:
+    try:
+        return {k: float(v) for k, v in json.loads(LAST_RUN.read_text()).get("modules", {}).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Heaviest units first (a stable sort: a module's tests keep their order and stay together)."""
+    last = _last_modules()
+    weight: dict[str, float] = {}
+    counted: set[tuple[str, str]] = set()
+    for item in items:
+        module, group = item.nodeid.split("::", 1)[0], _group(item)
+        unit = group or module
+        heavy = bool(group or item.get_closest_marker("slow") or item.get_closest_marker("flow"))
+        if not last:
+            weight[unit] = max(weight.get(unit, 0.0), float(heavy))
+        elif (unit, module) not in counted:  # a module the last run did not see: a guess from its markers
+            counted.add((unit, module))
+            weight[unit] = weight.get(unit, 0.0) + last.get(module, 30.0 if heavy else 1.0)
+    items.sort(key=lambda i: -weight[_group(i) or i.nodeid.split("::", 1)[0]])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Units are modules or xdist_group names, handed out in collection order (see the module docstring); another
+    ``--dist`` than pyproject's loadgroup keeps xdist's own scheduler."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleOrGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.rfind("@") > nodeid.rfind("]"):
+                return "group:" + nodeid.split("@")[-1]
+            return nodeid.split("::", 1)[0]
+
+    config.option.loadscopereorder = False  # keep the order above (heaviest first), not "most tests first"
+    return ModuleOrGroupScheduling(config, log)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workerinput"):  # a worker: report its CPU to the controller
+        session.config.workeroutput["lockgate_cpu_s"] = _cpu_s()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _RUN["worker_cpu_s"] += float(getattr(node, "workeroutput", {}).get("lockgate_cpu_s", 0.0))
+    _RUN["workers"] += 1
+
+
+def pytest_runtest_logreport(report):
+    module = report.nodeid.split("::", 1)[0]
+    _RUN["modules"][module] = _RUN["modules"].get(module, 0.0) + report.duration
+
+
+def _whole_tree(config) -> bool:
+    """The run was of all of tests/, unfiltered and not stopped early."""
+    root = Path(str(config.rootpath))
+    args = {(root / a.split("::", 1)[0]).resolve() for a in config.args}
+    o = config.option
+    return (args in ({TESTS}, {root}) and not o.keyword and not o.markexpr and not getattr(o, "deselect", None)
+            and not getattr(o, "lf", False) and not o.exitfirst and not o.maxfail)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if hasattr(config, "workerinput") or not _whole_tree(config):
+        return
+    stats = {k: len(terminalreporter.stats.get(k, [])) for k in ("passed", "failed", "skipped", "error", "xfailed",
+                                                                 "xpassed")}
+    cpu = _cpu_s(children=not _RUN["workers"]) + _RUN["worker_cpu_s"]  # reaped workers are counted once
+    try:
+        import psutil
+
+        started = psutil.Process().create_time()
+    except Exception:  # noqa: BLE001 - psutil is optional here; the conftest's import time is close enough
+        started = _START["wall"]
+    figures = {
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_s": round(time.time() - started, 1),
+        "cpu_s": round(cpu, 1),
+        "workers": _RUN["workers"] or 1,
+        "cpus": os.cpu_count(),
+        "load_start": [round(x, 2) for x in _START["load"]],
+        "load_end": [round(x, 2) for x in os.getloadavg()],
+        "exitstatus": int(exitstatus),
+        "counts": stats,
+        "modules": {k: round(v, 2) for k, v in sorted(_RUN["modules"].items())},
+    }
+    try:
+        LAST_RUN.write_text(json.dumps(figures, indent=1) + "\n")
+    except OSError as e:
+        terminalreporter.write_line(f"could not write {LAST_RUN}: {e}")
+        return
+    terminalreporter.write_line(f"suite figures: {figures['wall_s']:.0f} s wall, {figures['cpu_s']:.0f} s CPU, "
+                                f"{figures['workers']} worker(s), load {figures['load_start'][0]:.2f} -> "
+                                f"{figures['load_end'][0]:.2f}; written to {LAST_RUN.name}")
