@@ -1,0 +1,86 @@
+"""The test suite's figures for `benchmarks.run everyday`: wall and CPU time of the last whole run of tests/.
+
+Goals (issue 18): under 8 minutes on an idle 2-core machine, under 30 minutes with both cores busy. A run of the whole
+tests/ tree writes ``.pytest-last-run.json`` (tests/suite_run.py): wall and CPU seconds, the load average at its start
+and end. Which goal applies comes from the load other processes put on the machine: the 1-minute load at the start,
+or at the end less the suite's own workers, whichever is higher; under one core's worth it is the idle goal.
+
+`python -m benchmarks.everyday_suite` prints the figures of the last run; `--run-suite` runs the suite first (the
+README's command, in this environment: minutes, not seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+try:
+    from benchmarks.bench_everyday import Figure
+except ImportError:  # bench_everyday.py not there yet: the same fields
+    @dataclass(frozen=True)
+    class Figure:
+        name: str
+        seconds: float | None
+        goal_s: float | None
+        floor_s: float | None
+        note: str
+        verdict: str
+
+ROOT = Path(__file__).resolve().parents[1]
+LAST_RUN = ROOT / ".pytest-last-run.json"
+IDLE_GOAL_S = 8 * 60
+BUSY_GOAL_S = 30 * 60
+
+
+def other_load(run: dict) -> float:
+    """The load other processes put on the machine during the run (1-minute load averages)."""
+    start, end = run.get("load_start", [0.0])[0], run.get("load_end", [0.0])[0]
+    return max(start, end - run.get("workers", 1))
+
+
+def figures(run_suite: bool = False, last_run: Path = LAST_RUN) -> list[Figure]:
+    """The suite's wall time against its goal, and its CPU time (user+sys of every process it waited for), from
+    ``last_run``; ``run_suite`` runs the whole suite first."""
+    if run_suite:
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT, check=False)
+    try:
+        run = json.loads(last_run.read_text())
+    except (OSError, ValueError):
+        note = f"no {last_run.name}: run the whole suite (`uv run --frozen --extra spark pytest`) or pass --run-suite"
+        return [Figure("test suite, wall", None, IDLE_GOAL_S, None, note, "not measured")]
+    load, cpus, workers = other_load(run), run.get("cpus") or 1, run.get("workers", 1)
+    busy = load >= 1.0
+    goal = BUSY_GOAL_S if busy else IDLE_GOAL_S
+    counts = run.get("counts", {})
+    outcome = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    wall, cpu = float(run["wall_s"]), float(run["cpu_s"])
+    state = (f"{'busy' if busy else 'idle'} machine: load {run['load_start'][0]:.2f} at start, "
+             f"{run['load_end'][0]:.2f} at end, {cpus} cores, {workers} worker(s)")
+    failed = counts.get("failed", 0) or counts.get("error", 0) or run.get("exitstatus", 0) not in (0, 5)
+    wall_verdict = "fail" if failed else ("pass" if wall < goal else "fail")
+    return [
+        Figure("test suite, wall", wall, goal, round(cpu / max(1, min(cpus, workers)), 1),
+               f"{state}; {outcome}; floor = CPU time over the workers; run finished {run.get('finished_at')}",
+               wall_verdict),
+        Figure("test suite, CPU (user+sys)", cpu, None, None,
+               "every worker and the processes it waited for (servers, CLI runs, CPU hogs)", "info"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-suite", action="store_true", help="run the whole test suite first (minutes)")
+    args = parser.parse_args()
+    for f in figures(run_suite=args.run_suite):
+        shown = "-" if f.seconds is None else f"{f.seconds:.0f} s"
+        goal = "" if f.goal_s is None else f" (goal < {f.goal_s:.0f} s)"
+        floor = "" if f.floor_s is None else f" [floor {f.floor_s:.0f} s]"
+        print(f"{f.name}: {shown}{goal}{floor} {f.verdict}: {f.note}")
+
+
+if __name__ == "__main__":
+    main()
