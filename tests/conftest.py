@@ -17,6 +17,18 @@ os.environ.pop("PREFECT_API_URL", None)
 _KEYS = tempfile.mkdtemp(prefix="lockgate-test-keys-")
 os.environ.setdefault("LOCKGATE_LEDGER_KEY", os.path.join(_KEYS, "ledger_ed25519"))
 os.environ.setdefault("LOCKGATE_ARTIFACT_KEY", os.path.join(_KEYS, "artifact_signing_key.pem"))
+# One JAX compilation cache for the run, shared by both xdist workers (they inherit it from the controller) and every
+# process a test starts: the suite compiles the same small models hundreds of times. Fresh each run (a CI run and a
+# developer's run cost the same); the controller removes it at exit.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="lockgate-test-jax-cache-")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    # a size limit turns on JAX's file lock: no process reads an entry another is still writing
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 # Prefect's SDK (prefect.main) adds its console handler to the root logger when first imported, bound to the
 # sys.stderr of that moment. Imported here, that is pytest's session-wide capture; imported first inside a test using
