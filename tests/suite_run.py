@@ -99,12 +99,12 @@ def _whole_tree(config) -> bool:
     root = Path(str(config.rootpath))
     args = {(root / a.split("::", 1)[0]).resolve() for a in config.args}
     o = config.option
-    return (args in ({TESTS}, {root}) and not o.keyword and not o.markexpr and not getattr(o, "deselect", None)
-            and not getattr(o, "lf", False) and not o.exitfirst and not o.maxfail)
+    return (args in ({TESTS}, {root}) and not getattr(o, "collectonly", False) and not getattr(o, "keyword", "") and not getattr(o, "markexpr", "")
+            and not getattr(o, "deselect", None) and not getattr(o, "lf", False) and not getattr(o, "maxfail", 0))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if hasattr(config, "workerinput") or not _whole_tree(config):
+    if hasattr(config, "workerinput") or exitstatus not in (0, 1) or not _whole_tree(config):  # 2: interrupted
         return
     stats = {k: len(terminalreporter.stats.get(k, [])) for k in ("passed", "failed", "skipped", "error", "xfailed",
                                                                  "xpassed")}

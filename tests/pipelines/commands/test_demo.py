@@ -1,10 +1,5 @@
 """The demo end to end at small size, on the real embedded components: after an interrupted first try it is resumed
-with the versions it made, not repeated beside them, by `lockgate demo` as a user runs it (its own process, its own
-temporary Prefect API, no test harness) while two CPU hogs compete for the cores.
-
-One demo covers what two tests did (the resumed demo, and the demo on a busy host): the resume is the busy host's
-demo, and every assertion of both is kept. The module is in the ``whole_machine`` xdist group: its hogs never run
-beside the other tests of that group."""
+with the versions it made, not repeated beside them."""
 
 from __future__ import annotations
 
@@ -18,27 +13,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.flow, pytest.mark.xdist_group("whole_machine")]
+pytestmark = [pytest.mark.slow, pytest.mark.flow]
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _demo_beside_two_cpu_hogs(settings) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME", "LOCKGATE_FAILPOINT")}
-    env["LOCKGATE_HOME"] = str(settings.home_dir)
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    try:
-        return subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--size", "small", "--days", "2"],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)  # a hang guard only
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
-
-
-def test_demo_killed_once_v1_was_registered_is_resumed_by_the_next_demo_beside_two_cpu_hogs(prefect_harness, settings):
+def test_demo_end_to_end_after_a_first_try_killed_once_v1_was_registered(prefect_harness, settings):
     from prefect.settings import PREFECT_API_URL
 
-    from pipelines.temporary_api import running_leases
+    from pipelines.commands.demo import run_demo
     from tasks.governance.promotion_state import agreement, decision_row
     from tasks.registry import CHAMPION
     from tasks.stores import ledger_for, registry_for, version_evidence_dir
@@ -53,12 +35,7 @@ def test_demo_killed_once_v1_was_registered_is_resumed_by_the_next_demo_beside_t
     assert [v.version for v in registry.versions(settings.model_name)] == [1]
     assert "version.registered" not in [e.action for e in ledger.entries()]
 
-    # the next demo, as a user runs it on a busy host, reuses v1 instead of making v2 beside it
-    demo = _demo_beside_two_cpu_hogs(settings)
-    assert demo.returncode == 0, (demo.stdout[-3000:], demo.stderr[-3000:])
-    assert "wait until Prefect's API answers" in demo.stdout
-    assert list((settings.prefect_home).glob("temporary-api-*.log"))  # its own temporary API, not a harness's
-    assert running_leases(settings) == []  # and stopped with it
+    assert run_demo(settings, size="small", days=2) == 0  # the next demo reuses v1 instead of making v2 beside it
 
     versions = registry.versions(settings.model_name)
     assert [v.version for v in versions] == [1, 2]
