@@ -9,7 +9,7 @@ import tempfile
 os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "300"  # a readiness limit: 2 cores, 2 workers, others busy
 os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
@@ -57,7 +57,7 @@ def prefect_harness(tmp_path_factory):
     from prefect.testing.utilities import prefect_test_harness
 
     with temporary_settings({PREFECT_HOME: tmp_path_factory.mktemp("prefect-home")}), \
-            prefect_test_harness(server_startup_timeout=120):
+            prefect_test_harness(server_startup_timeout=300):
         # Each flow run otherwise waits ~1 s at exit for its heartbeat thread.
         with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield

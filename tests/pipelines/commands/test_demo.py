@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.flow]
+pytestmark = [pytest.mark.slow, pytest.mark.flow, pytest.mark.xdist_group("whole_machine")]  # not beside the hogs
 ROOT = Path(__file__).resolve().parents[3]
 
 
