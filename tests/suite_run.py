@@ -5,7 +5,7 @@
   worker. The heaviest units start first (their seconds in the last whole run, else: marked slow, flow or grouped).
 - Figures: a run of the whole tests/ tree writes ``.pytest-last-run.json`` at the project root (git-ignored): wall and
   CPU seconds (every worker and the processes it waited for), the load average at start and end, the counts, and the
-  seconds of each module (the next run's order). ``benchmarks/everyday_suite.py`` reads it.
+  wall and CPU seconds of each module (the wall: the next run's order). ``benchmarks/everyday_suite.py`` reads it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pytest
 LAST_RUN = Path(__file__).resolve().parents[1] / ".pytest-last-run.json"
 TESTS = Path(__file__).resolve().parent
 _START = {"wall": time.time(), "load": os.getloadavg()}
-_RUN = {"worker_cpu_s": 0.0, "workers": 0, "modules": {}}
+_RUN = {"worker_cpu_s": 0.0, "workers": 0, "modules": {}, "modules_cpu": {}}
+_LAST_CPU = [None]  # this process's CPU seconds at its last test report
 
 
 def _cpu_s(children: bool = True) -> float:
@@ -89,9 +90,22 @@ def pytest_testnodedown(node, error):
     _RUN["workers"] += 1
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each report carries the CPU seconds (this process and the children it waited for) spent since the last one:
+    a module's fixtures, its tests and the processes they ran, summed per module as ``modules_cpu``."""
+    outcome = yield
+    now = _cpu_s()
+    if _LAST_CPU[0] is not None:
+        outcome.get_result().user_properties.append(("cpu_s", now - _LAST_CPU[0]))
+    _LAST_CPU[0] = now
+
+
 def pytest_runtest_logreport(report):
     module = report.nodeid.split("::", 1)[0]
     _RUN["modules"][module] = _RUN["modules"].get(module, 0.0) + report.duration
+    cpu = sum(v for k, v in report.user_properties if k == "cpu_s")
+    _RUN["modules_cpu"][module] = _RUN["modules_cpu"].get(module, 0.0) + cpu
 
 
 def _whole_tree(config) -> bool:
@@ -126,6 +140,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         "exitstatus": int(exitstatus),
         "counts": stats,
         "modules": {k: round(v, 2) for k, v in sorted(_RUN["modules"].items())},
+        "modules_cpu": {k: round(v, 2) for k, v in sorted(_RUN["modules_cpu"].items())},
     }
     try:
         LAST_RUN.write_text(json.dumps(figures, indent=1) + "\n")
