@@ -45,6 +45,7 @@ import pytest  # noqa: E402
 
 # Two workers (xdist): units of work, their order, and the whole run's figures (.pytest-last-run.json).
 from tests.suite_run import (pytest_collection_modifyitems, pytest_runtest_logreport,  # noqa: E402, F401
+                             pytest_runtest_makereport,
                              pytest_sessionfinish, pytest_terminal_summary, pytest_testnodedown,
                              pytest_xdist_make_scheduler)
 
