@@ -14,7 +14,8 @@ the gates; it does not judge the models):
   again, with what earlier runs left on disk (compile-report cache, JAX's compilation cache).
 
 "before" is the old behaviour restored by settings, measured in the same run, alternating with "after":
-``compilation.compile_workers: 2``, ``compilation.group_targets: false``, ``canary.bootstrap_stopping: fixed``
+``compilation.compile_workers: 2``, ``compilation.group_targets: false``, ``compilation.compile_early: false``,
+``canary.bootstrap_stopping: fixed``
 and LOCKGATE_JAX_COMPILATION_CACHE=false (the jitted reference model of the bucket check has no setting).
 Phases are exclusive (a call inside a timed call counts once, for the inner phase), so they add up to the wall
 time; "gate bodies" is what the gate tasks do outside the named phases (reading tables and files, features).
@@ -56,7 +57,7 @@ PHASES = ("imports", "compile report", "export and bucket checks", "bootstrap", 
 BENCH_POLICY = {"canary": {"margins": {"auc": 0.05, "log_loss": 0.05, "brier": 0.02, "ece": 0.06},
                            "slice_margin": 0.1, "shadow_decides": False, "max_p99_ratio": 10.0, "max_p99_ms": {}}}
 SIDES = {
-    "before": ({"compilation": {"compile_workers": 2, "group_targets": False},
+    "before": ({"compilation": {"compile_workers": 2, "group_targets": False, "compile_early": False},
                 "canary": {"bootstrap_stopping": "fixed"}}, {"LOCKGATE_JAX_COMPILATION_CACHE": "false"}),
     "after": ({}, {}),
 }

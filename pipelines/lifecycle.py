@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from data_contracts.contract import ContractError
 from tasks import gates
+from tasks.compilation.report import finish_early_reports
 from tasks.errors import LockgateError
 from tasks.evidence import GateResult
 from tasks.registry import CHAMPION
@@ -52,6 +53,7 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
     gates.mark_challenger(settings, policy, candidate)
     # this run's evidence folder (v<N>/lifecycle-<k>): a re-run writes a new one, so no row's file is replaced
     run = new_lifecycle_dir(settings, name, version)
+    gates.start_compile_report(settings, policy, candidate)  # its children compile beside the first gates
 
     results: list[GateResult] = []
     steps = [
@@ -64,17 +66,20 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
         ("drift", lambda: gates.detect_drift(settings, policy, candidate, current or golden, run)),
         ("approval", lambda: gates.decide_approval(settings, policy, candidate, results, run)),
     ]
-    for gate, step in steps:
-        try:
-            results.append(step())
-        except (LockgateError, ContractError) as e:  # bad input or a changed artifact: recorded, not a crash
-            results.append(gates.gate_error(gate, e))
-        if not results[-1].passed:
-            decision = gates.reject_candidate(settings, policy, candidate, results, run)
-            break
-    else:
-        results.append(gates.promote_model(settings, policy, candidate, results, run))
-        decision = CHAMPION if results[-1].passed else "rejected"  # a stale champion or failed smoke test
+    try:
+        for gate, step in steps:
+            try:
+                results.append(step())
+            except (LockgateError, ContractError) as e:  # bad input or a changed artifact: recorded, not a crash
+                results.append(gates.gate_error(gate, e))
+            if not results[-1].passed:
+                decision = gates.reject_candidate(settings, policy, candidate, results, run)
+                break
+        else:
+            results.append(gates.promote_model(settings, policy, candidate, results, run))
+            decision = CHAMPION if results[-1].passed else "rejected"  # a stale champion or failed smoke test
+    finally:
+        finish_early_reports()  # stopped before compiling: its children end (their rows cached), none orphaned
     gates.publish_model_card(settings, candidate)
     return LifecycleOutcome(
         model_name=name,

@@ -171,12 +171,39 @@ def screen_poisoning(settings: Settings, policy: Policy, record: ModelVersionRec
     return publish(settings, record, result, "poisoning", run_dir)
 
 
+def start_compile_report(settings: Settings, policy: Policy, record: ModelVersionRecord) -> bool:
+    """Start the compilation gate's compile report now (policy ``compilation.compile_early``), so its children
+    compile while the gates ahead of it run; the gate takes the result. A plain function, not a gate: it records
+    nothing, and anything that goes wrong here (the version's files unreadable, say) is left for the gate to find
+    and record. True when a report was started."""
+    if not policy.compilation.compile_early:
+        return False
+    from tasks.compilation.gate import report_arguments
+    from tasks.compilation.report import early_workers
+    from tasks.compilation.report import start_compile_report as start
+    from tasks.registration.inference import load_version_files
+
+    try:
+        _, config, _, params = load_version_files(registry_for(settings), record, cache_dir(settings))
+        model, arguments = report_arguments(config, params, policy.compilation, compile_cache_dir(settings))
+    except Exception:  # noqa: BLE001 - the compilation gate loads the same files and records what fails
+        return False
+    start(model, **{**arguments, "workers": early_workers(policy.compilation.compile_workers)})
+    return True
+
+
+def compile_cache_dir(settings: Settings) -> Path:
+    """Where compile-report rows are cached across runs."""
+    return settings.home_dir / "compile_cache"
+
+
 @task(name="compile-model", cache_policy=NO_CACHE)
 def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord, golden_path: str, run_dir: Path):
     use_jax_compilation_cache(settings)
     from models.features import feature_matrix
     from tasks.compilation.gate import compile_evidence
     from tasks.datasets import read_table
+    from tasks.drift.gate import EVIDENTLY_MODULES
     from tasks.registration.inference import ARTIFACT_FILE, ARTIFACT_SHA_TAG, load_version_files
     from tasks.registry import MODEL_DIR
 
@@ -184,8 +211,9 @@ def compile_model(settings: Settings, policy: Policy, record: ModelVersionRecord
     _, config, spec, params = load_version_files(registry, record, cache_dir(settings))
     sample = feature_matrix(read_table(golden_path, what="golden set").head(256), spec)
     folder = Path(run_dir) / "compilation"
+    # the drift gate's Evidently imports (~3-4 s) happen while this process only waits for the compile children
     result = compile_evidence(config, params, sample, policy.compilation, folder,
-                              cache_dir=settings.home_dir / "compile_cache")
+                              cache_dir=compile_cache_dir(settings), import_meanwhile=EVIDENTLY_MODULES)
     if result.report is not None:
         _markdown_artifact(result.report.markdown(), f"compile-report-{record.name}-v{record.version}",
                            "compile report: target x bucket x variant")

@@ -81,6 +81,11 @@ class CompilationPolicy(_Strict):
         "each instead of one per target); a child that dies is retried one target per child, so a crash stays its "
         "own target's compile error. False: one child per target."
     )
+    compile_early: bool = Field(
+        True, strict=True, description="The lifecycle starts the compile report's children before the gates ahead "
+        "of compilation (contract, validation, poisoning), which then run beside them; the compilation gate takes "
+        "the finished report. False: the report starts with its gate."
+    )
     hbm_headroom: float = Field(
         0.9, gt=0, le=1, description="Share of a device's HBM a compiled program may use and still 'fit'."
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from models.aot import model_request
 from tasks.compilation.report import MIB, CompileReport, compile_report
 from tasks.evidence import Check, GateResult, evidence_file, held_to, write_json
 from tasks.policy import CompilationPolicy
@@ -117,8 +118,17 @@ def target_checks(report: CompileReport, policy: CompilationPolicy) -> list[Chec
     return checks
 
 
+def report_arguments(config, params, policy: CompilationPolicy, cache_dir: Path) -> tuple[dict, dict]:
+    """(model request, keyword arguments) of the compile report :func:`compile_evidence` makes: the same for
+    ``start_compile_report``, so the gate takes a report started early instead of compiling it again."""
+    return model_request(config, params), dict(
+        targets=list(policy.targets), buckets=list(policy.batch_buckets), variants=list(policy.variants),
+        cache_dir=cache_dir, timeout=policy.compile_timeout_seconds, headroom=policy.hbm_headroom,
+        workers=policy.compile_workers, group_targets=policy.group_targets)
+
+
 def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPolicy, out_dir: Path, *,
-                     cache_dir: Path) -> CompileResult:
+                     cache_dir: Path, import_meanwhile: tuple[str, ...] = ()) -> CompileResult:
     """Export, serialize and write the artifact; compile and check it at every bucket on the local platform;
     AOT-compile every target x bucket x variant of the policy.
 
@@ -128,10 +138,11 @@ def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPo
       sample_x: f32[n, num_features] real rows (or the dict of a model's declared columns) used to compare
         exported vs direct outputs.
       cache_dir: where compile-report rows are cached across runs.
+      import_meanwhile: modules a later gate needs, imported while the compile report's children run
+        (``compile_report``).
     """
     import jax
 
-    from models.aot import model_request
     from models.export import export_inference, export_info, load_exported, predict, score_bucketed
     from models.inputs import resize_rows
 
@@ -177,10 +188,8 @@ def compile_evidence(config, params, sample_x: np.ndarray, policy: CompilationPo
         Check(name="export_seconds", value=round(export_seconds, 4), passed=True),
     ]
     checks += [Check(name=f"first_call_seconds:b{b.batch}", value=round(b.first_call_seconds, 4), passed=True) for b in buckets]
-    report = compile_report(model_request(config, params), targets=list(policy.targets),
-                            buckets=list(policy.batch_buckets), variants=list(policy.variants), cache_dir=cache_dir,
-                            timeout=policy.compile_timeout_seconds, headroom=policy.hbm_headroom,
-                            workers=policy.compile_workers, group_targets=policy.group_targets)
+    model, arguments = report_arguments(config, params, policy, cache_dir)
+    report = compile_report(model, import_meanwhile=import_meanwhile, **arguments)
     checks += target_checks(report, policy)
     variants, variant_problems = export_variants(config, params, policy, out_dir)
     failed = [c for c in checks if not c.passed]

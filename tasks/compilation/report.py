@@ -16,7 +16,8 @@ import os
 import signal
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Literal
@@ -185,9 +186,87 @@ def compile_workers(setting: int | None, targets: int) -> int:
     return max(1, min(setting or os.cpu_count() or 1, targets))
 
 
-def compile_report(model: str | dict, config_dict: dict | None = None, *, targets: list[str], buckets: list[int],
-                   variants: list[str], cache_dir: Path, timeout: float, headroom: float,
-                   workers: int | None = None, group_targets: bool = True) -> CompileReport:
+def import_quietly(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` (for :func:`compile_report`'s ``import_meanwhile``); a module that fails to import is left
+    for its real user to report."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the gate importing it later raises it where it belongs
+            return
+
+
+_EARLY: dict[str, Future] = {}  # compile reports started ahead of their gate (start_compile_report)
+_EARLY_LOCK = threading.Lock()
+
+
+def _report_key(model: dict, arguments: dict) -> str:
+    """What a report's rows depend on: not how many children compiled them."""
+    return json.dumps([model, {k: str(v) if isinstance(v, Path) else v for k, v in arguments.items()
+                               if k != "workers"}], sort_keys=True, default=str)
+
+
+def early_workers(setting: int | None) -> int:
+    """Compile children for a report started early: ``setting`` (policy ``compilation.compile_workers``), else
+    one fewer than this host's cores (at least one): the flow's own gates run meanwhile and need a core."""
+    return setting or max(1, (os.cpu_count() or 1) - 1)
+
+
+def start_compile_report(model: dict, **arguments) -> Future:
+    """Start :func:`compile_report` for ``model`` in a thread now, while this process does other work (the lifecycle
+    validates its data meanwhile: the compile children get the core the validation does not use). The later
+    ``compile_report`` call with the same arguments (``workers`` aside: it does not change a row) takes this one's
+    result instead of compiling again; nothing
+    is imported in the thread (it waits on child processes), so no import races the caller's."""
+    key = _report_key(model, arguments)
+    with _EARLY_LOCK:
+        if key not in _EARLY:
+            thread_result: Future = Future()
+
+            def run() -> None:
+                try:
+                    thread_result.set_result(_compile_report(model, **arguments))
+                except BaseException as e:  # noqa: BLE001 - handed to the caller of compile_report
+                    thread_result.set_exception(e)
+
+            threading.Thread(target=run, name="lockgate-compile-report", daemon=False).start()
+            _EARLY[key] = thread_result
+        return _EARLY[key]
+
+
+def finish_early_reports() -> None:
+    """Wait for compile reports started early that no gate took (a lifecycle stopped before compiling): their
+    children end and their rows are cached, not orphaned."""
+    with _EARLY_LOCK:
+        pending = list(_EARLY.values())
+        _EARLY.clear()
+    for future in pending:
+        future.exception()
+
+
+def compile_report(model: str | dict, config_dict: dict | None = None, *, import_meanwhile: tuple[str, ...] = (),
+                   **arguments) -> CompileReport:
+    """:func:`_compile_report`, or the result of the same report started early (:func:`start_compile_report`);
+    ``import_meanwhile``: modules a later step needs (the drift gate's Evidently), imported in a thread while this
+    process only waits for compile children, and done before this returns (no import races the caller's); nothing
+    is imported when there is nothing to wait for (every row from the cache, or the early report already done)."""
+    if isinstance(model, str):
+        model = {"model": model, "config": dict(config_dict or {})}
+    with _EARLY_LOCK:
+        early = _EARLY.pop(_report_key(model, arguments), None)
+    if early is None:
+        return _compile_report(model, import_meanwhile=import_meanwhile, **arguments)
+    if import_meanwhile and not early.done():
+        import_quietly(import_meanwhile)
+    return early.result()
+
+
+def _compile_report(model: dict, *, targets: list[str], buckets: list[int],
+                    variants: list[str], cache_dir: Path, timeout: float, headroom: float,
+                    workers: int | None = None, group_targets: bool = True,
+                    import_meanwhile: tuple[str, ...] = ()) -> CompileReport:
     """Compile (or read from cache) every target x bucket x variant and decide a verdict per target.
 
     ``model``: ``models.aot.model_request(model, params)`` (a model given by code: reference, config, stored code,
@@ -196,11 +275,10 @@ def compile_report(model: str | dict, config_dict: dict | None = None, *, target
     (None: :func:`compile_workers`). ``group_targets``: the targets left to compile are shared out among the
     workers, one child each (one JAX and libtpu start-up per worker instead of per target), with the timeout
     per target; a child that crashes, hangs or writes nothing is retried one target per child, so a target's
-    crash is its own compile error, never its neighbours'. False: one child per target."""
+    crash is its own compile error, never its neighbours'. False: one child per target.
+    ``import_meanwhile``: see :func:`compile_report`."""
     import time
 
-    if isinstance(model, str):
-        model = {"model": model, "config": dict(config_dict or {})}
     start = time.perf_counter()
     cache_dir.mkdir(parents=True, exist_ok=True)
     raw_rows: dict[str, dict] = {t: {} for t in targets}
@@ -230,8 +308,11 @@ def compile_report(model: str | dict, config_dict: dict | None = None, *, target
     if pending:
         n = compile_workers(workers, len(pending))
         groups = [pending[i::n] for i in range(n)] if group_targets else [[t] for t in pending]
-        with ThreadPoolExecutor(max_workers=n) as pool:
+        with ThreadPoolExecutor(max_workers=n + bool(import_meanwhile)) as pool:
+            importing = pool.submit(import_quietly, import_meanwhile) if import_meanwhile else None
             results = {t: r for done in pool.map(compile_group, groups) for t, r in done.items()}
+            if importing is not None:
+                importing.result()
         for target in pending:
             result = results[target]
             if "error" in result:

@@ -153,6 +153,10 @@ def _write_text(path: Path, text: str) -> EvidenceFile:
     return evidence_file(path)
 
 
+# what _evidently_report imports: the lifecycle imports them early, while the compile report's children run
+EVIDENTLY_MODULES = ("evidently", "evidently.presets")
+
+
 def _evidently_report(columns: list[ColumnDrift], reference: pd.DataFrame, current: pd.DataFrame, out_dir: Path,
                       drift_share: float) -> tuple[dict[str, EvidenceFile], dict[str, tuple[float, bool]], str]:
     """Evidently's DataDriftPreset with every measured column's method and threshold pinned."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.compilation.report import MIB, CompileRow, compile_report, target_verdict
+from tasks.compilation.report import (MIB, CompileRow, compile_report, finish_early_reports, start_compile_report,
+                                      target_verdict)
 from tasks.compilation.gate import target_checks
 from tasks.policy import CompilationPolicy
 
@@ -13,11 +14,21 @@ SMALL = {"num_features": 12, "hidden_sizes": [32, 16]}
 HUGE = {"num_features": 12, "hidden_sizes": [32768] * 5}
 
 
-def test_small_mlp_fits_cpu_and_tpu_and_is_cached(tmp_path):
+def test_small_mlp_fits_cpu_and_tpu_and_is_cached(tmp_path, monkeypatch):
+    import sys
+
+    # modules a later gate needs are imported while the children compile (a broken one is left to its real user)
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    for name, body in (("meanwhile_a", "X = 1"), ("meanwhile_broken", "raise RuntimeError('broken')"),
+                       ("meanwhile_b", "X = 2")):
+        (modules / f"{name}.py").write_text(body + "\n")
+    monkeypatch.syspath_prepend(str(modules))
     # one worker: both targets compile in one child (one JAX start-up), each with its own devices and rows
-    kwargs = dict(targets=["cpu", "v5e-4"], buckets=[1, 64, 1024], variants=["f32"], cache_dir=tmp_path,
+    kwargs = dict(targets=["cpu", "v5e-4"], buckets=[1, 64, 1024], variants=["f32"], cache_dir=tmp_path / "cache",
                   timeout=120, headroom=0.9, workers=1)
-    report = compile_report("mlp", SMALL, **kwargs)
+    report = compile_report("mlp", SMALL, **kwargs, import_meanwhile=("meanwhile_a", "meanwhile_broken"))
+    assert "meanwhile_a" in sys.modules and "meanwhile_broken" not in sys.modules
     assert [v.verdict for v in report.verdicts] == ["fits", "fits"]
     tpu = [r for r in report.rows if r.target == "v5e-4"]
     assert [r.devices for r in tpu] == [4, 4, 4] and [r.global_batch for r in tpu] == [4, 64, 1024]
@@ -26,9 +37,26 @@ def test_small_mlp_fits_cpu_and_tpu_and_is_cached(tmp_path):
     assert tpu[2].flops > tpu[1].flops  # per-device work grows with the bucket
     assert not any(r.cached for r in report.rows)
     assert [r.devices for r in report.rows if r.target == "cpu"] == [1, 1, 1] and "cache" not in report.verdicts[0].reason
-    again = compile_report("mlp", SMALL, **kwargs)
+    again = compile_report("mlp", SMALL, **kwargs, import_meanwhile=("meanwhile_b",))
     assert all(r.cached for r in again.rows) and "(all from the cache)" in again.verdicts[1].reason
+    assert "meanwhile_b" not in sys.modules  # no child to wait for: nothing imported early
+    sys.modules.pop("meanwhile_a")
     assert [r.memory_bytes for r in again.rows] == [r.memory_bytes for r in report.rows]
+
+
+def test_a_report_started_early_is_taken_by_the_call_with_the_same_arguments(tmp_path):
+    kwargs = dict(targets=["cpu"], buckets=[8], variants=["f32"], cache_dir=tmp_path, timeout=120, headroom=0.9)
+    early = start_compile_report({"model": "mlp", "config": SMALL}, **kwargs)
+    assert start_compile_report({"model": "mlp", "config": SMALL}, **kwargs) is early  # started once
+    report = compile_report("mlp", SMALL, **kwargs, workers=2)  # the children's count changes no row
+    assert report is early.result() and not any(r.cached for r in report.rows)
+    # other arguments: a report of their own (its rows from the cache the early one filled), not the early one
+    other = compile_report("mlp", SMALL, **{**kwargs, "headroom": 0.5})
+    assert other is not report and all(r.cached for r in other.rows)
+    # a report no call took (its lifecycle stopped before compiling) is waited for, its rows cached
+    unused = start_compile_report({"model": "mlp", "config": SMALL}, **{**kwargs, "buckets": [16]})
+    finish_early_reports()
+    assert unused.done() and all(r.cached for r in compile_report("mlp", SMALL, **{**kwargs, "buckets": [16]}).rows)
 
 
 def test_model_too_big_for_hbm_does_not_fit_and_fails_a_required_target(tmp_path):
