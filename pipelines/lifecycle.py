@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from data_contracts.contract import ContractError
 from tasks import gates
-from tasks.compilation.report import finish_early_reports
+from tasks.compilation.report import finish_early_report
 from tasks.errors import LockgateError
 from tasks.evidence import GateResult
 from tasks.registry import CHAMPION
@@ -53,7 +53,7 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
     gates.mark_challenger(settings, policy, candidate)
     # this run's evidence folder (v<N>/lifecycle-<k>): a re-run writes a new one, so no row's file is replaced
     run = new_lifecycle_dir(settings, name, version)
-    gates.start_compile_report(settings, policy, candidate)  # its children compile beside the first gates
+    early = gates.start_compile_report(settings, policy, candidate)  # its children compile beside the first gates
 
     results: list[GateResult] = []
     steps = [
@@ -79,7 +79,8 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
             results.append(gates.promote_model(settings, policy, candidate, results, run))
             decision = CHAMPION if results[-1].passed else "rejected"  # a stale champion or failed smoke test
     finally:
-        finish_early_reports()  # stopped before compiling: its children end (their rows cached), none orphaned
+        if early is not None:  # stopped before compiling: its children end (their rows cached), none orphaned
+            finish_early_report(early)
     gates.publish_model_card(settings, candidate)
     return LifecycleOutcome(
         model_name=name,

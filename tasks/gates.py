@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from concurrent.futures import Future
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -171,13 +172,13 @@ def screen_poisoning(settings: Settings, policy: Policy, record: ModelVersionRec
     return publish(settings, record, result, "poisoning", run_dir)
 
 
-def start_compile_report(settings: Settings, policy: Policy, record: ModelVersionRecord) -> bool:
+def start_compile_report(settings: Settings, policy: Policy, record: ModelVersionRecord) -> Future | None:
     """Start the compilation gate's compile report now (policy ``compilation.compile_early``), so its children
     compile while the gates ahead of it run; the gate takes the result. A plain function, not a gate: it records
     nothing, and anything that goes wrong here (the version's files unreadable, say) is left for the gate to find
-    and record. True when a report was started."""
+    and record. The started report's future, for ``finish_early_report``; None when none was started."""
     if not policy.compilation.compile_early:
-        return False
+        return None
     from tasks.compilation.gate import report_arguments
     from tasks.compilation.report import early_workers
     from tasks.compilation.report import start_compile_report as start
@@ -187,9 +188,8 @@ def start_compile_report(settings: Settings, policy: Policy, record: ModelVersio
         _, config, _, params = load_version_files(registry_for(settings), record, cache_dir(settings))
         model, arguments = report_arguments(config, params, policy.compilation, compile_cache_dir(settings))
     except Exception:  # noqa: BLE001 - the compilation gate loads the same files and records what fails
-        return False
-    start(model, **{**arguments, "workers": early_workers(policy.compilation.compile_workers)})
-    return True
+        return None
+    return start(model, **{**arguments, "workers": early_workers(policy.compilation.compile_workers)})
 
 
 def compile_cache_dir(settings: Settings) -> Path:

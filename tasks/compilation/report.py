@@ -236,14 +236,13 @@ def start_compile_report(model: dict, **arguments) -> Future:
         return _EARLY[key]
 
 
-def finish_early_reports() -> None:
-    """Wait for compile reports started early that no gate took (a lifecycle stopped before compiling): their
-    children end and their rows are cached, not orphaned."""
+def finish_early_report(future: Future) -> None:
+    """Wait for a compile report started early, and drop it if no gate took it (a lifecycle stopped before
+    compiling): its children end and their rows are cached, not orphaned."""
     with _EARLY_LOCK:
-        pending = list(_EARLY.values())
-        _EARLY.clear()
-    for future in pending:
-        future.exception()
+        for key in [k for k, f in _EARLY.items() if f is future]:
+            del _EARLY[key]
+    future.exception()
 
 
 def compile_report(model: str | dict, config_dict: dict | None = None, *, import_meanwhile: tuple[str, ...] = (),

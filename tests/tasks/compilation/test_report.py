@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.compilation.report import (MIB, CompileRow, compile_report, finish_early_reports, start_compile_report,
+from tasks.compilation.report import (MIB, CompileRow, compile_report, finish_early_report, start_compile_report,
                                       target_verdict)
 from tasks.compilation.gate import target_checks
 from tasks.policy import CompilationPolicy
@@ -55,7 +55,7 @@ def test_a_report_started_early_is_taken_by_the_call_with_the_same_arguments(tmp
     assert other is not report and all(r.cached for r in other.rows)
     # a report no call took (its lifecycle stopped before compiling) is waited for, its rows cached
     unused = start_compile_report({"model": "mlp", "config": SMALL}, **{**kwargs, "buckets": [16]})
-    finish_early_reports()
+    finish_early_report(unused)
     assert unused.done() and all(r.cached for r in compile_report("mlp", SMALL, **{**kwargs, "buckets": [16]}).rows)
 
 
