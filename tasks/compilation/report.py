@@ -218,8 +218,8 @@ def start_compile_report(model: dict, **arguments) -> Future:
     """Start :func:`compile_report` for ``model`` in a thread now, while this process does other work (the lifecycle
     validates its data meanwhile: the compile children get the core the validation does not use). The later
     ``compile_report`` call with the same arguments (``workers`` aside: it does not change a row) takes this one's
-    result instead of compiling again; nothing
-    is imported in the thread (it waits on child processes), so no import races the caller's."""
+    result instead of compiling again. Nothing is imported in the thread (it waits on child processes), so no
+    import races the caller's."""
     key = _report_key(model, arguments)
     with _EARLY_LOCK:
         if key not in _EARLY:
