@@ -1,5 +1,10 @@
-"""The demo end to end at small size, on the real embedded components: after an interrupted first try it is resumed
-with the versions it made, not repeated beside them."""
+"""The demo end to end at small size, on the real embedded components, the way the README runs it: after an
+interrupted first try, `lockgate demo` in a process of its own (its own temporary Prefect API, no test harness) on a
+busy host resumes with the versions the first try made, not repeated beside them.
+
+The busy host: the second demo's whole process tree gets half the CPU time (stopped half of every 0.2 s,
+tests/cpu_share.py), as two CPU hogs on two cores would leave it. Every wall-clock wait it has (the API's readiness,
+locks, timeouts) meets twice the work, without hogs taking the cores from the other xdist worker."""
 
 from __future__ import annotations
 
@@ -13,14 +18,32 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.flow, pytest.mark.xdist_group("whole_machine")]  # not beside the hogs
+from tests.cpu_share import CpuShare
+
+pytestmark = [pytest.mark.slow, pytest.mark.flow, pytest.mark.xdist_group("whole_machine")]
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def _demo_with_half_the_cpu(settings) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
+    env["LOCKGATE_HOME"] = str(settings.home_dir)
+    args = [sys.executable, "-m", "pipelines.cli", "demo", "--size", "small", "--days", "2"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with CpuShare(proc.pid, share=0.5) as held:
+        try:
+            stdout, stderr = proc.communicate(timeout=1800)  # a hang guard only
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, (stdout[-3000:], stderr[-3000:])
+    assert held.stops > 10  # it was held back all along, not once
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
 
 
 def test_demo_end_to_end_after_a_first_try_killed_once_v1_was_registered(prefect_harness, settings):
     from prefect.settings import PREFECT_API_URL
 
-    from pipelines.commands.demo import run_demo
+    from pipelines.temporary_api import running_leases
     from tasks.governance.promotion_state import agreement, decision_row
     from tasks.registry import CHAMPION
     from tasks.stores import ledger_for, registry_for, version_evidence_dir
@@ -35,7 +58,10 @@ def test_demo_end_to_end_after_a_first_try_killed_once_v1_was_registered(prefect
     assert [v.version for v in registry.versions(settings.model_name)] == [1]
     assert "version.registered" not in [e.action for e in ledger.entries()]
 
-    assert run_demo(settings, size="small", days=2) == 0  # the next demo reuses v1 instead of making v2 beside it
+    demo = _demo_with_half_the_cpu(settings)  # the next demo reuses v1 instead of making v2 beside it
+    assert "wait until Prefect's API answers" in demo.stdout
+    assert list((settings.prefect_home).glob("temporary-api-*.log"))  # its own temporary API, not the harness's
+    assert running_leases(settings) == []  # and stopped with it
 
     versions = registry.versions(settings.model_name)
     assert [v.version for v in versions] == [1, 2]

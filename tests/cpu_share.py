@@ -1,0 +1,81 @@
+"""A process tree held to a share of the CPU, the way `cpulimit` does it: the whole tree is stopped (SIGSTOP) and
+continued (SIGCONT) in turn, so it runs ``share`` of every wall-clock period. A test sees what a busy host does to it
+(every wall-clock timeout, readiness wait and lock wait of the tree runs 1/share times longer than its work) without
+burning the cores it stands for: CPU hogs would take them from the other xdist worker too. Linux only (/proc)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every live descendant, from /proc (children started since the last call are in the next)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        pid, ppid = int(text[: text.index(" ")]), int(text[text.rindex(")") + 2:].split()[1])
+        parents.setdefault(ppid, []).append(pid)
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(parents.get(pid, []))
+    return tree
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie waiting to be reaped (its pid is not reused before that, so no stranger is stopped)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return text[text.rindex(")") + 2] == "Z"
+
+
+def _signal(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+class CpuShare:
+    """``with CpuShare(pid, 0.5):`` the tree under ``pid`` runs half of each ``period`` seconds; on exit it runs
+    freely again. ``stops`` counts the periods it was held for (a test can show the limit took effect)."""
+
+    def __init__(self, root: int, share: float, period: float = 0.2):
+        if not 0 < share < 1:
+            raise ValueError(f"share must be between 0 and 1, not {share}")
+        self.root, self.share, self.period, self.stops = root, share, period, 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._hold, name="cpu-share", daemon=True)
+
+    def _hold(self) -> None:
+        tree: list[int] = []
+        try:
+            while not self._done.is_set() and not _ended(self.root):
+                tree = process_tree(self.root)
+                _signal(tree, signal.SIGCONT)
+                if self._done.wait(self.share * self.period):
+                    break
+                _signal(tree, signal.SIGSTOP)
+                self.stops += 1
+                self._done.wait((1 - self.share) * self.period)
+        finally:
+            _signal(tree, signal.SIGCONT)
+
+    def __enter__(self) -> CpuShare:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+        _signal(process_tree(self.root), signal.SIGCONT)
