@@ -561,8 +561,28 @@ def resolve_contract_path(name_or_path: str | Path) -> Path:
     return path
 
 
+_PARSED: dict[tuple[str, str | None], Contract] = {}  # the last few contracts parsed, by text and source
+_PARSED_KEPT = 16
+
+
 def parse_contract(text: str, *, source: Path | None = None) -> Contract:
-    """Parse contract YAML text (see :func:`load_contract`); ``source`` only names the file in errors."""
+    """Parse contract YAML text (see :func:`load_contract`); ``source`` only names the file in errors.
+
+    A text parsed before in this process (a lifecycle loads its version's contract in every gate) is not parsed and
+    checked again: each call gets its own deep copy of the first result (a caller may change its copy). A text that
+    fails is never kept, so it fails every time."""
+    key = (hashlib.sha256(text.encode("utf-8")).hexdigest(), None if source is None else str(source))
+    kept = _PARSED.get(key)
+    if kept is not None:
+        return kept.model_copy(deep=True)
+    contract = _parse_contract(text, source)
+    if len(_PARSED) >= _PARSED_KEPT:
+        _PARSED.pop(next(iter(_PARSED)), None)
+    _PARSED[key] = contract.model_copy(deep=True)
+    return contract
+
+
+def _parse_contract(text: str, source: Path | None) -> Contract:
     where = _where(source)
     try:
         raw = load_strict(text)

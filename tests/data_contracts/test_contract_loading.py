@@ -233,3 +233,22 @@ def test_v3_0_team_list_is_accepted(contract_raw):
         r["team"] = [{"username": "alice@example.com", "role": "owner"}]
 
     assert parse_contract(_variant(contract_raw, to_v30)).owner == "alice@example.com"
+
+
+def test_a_text_parsed_again_is_an_equal_copy_of_its_own_and_a_bad_text_fails_every_time(contract_raw):
+    text = yaml.safe_dump(contract_raw, sort_keys=False)
+    first, second = parse_contract(text, source=WHERE), parse_contract(text, source=WHERE)
+    assert first == second and first is not second and first.source == second.source == WHERE
+    import hashlib
+
+    from data_contracts import contract as module
+
+    assert (hashlib.sha256(text.encode()).hexdigest(), str(WHERE)) in module._PARSED  # kept: the second not parsed
+    assert first.settings == second.settings and first.odcs == second.odcs
+    first.schema_[0].properties.pop()  # a caller changing its copy changes no later parse
+    assert parse_contract(text, source=WHERE) == second
+    assert parse_contract(text).source is None  # another source is parsed for itself (it names the file in errors)
+    bad = _variant(contract_raw, lambda r: r.pop("apiVersion"))
+    for _ in range(2):
+        with pytest.raises(ContractError, match="apiVersion"):
+            parse_contract(bad, source=WHERE)
