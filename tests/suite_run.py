@@ -2,7 +2,9 @@
 
 - Scheduling: a test module is one unit of work, so its module-scoped homes are built once, on one worker; tests
   marked ``xdist_group(name)`` form one unit per name (wherever their modules are), run one after another on one
-  worker. The heaviest units start first (their seconds in the last whole run, else: marked slow, flow or grouped).
+  worker. The heaviest units start first: their seconds in this checkout's last whole run, else in
+  ``tests/module_seconds.json`` (checked in, as pytest-split keeps its .test_durations: a fresh clone, as on CI,
+  knows them too; refresh it with ``python -m tests.suite_run`` after a whole run), else a guess from the markers.
 - Figures: a run of the whole tests/ tree writes ``.pytest-last-run.json`` at the project root (git-ignored): wall and
   CPU seconds (every worker and the processes it waited for), the load average at start and end, the counts, and the
   wall and CPU seconds of each module (the wall: the next run's order). ``benchmarks/everyday_suite.py`` reads it.
@@ -20,6 +22,7 @@ import pytest
 
 LAST_RUN = Path(__file__).resolve().parents[1] / ".pytest-last-run.json"
 TESTS = Path(__file__).resolve().parent
+MODULE_SECONDS = TESTS / "module_seconds.json"
 _START = {"wall": time.time(), "load": os.getloadavg()}
 _RUN = {"worker_cpu_s": 0.0, "workers": 0, "modules": {}, "modules_cpu": {}}
 _LAST_CPU = [None]  # this process's CPU seconds at its last test report
@@ -37,11 +40,26 @@ def _group(item: pytest.Item) -> str | None:
     return (mark.args[0] if mark.args else mark.kwargs.get("name")) if mark else None
 
 
-def _last_modules() -> dict[str, float]:
+def _modules_in(path: Path) -> dict[str, float]:
     try:
-        return {k: float(v) for k, v in json.loads(LAST_RUN.read_text()).get("modules", {}).items()}
-    except (OSError, ValueError, AttributeError):
+        return {k: float(v) for k, v in json.loads(path.read_text()).get("modules", {}).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
         return {}
+
+
+def _last_modules() -> dict[str, float]:
+    return _modules_in(LAST_RUN) or _modules_in(MODULE_SECONDS)
+
+
+def save_module_seconds() -> str:
+    """Copy the last whole run's module seconds into tests/module_seconds.json (the order of a fresh clone)."""
+    modules = _modules_in(LAST_RUN)
+    if not modules:
+        raise SystemExit(f"no whole run's figures in {LAST_RUN}: run the suite first")
+    MODULE_SECONDS.write_text(json.dumps({"from": json.loads(LAST_RUN.read_text()).get("finished_at"),
+                                          "modules": {k: round(v, 1) for k, v in sorted(modules.items())}},
+                                         indent=1) + "\n")
+    return f"{len(modules)} modules written to {MODULE_SECONDS}"
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -150,3 +168,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.write_line(f"suite figures: {figures['wall_s']:.0f} s wall, {figures['cpu_s']:.0f} s CPU, "
                                 f"{figures['workers']} worker(s), load {figures['load_start'][0]:.2f} -> "
                                 f"{figures['load_end'][0]:.2f}; written to {LAST_RUN.name}")
+
+
+if __name__ == "__main__":
+    print(save_module_seconds())

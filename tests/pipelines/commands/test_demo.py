@@ -20,7 +20,7 @@ import pytest
 
 from tests.cpu_share import CpuShare
 
-pytestmark = [pytest.mark.slow, pytest.mark.flow, pytest.mark.xdist_group("whole_machine")]
+pytestmark = [pytest.mark.slow, pytest.mark.flow]  # held to half the CPU: beside any other test
 ROOT = Path(__file__).resolve().parents[3]
 
 
