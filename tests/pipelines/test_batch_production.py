@@ -341,25 +341,6 @@ def test_report_pages_only_where_drift_warns_or_breaches(stream, monkeypatch, tm
         assert {c.role: c.status for c in checks if c.role.startswith("drift.")} == dict.fromkeys(roles, "ok")
 
 
-def test_dask_runner_scores_every_partition_exactly_once(stream, monkeypatch):
-    from pipelines.batch_inference import run_batch
-
-    make_settings, inputs, outputs = stream
-    monkeypatch.setenv("LOCKGATE_TASK_RUNNER", "dask")  # a local cluster: 2 worker processes, 1 thread each
-    monkeypatch.setenv("LOCKGATE_INJECT_READ_FAILURES", "0.5")
-    monkeypatch.setenv("LOCKGATE_INJECT_SEED", "0")  # seed 0 fails the first read of the second partition only
-    days = [date(2026, 12, 24) + timedelta(days=i) for i in range(2)]
-    for i, d in enumerate(days):
-        write_day(inputs, d, seed=20 + i)
-    settings = make_settings()
-    outcomes = run_batch(settings, dates=[d.isoformat() for d in days]).outcomes
-    assert [o.status for o in outcomes] == ["scored"] * 2
-    assert [o.read_attempts for o in outcomes] == [1, 2]  # the injected failure was retried
-    runs = {e.flow_run_id for d in days for e in ledger_rows(settings, "partition.scored", f"date={d}")}
-    assert len(runs) == 1 and all(len(ledger_rows(settings, "partition.scored", f"date={d}")) == 1 for d in days)
-    assert [o.status for o in run_batch(settings, dates=[d.isoformat() for d in days]).outcomes] == ["skipped"] * 2
-
-
 def test_serve_runs_the_deployment_and_sigterm_keeps_the_schedule(stream, home):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
