@@ -195,9 +195,9 @@ class CanaryPolicy(_Strict):
         "model. Absolute budgets (max_p99_ms) still apply. 0 judges every bucket."
     )
     latency_retimes: int = Field(
-        1, ge=0, le=5, description="Times a bucket over its latency budget is timed again (both models, interleaved). "
-        "It fails only if it fails every timing: one stall of a busy host does not reject a candidate, a real "
-        "slowdown still does. 0 decides on the first timing."
+        1, ge=0, le=5, description="Times a bucket over its latency budget is timed again (both models, interleaved, "
+        "with 5x latency_repeats). It fails only if it fails every timing: one stall of a busy host does not reject a "
+        "candidate, a real slowdown still does. 0 decides on the first timing."
     )
     max_p99_ms: dict[PositiveInt, PositiveFloat] = Field(
         default_factory=dict, description="Absolute p99 budget in ms per bucket (buckets not listed are unbudgeted)."

@@ -62,8 +62,8 @@ def latency_report(cand, champ, golden: pd.DataFrame, cp: CanaryPolicy):
     rows = np.arange(len(golden), dtype=np.float32)[:, None]
     scorers = {name: scorer(name) for name in models}
 
-    def measure(buckets):
-        return measure_latency(scorers, rows, buckets=buckets, repeats=cp.latency_repeats)
+    def measure(buckets, repeats=cp.latency_repeats):
+        return measure_latency(scorers, rows, buckets=buckets, repeats=repeats)
 
     def budget(report):
         return latency_checks(report, champion="champion" if champ is not None else None,

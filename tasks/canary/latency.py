@@ -157,10 +157,13 @@ def latency_checks(
     return checks
 
 
+RETIME_REPEATS = 5  # a re-timing's repeats, as a multiple of the first timing's
+
+
 def retimed_checks(
     report: LatencyReport,
     checks_of: Callable[[LatencyReport], list[Check]],
-    measure: Callable[[list[int]], LatencyReport],
+    measure: Callable[[list[int], int], LatencyReport],
     *,
     retimes: int,
 ) -> list[Check]:
@@ -169,14 +172,18 @@ def retimed_checks(
     With a few repeats a p99 is close to the max, so one stall of the machine (another process, GC, a page
     fault) during one call can put a candidate over its budget. A real slowdown fails every timing; a stall
     seldom hits the same bucket twice. So a check fails only if it fails in every timing, and its value is the
-    best one measured. Each re-timing (``measure(buckets)``, interleaved and warmed up again) is appended to
-    ``report.retimings`` so the evidence shows every number behind the decision.
+    best one measured. Each re-timing (``measure(buckets, repeats)``, interleaved and warmed up again) takes
+    :data:`RETIME_REPEATS` times the first timing's repeats: on a host so busy that stalls come every few
+    milliseconds, 20 calls per model leave the p99 to whichever model a stall happened to hit, while with 100 both
+    models' p99 carry the host's stalls alike and the ratio measures the models again; a slower model is slower in
+    every call, so more calls do not hide it. Each re-timing is appended to ``report.retimings`` so the evidence
+    shows every number behind the decision.
 
     Args:
       report: the first timing, as returned by :func:`measure_latency`.
       checks_of: the budget, e.g. ``lambda r: latency_checks(r, max_p99_ratio=3.0)``; every check it returns
         must be named ``<name>:b<bucket>``.
-      measure: times the given buckets of every model again.
+      measure: times the given buckets of every model again, with the given number of repeats.
       retimes: how many re-timings a failed check may get (0: decide on the first timing).
     """
     checks = checks_of(report)
@@ -184,7 +191,7 @@ def retimed_checks(
         failed = sorted({_bucket_of(c) for c in checks if not c.passed} & {r.bucket for r in report.results})
         if not failed:
             break
-        again = measure(failed)
+        again = measure(failed, report.repeats * RETIME_REPEATS)
         report.retimings.append(again)
         newer = {c.name: c for c in checks_of(again) if _bucket_of(c) in failed}
         checks = [_better(c, newer.get(c.name)) for c in checks]

@@ -119,7 +119,7 @@ def test_re_timed_latency_decides_and_the_report_shows_every_timing(tmp_path):
         return LatencyReport(platform="test", warmup=0, repeats=1, results=rows)
 
     first = timing(9.0)  # both buckets 9x the champion: over the 3x budget
-    checks = retimed_checks(first, lambda r: latency_checks(r, max_p99_ratio=3.0), lambda bs: timing(1.5, bs),
+    checks = retimed_checks(first, lambda r: latency_checks(r, max_p99_ratio=3.0), lambda bs, repeats: timing(1.5, bs),
                             retimes=1)
     result = canary_result(_m(0.8, 0.3), _m(0.8, 0.3), POLICY, candidate_version=2, champion_version=1,
                            extra_checks=checks, latency=first)
