@@ -11,16 +11,22 @@ import threading
 from pathlib import Path
 
 
+def stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...; see proc(5)), None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
 def process_tree(root: int) -> list[int]:
     """``root`` and every live descendant, from /proc (children started since the last call are in the next)."""
     parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # ended meanwhile
-            continue
-        pid, ppid = int(text[: text.index(" ")]), int(text[text.rindex(")") + 2:].split()[1])
-        parents.setdefault(ppid, []).append(pid)
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = stat_fields(entry.name)
+        if fields is not None:  # else it ended meanwhile
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
     tree, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -31,11 +37,8 @@ def process_tree(root: int) -> list[int]:
 
 def _ended(pid: int) -> bool:
     """Gone, or a zombie waiting to be reaped (its pid is not reused before that, so no stranger is stopped)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return text[text.rindex(")") + 2] == "Z"
+    fields = stat_fields(pid)
+    return fields is None or fields[0] == "Z"
 
 
 def _signal(pids: list[int], signum: int) -> None:

@@ -53,12 +53,14 @@ def _last_modules() -> dict[str, float]:
 
 def save_module_seconds() -> str:
     """Copy the last whole run's module seconds into tests/module_seconds.json (the order of a fresh clone)."""
-    modules = _modules_in(LAST_RUN)
+    try:
+        last = json.loads(LAST_RUN.read_text())
+        modules = {k: round(float(v), 1) for k, v in sorted(last["modules"].items())}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        modules = {}
     if not modules:
         raise SystemExit(f"no whole run's figures in {LAST_RUN}: run the suite first")
-    MODULE_SECONDS.write_text(json.dumps({"from": json.loads(LAST_RUN.read_text()).get("finished_at"),
-                                          "modules": {k: round(v, 1) for k, v in sorted(modules.items())}},
-                                         indent=1) + "\n")
+    MODULE_SECONDS.write_text(json.dumps({"from": last.get("finished_at"), "modules": modules}, indent=1) + "\n")
     return f"{len(modules)} modules written to {MODULE_SECONDS}"
 
 
