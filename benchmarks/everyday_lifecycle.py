@@ -213,8 +213,10 @@ def build_home(root: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- children
 def _child_env(root: Path, api_url: str, env: dict) -> dict:
-    return {**os.environ, "LOCKGATE_HOME": str(root / "home"), "LOCKGATE_POLICY_FILE": str(root / "policy.yaml"),
-            "LOCKGATE_ACTOR": "bench", "PREFECT_API_URL": api_url, "JAX_PLATFORMS": "cpu", **env}
+    shared = ("LOCKGATE_COMPILE_CACHE_DIR", "LOCKGATE_JAX_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR")  # cold is cold
+    return {**{k: v for k, v in os.environ.items() if k not in shared}, "LOCKGATE_HOME": str(root / "home"),
+            "LOCKGATE_POLICY_FILE": str(root / "policy.yaml"), "LOCKGATE_ACTOR": "bench", "PREFECT_API_URL": api_url,
+            "JAX_PLATFORMS": "cpu", **env}
 
 
 RUNS = {"run": (("cold", 2), ("warm", 3)), "known": (("known", 4),)}

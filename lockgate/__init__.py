@@ -193,7 +193,8 @@ def _session(project: PathLike | None, *, flows: bool = False) -> Iterator[Setti
         else:
             from pipelines.runtime import process_defaults
 
-            process_defaults(settings.ensure_home())
+            settings.ensure_home()
+            process_defaults(settings.jax_cache_path)
         yield settings
     finally:
         if before is None:

@@ -59,7 +59,8 @@ def batch_inference(partitions: list[str] | None = None, dates: list[str] | None
     scheduled date, with the current champion."""
     settings = Settings()
     if deployment.get_id():  # started by a work pool's worker (or `lockgate serve`): set up the process like the CLI
-        process_defaults(settings.ensure_home())
+        settings.ensure_home()
+        process_defaults(settings.jax_cache_path)
     policy = policy_for(settings)
     name = model_name or settings.model_name
     targets = partition_targets(settings, partitions, dates)

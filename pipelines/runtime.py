@@ -32,10 +32,10 @@ def prepare_runtime(settings: Settings, *, verbose: bool = False) -> None:
     # Flow and task logs still reach the Prefect API (UI) at INFO; the console shows only what the CLI prints,
     # so a failing task never dumps a traceback at the CLI. `lockgate -v` shows them.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if verbose else "CRITICAL")
-    process_defaults(home)
+    process_defaults(settings.jax_cache_path)
 
 
-def process_defaults(home: Path) -> None:
+def process_defaults(jax_cache: Path) -> None:
     """Environment defaults of a process that runs lockgate's flows, before JAX, MLflow or GE are imported: the CLI
     sets them for itself (and the flow runs `lockgate serve` starts inherit them); a flow run a work pool's worker
     starts sets them at its start (pipelines/batch_inference.py), as the worker is Prefect's and knows none of it."""
@@ -45,6 +45,7 @@ def process_defaults(home: Path) -> None:
     # With libtpu installed but no TPU attached, JAX probes for one and logs errors; use the CPU then.
     prefer_cpu_without_tpu()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # JAX's persistent compilation cache under LOCKGATE_HOME: bucket compiles are ~0.1-2 s each, so cache all.
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(home / "jax_cache"))
+    # JAX's persistent compilation cache (default LOCKGATE_HOME/jax_cache): bucket compiles are ~0.1-2 s each,
+    # so cache all.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(jax_cache))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")

@@ -193,8 +193,8 @@ def start_compile_report(settings: Settings, policy: Policy, record: ModelVersio
 
 
 def compile_cache_dir(settings: Settings) -> Path:
-    """Where compile-report rows are cached across runs."""
-    return settings.home_dir / "compile_cache"
+    """Where compile-report rows are cached across runs (settings.compile_cache_dir)."""
+    return settings.compile_cache_path
 
 
 @task(name="compile-model", cache_policy=NO_CACHE)

@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         "compiles (bucket checks, canary and drift scoring, the promotion smoke test): an executable XLA built "
         "before for the same program, shapes, JAX and backend is read back instead of compiled again. False: "
         "every process compiles again.")
+    compile_cache_dir: Path | None = Field(
+        None, description="Where compile-report rows (target x bucket x variant verdicts) are cached, keyed by the "
+        "architecture, shapes, target and JAX/libtpu versions; default: home/compile_cache. Content-addressed and "
+        "written atomically, so several homes on one machine (projects, CI jobs) may share one folder.")
+    jax_cache_dir: Path | None = Field(
+        None, description="JAX's persistent compilation cache folder (jax_compilation_cache); default: "
+        "home/jax_cache. JAX keys it by program, shapes, JAX and backend, so homes may share one.")
     dask_address: str | None = Field(
         None, description="Scheduler address of an existing Dask cluster (tcp://host:8786); default: start a local one.")
     dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster.")
@@ -186,6 +193,14 @@ class Settings(BaseSettings):
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @property
+    def compile_cache_path(self) -> Path:
+        return (self.compile_cache_dir or self.home_dir / "compile_cache").expanduser().resolve()
+
+    @property
+    def jax_cache_path(self) -> Path:
+        return (self.jax_cache_dir or self.home_dir / "jax_cache").expanduser().resolve()
 
     @property
     def tracking_uri(self) -> str:

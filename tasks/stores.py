@@ -125,13 +125,14 @@ def cache_dir(settings: Settings) -> Path:
 
 
 def use_jax_compilation_cache(settings: Settings) -> None:
-    """Point JAX's persistent compilation cache at home/jax_cache (settings.jax_compilation_cache), every compile
+    """Point JAX's persistent compilation cache at settings.jax_cache_path (default home/jax_cache; off with
+    settings.jax_compilation_cache=False), every compile
     kept however short (an MLP's bucket compiles take well under JAX's default 1 s threshold)."""
     if not settings.jax_compilation_cache:
         return
     import jax
 
-    path = settings.home_dir / "jax_cache"
+    path = settings.jax_cache_path
     if jax.config.jax_compilation_cache_dir == str(path):
         return
     path.mkdir(parents=True, exist_ok=True)

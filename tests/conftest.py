@@ -29,6 +29,16 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     # a size limit turns on JAX's file lock: no process reads an entry another is still writing
     os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
     atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+# lockgate's own processes point JAX at LOCKGATE_JAX_CACHE_DIR (default: each home's jax_cache): the same shared one,
+# and one compile-report cache (rows keyed by architecture, shapes, target and versions) for every test home, as
+# several projects on one machine may share them. Tests of the caches themselves give their own folders.
+os.environ.setdefault("LOCKGATE_JAX_CACHE_DIR", os.environ["JAX_COMPILATION_CACHE_DIR"])
+if "LOCKGATE_COMPILE_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+
+    os.environ["LOCKGATE_COMPILE_CACHE_DIR"] = tempfile.mkdtemp(prefix="lockgate-test-compile-cache-")
+    atexit.register(shutil.rmtree, os.environ["LOCKGATE_COMPILE_CACHE_DIR"], ignore_errors=True)
 
 # Prefect's SDK (prefect.main) adds its console handler to the root logger when first imported, bound to the
 # sys.stderr of that moment. Imported here, that is pytest's session-wide capture; imported first inside a test using

@@ -79,7 +79,7 @@ def compile_command(settings: Settings, spec: str, *, targets, buckets, variants
     with console.status(f"compiling {record.name} v{record.version} for {', '.join(policy.targets)}"):
         report = compile_report(model_request(model, params), targets=list(policy.targets),
                                 buckets=list(policy.batch_buckets), variants=list(policy.variants),
-                                cache_dir=settings.home_dir / "compile_cache", timeout=policy.compile_timeout_seconds,
+                                cache_dir=settings.compile_cache_path, timeout=policy.compile_timeout_seconds,
                                 headroom=policy.hbm_headroom, workers=policy.compile_workers,
                                 group_targets=policy.group_targets)
     table = Table(title=f"compile report: {record.name} v{record.version} ({escape(model.arch)})")

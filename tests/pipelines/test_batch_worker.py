@@ -63,7 +63,8 @@ def test_work_pool_worker_runs_the_daily_deployment_for_a_date(home, server, tmp
     frame.to_parquet(inputs / f"date={day}" / "part-0.parquet", index=False)
     # The worker's environment is the flow runs' (a process worker starts them with its own): the LOCKGATE_* settings,
     # the server, a PREFECT_HOME of the test's. No JAX compile cache: the run must set up its process itself.
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "JAX_COMPILATION_CACHE_DIR")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "JAX_COMPILATION_CACHE_DIR",
+                                                     "LOCKGATE_JAX_CACHE_DIR")}
     env.update(home, PREFECT_API_URL=server.url, PREFECT_HOME=str(tmp_path / "prefect-home"),
                PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_WORKER_QUERY_SECONDS="1",
                PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="INFO", LOCKGATE_INPUT_ROOT=str(inputs),

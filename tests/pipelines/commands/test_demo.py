@@ -2,7 +2,7 @@
 interrupted first try, `lockgate demo` in a process of its own (its own temporary Prefect API, no test harness) on a
 busy host resumes with the versions the first try made, not repeated beside them.
 
-The busy host: the second demo's whole process tree gets half the CPU time (stopped half of every 0.2 s,
+The busy host: the second demo's whole process tree gets half the CPU time (stopped half of every 20 ms,
 tests/cpu_share.py), as two CPU hogs on two cores would leave it. Every wall-clock wait it has (the API's readiness,
 locks, timeouts) meets twice the work, without hogs taking the cores from the other xdist worker."""
 
@@ -75,7 +75,10 @@ def test_demo_end_to_end_after_a_first_try_killed_once_v1_was_registered(prefect
     assert all(decision_row(ledger.entries(model_name=settings.model_name), v.version) for v in versions)
     champion = registry.aliases(settings.model_name)[CHAMPION]
     statuses = {v.version: v.tags["lockgate.status"] for v in versions}
-    # v1 became champion first; v2 was either promoted or rejected, with a reason recorded
+    # v1 became champion first (held to the absolute thresholds only, on the busy host); v2 was either promoted or
+    # rejected, with a reason recorded. The demo's own lines name the gates' values if not.
+    outcomes = "\n".join(line for line in demo.stdout.splitlines() if line.startswith("    "))
+    assert statuses[1] in ("champion", "previous-champion"), (statuses, versions[0].tags, outcomes)
     assert statuses[champion] == "champion"
     if champion == 2:
         assert registry.aliases(settings.model_name).get("previous-champion") == 1
