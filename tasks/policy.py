@@ -199,6 +199,11 @@ class CanaryPolicy(_Strict):
         "with 5x latency_repeats). It fails only if it fails every timing: one stall of a busy host does not reject a "
         "candidate, a real slowdown still does. 0 decides on the first timing."
     )
+    latency_clock: Literal["auto", "wall", "busy"] = Field(
+        "auto", description="How a call is timed: 'wall' (the wall clock, the host's stalls included), 'busy' (the "
+        "smaller of the wall time and the process's CPU time meanwhile: the time a busy host ran other processes is "
+        "left out; right only where a call's work is all CPU in this process), or 'auto': busy on JAX's CPU "
+        "backend, wall on an accelerator. The budgets and ratios judge this clock; the evidence keeps the wall p99.")
     max_p99_ms: dict[PositiveInt, PositiveFloat] = Field(
         default_factory=dict, description="Absolute p99 budget in ms per bucket (buckets not listed are unbudgeted)."
     )

@@ -43,6 +43,16 @@ def shadow_report(cand, champ, df: pd.DataFrame, slice_columns: list[str], cp: C
     return report, policy_shadow_checks(report, cp)
 
 
+def latency_clock(choice: str) -> str:
+    """The policy's latency_clock, with 'auto' resolved: 'busy' on JAX's CPU backend (a compiled call's work is all
+    CPU in this process), 'wall' on an accelerator (the process waits for the device)."""
+    if choice != "auto":
+        return choice
+    import jax
+
+    return "busy" if jax.default_backend() == "cpu" else "wall"
+
+
 def latency_report(cand, champ, golden: pd.DataFrame, cp: CanaryPolicy):
     """p50/p95/p99 per bucket of both compiled artifacts on this host, timed interleaved; budget checks."""
     from models.export import score_bucketed
@@ -62,8 +72,10 @@ def latency_report(cand, champ, golden: pd.DataFrame, cp: CanaryPolicy):
     rows = np.arange(len(golden), dtype=np.float32)[:, None]
     scorers = {name: scorer(name) for name in models}
 
+    clock = latency_clock(cp.latency_clock)
+
     def measure(buckets, repeats=cp.latency_repeats):
-        return measure_latency(scorers, rows, buckets=buckets, repeats=repeats)
+        return measure_latency(scorers, rows, buckets=buckets, repeats=repeats, clock=clock)
 
     def budget(report):
         return latency_checks(report, champion="champion" if champ is not None else None,

@@ -156,6 +156,11 @@ class CanaryResult(GateResult):
                 cells = " | ".join(f"{e:.4f}" if e is not None else "-" for e in est) if est else " | ".join("-" for _ in targets)
                 lines.append(f"| {r['model']} | {r['bucket']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
                              f"{r['rows_per_s']:,.0f} | {cells} |")
+            if self.latency.get("clock") == "busy":
+                walls = ", ".join(f"{r['model']} b{r['bucket']} {r['wall_p99_ms']:.3f}" for r in self.latency["results"]
+                                  if r.get("wall_p99_ms") is not None)
+                lines.append(f"\nTimed by the busy clock (a call's wall time less the time the host ran other "
+                             f"processes); wall-clock p99 ms: {walls}")
             lines += [f"\n{line}" for line in self.retiming_lines()]
         return "\n".join(lines)
 

@@ -127,10 +127,12 @@ def residual_histogram(y: np.ndarray, predictions: dict[str, np.ndarray], path: 
 
 
 def latency_histogram(samples, path: str | Path) -> Path:
-    """Histogram of per-call wall times, one panel per bucket, models overlaid.
+    """Histogram of per-call times, one panel per bucket, models overlaid.
 
-    ``samples``: ``{(model, bucket): [ms, ...]}`` or a :class:`tasks.canary.latency.LatencyReport` (its raw samples).
+    ``samples``: ``{(model, bucket): [ms, ...]}`` or a :class:`tasks.canary.latency.LatencyReport` (its raw samples,
+    by its clock, which the axis names).
     """
+    clock = getattr(samples, "clock", "wall")
     if hasattr(samples, "samples"):
         samples = samples.samples()
     buckets = sorted({b for _, b in samples})
@@ -143,7 +145,7 @@ def latency_histogram(samples, path: str | Path) -> Path:
         edges = np.histogram_bin_edges(every, bins=min(30, max(5, len(every) // 4)))
         for m, s in data.items():
             ax.hist(s, bins=edges, alpha=0.55, label=f"{m} p50 {np.median(s):.3g} / p99 {np.percentile(s, 99):.3g}")
-        ax.set(xlabel="ms per call", ylabel="calls", title=f"bucket {bucket}")
+        ax.set(xlabel=f"ms per call ({clock} clock)", ylabel="calls", title=f"bucket {bucket}")
         ax.legend(fontsize="small")
     return _save(fig, path)
 

@@ -100,7 +100,7 @@ def _scripted(ms: float, stall_ms: float = 0.0, stall_at: int | None = None, buc
 def _retimed(monkeypatch, models, *, retimes, budget=lambda r: latency_checks(r, max_p99_ratio=3.0), buckets=(1, 4)):
     import tasks.canary.latency
 
-    monkeypatch.setattr(tasks.canary.latency, "_timed", lambda f, xb: float(f(xb)))
+    monkeypatch.setattr(tasks.canary.latency, "_timed", lambda f, xb: (float(f(xb)),) * 2)  # (wall, CPU) ms
     x = np.zeros((4, 2), dtype=np.float32)
     timings = []
 
@@ -216,3 +216,55 @@ def test_a_noisy_sub_floor_bucket_is_not_re_timed_and_does_not_fail_the_canary()
     m = ClassifierMetrics(n=500, auc=0.9, log_loss=0.3, brier=0.1, accuracy=0.9, precision=0.8, recall=0.8,
                           ece=0.02, positive_rate=0.3)
     assert canary_result(m, m, CanaryPolicy(), candidate_version=2, champion_version=1, extra_checks=checks).passed
+
+
+def _cpu_for(ms: float):
+    """A scorer that keeps this process's CPU busy for at least ``ms`` (by the process's own CPU clock)."""
+    import time
+
+    def score(xb):
+        start = time.process_time()
+        while (time.process_time() - start) * 1e3 < ms:
+            pass
+        return np.zeros(len(xb))
+
+    return score
+
+
+def _waits_for(ms: float):
+    """A scorer that waits ``ms`` without working: a sleep, as a host that runs other processes looks to it."""
+    import time
+
+    def score(xb):
+        time.sleep(ms / 1e3)
+        return np.zeros(len(xb))
+
+    return score
+
+
+def test_the_busy_clock_leaves_out_time_the_process_did_not_run_and_keeps_its_work():
+    x = np.zeros((4, 2), dtype=np.float32)
+    models = {"works": _cpu_for(5.0), "waits": _waits_for(30.0)}
+    wall = measure_latency(models, x, buckets=(4,), warmup=0, repeats=3, clock="wall")
+    busy = measure_latency(models, x, buckets=(4,), warmup=0, repeats=3, clock="busy")
+    assert wall.clock == "wall" and busy.clock == "busy" and wall.get("waits", 4).wall_p99_ms is None
+    # CPU work counts in full by either clock (a slow model stays slow)
+    assert min(busy.get("works", 4).samples_ms) >= 5.0 and min(wall.get("works", 4).samples_ms) >= 5.0
+    # time spent not running (here a sleep; on a busy host, other processes' turns) counts only by the wall clock
+    assert min(wall.get("waits", 4).samples_ms) >= 30.0 and busy.get("waits", 4).wall_p99_ms >= 30.0
+    assert max(busy.get("waits", 4).samples_ms) < 30.0
+    with pytest.raises(ValueError, match="clock must be"):
+        measure_latency(models, x, buckets=(4,), clock="cpu")
+
+
+def test_auto_is_the_busy_clock_on_the_cpu_backend_and_a_policy_may_choose():
+    import jax
+
+    from tasks.canary.evidence import latency_clock
+    from tasks.policy import CanaryPolicy
+
+    assert CanaryPolicy().latency_clock == "auto"
+    assert latency_clock("auto") == ("busy" if jax.default_backend() == "cpu" else "wall")
+    assert latency_clock("wall") == "wall" and latency_clock("busy") == "busy"
+    with pytest.raises(ValueError, match="latency_clock"):
+        CanaryPolicy(latency_clock="cpu")
