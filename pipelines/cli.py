@@ -312,10 +312,11 @@ def _audit_parsers(sub) -> None:
     card = sub.add_parser("model-card", help="write a version's model card (markdown + HTML) from its evidence",
                           description="Build the model card of MODEL[:VERSION] (or MODEL@ALIAS) from its registration "
                           "metadata, gate evidence and ledger entries; write model_card.md/.html/.json and log them to "
-                          "the version's MLflow run under model_card/. The lifecycle writes one at the end of every run.")
+                          "the version's MLflow run under model_card/<folder>/. The lifecycle writes one at the end of every run; a "
+                          "card is never replaced (a folder holding one is refused).")
     card.add_argument("model", metavar="MODEL[:VERSION]", help="e.g. credit-default:2 or credit-default@champion "
                       "(default version: the latest)")
-    card.add_argument("--out", type=Path, help="folder (default LOCKGATE_HOME/evidence/<model>/v<version>/model_card)")
+    card.add_argument("--out", type=Path, help="a folder without a card (default: a new LOCKGATE_HOME/evidence/<model>/v<version>/model_card/<UTC time>)")
 
 
 def main(argv: list[str] | None = None) -> int:

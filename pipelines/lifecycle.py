@@ -81,7 +81,7 @@ def lifecycle(version: int, golden: str, current: str | None = None, model_name:
     finally:
         if early is not None:  # stopped before compiling: its children end (their rows cached), none orphaned
             finish_early_report(early)
-    gates.publish_model_card(settings, candidate)
+    gates.publish_model_card(settings, candidate, run)
     return LifecycleOutcome(
         model_name=name,
         version=version,

@@ -757,13 +757,15 @@ def _rollback_trigger(policy: Policy, champion: ChampionRef, breached: list, evi
 
 
 @task(name="publish-model-card", cache_policy=NO_CACHE)
-def publish_model_card(settings: Settings, record: ModelVersionRecord) -> str | None:
-    """The version's model card from its evidence, written and logged to MLflow whatever the decision; a card that
-    cannot be written is a warning, never a change of the lifecycle's outcome."""
-    from tasks.governance.model_card import write_model_card
+def publish_model_card(settings: Settings, record: ModelVersionRecord, run_dir: Path) -> str | None:
+    """The version's model card from its evidence, written into this lifecycle run's folder (``model_card/``) and
+    logged to MLflow whatever the decision; a card that cannot be written is a warning, never a change of the
+    lifecycle's outcome."""
+    from tasks.governance.model_card import CARD_DIR, write_model_card
 
     try:
-        _, files = write_model_card(settings, registry_for(settings), ledger_for(settings), record)
+        _, files = write_model_card(settings, registry_for(settings), ledger_for(settings), record,
+                                    Path(run_dir) / CARD_DIR)
     except Exception as e:  # the decision is made and recorded; the card is documentation of it
         get_run_logger().warning("model card for %s v%s not written: %s", record.name, record.version, e)
         return None

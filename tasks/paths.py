@@ -30,3 +30,17 @@ def path_under(root: Path, *names: str, what: str = "name") -> Path:
     if resolved != base and base not in resolved.parents:
         raise LockgateError(f"{what} {'/'.join(names)!r} leads outside {base} (to {resolved}); refused")
     return path
+
+
+def new_folder(parent: Path, stamp: str) -> Path:
+    """``parent/stamp`` made now (``stamp-2``, ... when taken): evidence written there never replaces earlier
+    evidence (reports, model cards)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free folder under {parent} for {stamp}")

@@ -11,6 +11,7 @@ from rich.markup import escape
 from pipelines.commands.console import console
 from pipelines.commands.versions import resolve_model_spec
 from tasks.errors import LockgateError
+from tasks.paths import new_folder
 from tasks.settings import Settings
 
 
@@ -31,7 +32,7 @@ def audit_report_command(settings: Settings, *, since: str | None, until: str | 
 
     start, end = parse_when(since), parse_when(until, end=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out_dir = (out or _new_folder(settings.home_dir / "audit", stamp)).resolve()
+    out_dir = (out or new_folder(settings.home_dir / "audit", stamp)).resolve()
     with console.status("gathering the audit report (ledger, registry, evidence hashes)"):
         report = build_report(settings, registry_for(settings), ledger_for(settings), since=start, until=end,
                               model_name=model, out_dir=out_dir)
@@ -89,15 +90,3 @@ def model_card_command(settings: Settings, spec: str, *, out: Path | None) -> in
         console.print(f"  {escape(str(path))}", highlight=False)
     return EXIT_OK
 
-
-def _new_folder(parent: Path, stamp: str) -> Path:
-    """``parent/stamp`` made now (``stamp-2``, ... when taken): a report never replaces an earlier one."""
-    parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free report folder under {parent} for {stamp}")

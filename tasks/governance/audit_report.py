@@ -366,7 +366,9 @@ def _batch(settings: Settings, entry: AuditEntry) -> BatchScore:
 
 def _version(settings, registry, locator, record) -> VersionSummary:
     t = record.tags
-    card = settings.evidence_dir / record.name / f"v{record.version}" / "model_card" / "model_card.html"
+    from tasks.governance.model_card import latest_model_card
+
+    card = latest_model_card(settings, record.name, record.version)
     return VersionSummary(
         model_name=record.name, version=record.version, status=t.get("lockgate.status", "-"),
         registered_at=datetime.fromtimestamp(record.created_at_ms / 1000, timezone.utc).isoformat(timespec="seconds"),
@@ -378,7 +380,7 @@ def _version(settings, registry, locator, record) -> VersionSummary:
         artifact_sha256=t.get("lockgate.artifact_sha256", "-"),
         gates=gate_summaries(settings, locator, record.name, record.version),
         canary=canary_summary(settings, record.name, record.version),
-        model_card=locator.link(card) if card.is_file() else None,
+        model_card=locator.link(card) if card is not None else None,
         datasets=version_datasets(settings, registry, record))
 
 

@@ -5,8 +5,10 @@ results under ``evidence/<model>/v<version>/`` and the version's ledger entries 
 tasks/governance/dataset_provenance.py); nothing in
 the card is typed by hand except the optional registration tags ``lockgate.intended_use`` and
 ``lockgate.limitations``. :func:`write_model_card` writes markdown, HTML and JSON and logs
-them to the version's MLflow run under ``model_card/``. The lifecycle writes a card at the end
-of every run (any decision); ``lockgate model-card`` writes one on demand.
+them to the version's MLflow run under ``model_card/<folder>/``. The lifecycle writes a card at the end
+of every run (any decision) into that run's folder (``lifecycle-<n>/model_card/``); ``lockgate model-card``
+writes one on demand into a new ``model_card/<UTC time>/``. A card is evidence: it is written once and never
+replaced, so the card a reviewer saw stays what it was; :func:`latest_model_card` finds the newest.
 """
 
 from __future__ import annotations
@@ -251,17 +253,39 @@ def _split_row(row: str) -> list[str]:
     return [c.strip().replace("\\|", "|") for c in cells]
 
 
+CARD_FILES = ("model_card.md", "model_card.html", "model_card.json")
+
+
 def write_model_card(settings: Settings, registry, ledger, record: ModelVersionRecord, out_dir: Path | None = None,
                      *, log_to_mlflow: bool = True) -> tuple[ModelCard, list[Path]]:
-    """Write model_card.md/.html/.json into ``out_dir`` (default: the version's evidence folder, model_card/) and
-    log them to the version's MLflow run under ``model_card/``."""
-    out = Path(out_dir) if out_dir else settings.evidence_dir / record.name / f"v{record.version}" / CARD_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    """Write model_card.md/.html/.json into ``out_dir`` (default: a new folder
+    ``evidence/<model>/v<version>/model_card/<UTC time>/``) and log them to the version's MLflow run under
+    ``model_card/<that folder's name>``. Refused (one line) where a card already is: a card is never replaced."""
+    from tasks.errors import LockgateError
+    from tasks.paths import new_folder
+
+    if out_dir is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        out = new_folder(settings.evidence_dir / record.name / f"v{record.version}" / CARD_DIR, stamp)
+    else:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+    files = [out / name for name in CARD_FILES]
+    if taken := [f.name for f in files if f.exists()]:
+        raise LockgateError(f"{out} already holds a model card ({', '.join(taken)}): a card is never replaced; "
+                            "write it to another folder")
     card = build_model_card(settings, registry, ledger, record, out)
-    files = [out / "model_card.md", out / "model_card.html", out / "model_card.json"]
-    files[0].write_text(card_markdown(card), encoding="utf-8")
-    files[1].write_text(card_html(card), encoding="utf-8")
-    files[2].write_text(card.model_dump_json(indent=2), encoding="utf-8")
+    for path, text in zip(files, (card_markdown(card), card_html(card), card.model_dump_json(indent=2))):
+        with path.open("x", encoding="utf-8") as f:  # exclusive: a card written meanwhile is not replaced either
+            f.write(text)
     if log_to_mlflow:
-        registry.log_files(record, files, CARD_DIR)
+        artifact_dir = out.parent.name if out.name == CARD_DIR else out.name  # lifecycle-<n>/model_card -> lifecycle-<n>
+        registry.log_files(record, files, f"{CARD_DIR}/{artifact_dir}")
     return card, files
+
+
+def latest_model_card(settings: Settings, name: str, version: int) -> Path | None:
+    """The newest card HTML of the version (a lifecycle run's or an on-demand one), None when none was written."""
+    folder = settings.evidence_dir / name / f"v{version}"
+    cards = [*folder.glob(f"lifecycle-*/{CARD_DIR}/{CARD_FILES[1]}"), *folder.glob(f"{CARD_DIR}/*/{CARD_FILES[1]}")]
+    return max(cards, key=lambda p: (p.stat().st_mtime_ns, str(p)), default=None)

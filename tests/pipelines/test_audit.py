@@ -222,16 +222,19 @@ def test_html_report_renders_in_headless_chromium(history, module_settings, tmp_
 def test_lifecycle_logs_a_model_card_for_every_decision(history, module_settings):
     from tasks.stores import registry_for
 
+    from tasks.governance.model_card import latest_model_card
+
     registry = registry_for(module_settings)
     for key in ("v1", "v2", "v3"):
         record = registry.get(module_settings.model_name, history[key])
-        logged = {a.path for a in registry.client.list_artifacts(record.run_id, "model_card")}
-        assert {"model_card/model_card.md", "model_card/model_card.html", "model_card/model_card.json"} <= logged
-    folder = module_settings.evidence_dir / module_settings.model_name
-    rejected = (folder / f"v{history['v2']}" / "model_card" / "model_card.md").read_text()
+        card = latest_model_card(module_settings, module_settings.model_name, history[key])
+        assert card.parent.name == "model_card" and card.parent.parent.name.startswith("lifecycle-")  # the run's own
+        logged = {a.path for a in registry.client.list_artifacts(record.run_id, f"model_card/{card.parent.parent.name}")}
+        assert {f"model_card/{card.parent.parent.name}/model_card.{x}" for x in ("md", "html", "json")} <= logged
+    rejected = latest_model_card(module_settings, module_settings.model_name, history["v2"]).with_suffix(".md").read_text()
     assert "Status **rejected**" in rejected and "Gate validation-golden: fail" in rejected and "credit_score" in rejected
     assert "No canary evidence" in rejected
-    promoted = (folder / f"v{history['v3']}" / "model_card" / "model_card.md").read_text()
+    promoted = latest_model_card(module_settings, module_settings.model_name, history["v3"]).with_suffix(".md").read_text()
     record = registry.get(module_settings.model_name, history["v3"])
     assert record.tags["lockgate.reference_sha256"] in promoted and record.tags["lockgate.artifact_sha256"] in promoted
     assert "Deltas vs the champion" in promoted and "% [" in promoted  # metrics with their CIs
@@ -253,9 +256,25 @@ def test_cli_audit_report_and_model_card(history, module_settings, tmp_path, cap
     assert len(report.champion_changes) == 3 and report.since.startswith("2000-01-01")
 
     card_dir = tmp_path / "card"
-    assert main(["model-card", f"{module_settings.model_name}:{history['v2']}", "--out", str(card_dir)]) == EXIT_OK
+    spec = f"{module_settings.model_name}:{history['v2']}"
+    assert main(["model-card", spec, "--out", str(card_dir)]) == EXIT_OK
     assert "rejected" in capsys.readouterr().out
     assert {p.name for p in card_dir.iterdir()} == {"model_card.md", "model_card.html", "model_card.json"}
+    # a card is evidence: written once; the same folder again is refused, the default makes a new folder each time
+    first = {p.name: p.read_bytes() for p in card_dir.iterdir()}
+    assert main(["model-card", spec, "--out", str(card_dir)]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a card is never replaced" in err, err
+    assert {p.name: p.read_bytes() for p in card_dir.iterdir()} == first
+    on_demand = module_settings.evidence_dir / module_settings.model_name / f"v{history['v2']}" / "model_card"
+    for _ in range(2):
+        assert main(["model-card", spec]) == EXIT_OK
+    capsys.readouterr()
+    folders = sorted(p for p in on_demand.iterdir() if p.is_dir())
+    assert len(folders) >= 2 and all((f / "model_card.html").is_file() for f in folders)
+    from tasks.governance.model_card import latest_model_card
+
+    assert latest_model_card(module_settings, module_settings.model_name, history["v2"]).parent in folders
 
     tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
     for argv, fragment in [(["audit", "report", "--since", "last week"], "not an ISO date"),
@@ -331,8 +350,9 @@ def test_every_dataset_a_version_met_shows_its_provenance_and_licence(history, m
     assert stream.dataset == golden.dataset and "no stream partition was given" in stream.used_for
     assert [d.role for d in versions[history["v2"]].datasets] == ["reference", "golden"]  # rejected at validation
     assert [(c.name, c.license) for c in report.contracts] == [("credit_default", "LicenseRef-lockgate-project")]
-    card = (module_settings.evidence_dir / module_settings.model_name / f"v{history['v3']}" / "model_card"
-            / "model_card.md").read_text()
+    from tasks.governance.model_card import latest_model_card
+
+    card = latest_model_card(module_settings, module_settings.model_name, history["v3"]).with_suffix(".md").read_text()
     section = card.split("## Datasets: provenance and licence", 1)[1].split("\n## ", 1)[0]
     assert section.count("LicenseRef-lockgate-project") == 3 and "| golden |" in section and "| stream |" in section
 
