@@ -216,3 +216,14 @@ def _remote_sha256(uri: str) -> str | None:
         return h.hexdigest()
     except Exception:  # noqa: BLE001 - gone, not allowed, or the store unreachable: not verifiable now
         return None
+
+
+CARD_DIR, CARD_FILES = "model_card", ("model_card.md", "model_card.html", "model_card.json")
+
+
+def latest_model_card(settings: Settings, name: str, version: int) -> Path | None:
+    """The newest model card HTML of the version (a lifecycle run's ``lifecycle-<n>/model_card/`` or an on-demand
+    ``model_card/<UTC time>/``, tasks/governance/model_card.py), None when none was written."""
+    folder = settings.evidence_dir / name / f"v{version}"
+    cards = [*folder.glob(f"lifecycle-*/{CARD_DIR}/{CARD_FILES[1]}"), *folder.glob(f"{CARD_DIR}/*/{CARD_FILES[1]}")]
+    return max(cards, key=lambda p: (p.stat().st_mtime_ns, str(p)), default=None)

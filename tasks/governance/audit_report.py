@@ -15,7 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.governance.audit_evidence import EvidenceCheck, EvidenceLocator, is_identifier, partition_of
+from tasks.governance.audit_evidence import (EvidenceCheck, EvidenceLocator, is_identifier, latest_model_card,
+                                             partition_of)
 from tasks.governance.audit_incidents import IncidentReport, incident_reports
 from tasks.governance.dataset_provenance import DatasetUse, version_datasets
 from tasks.governance.framework_map import FrameworkMap, framework_map
@@ -366,8 +367,6 @@ def _batch(settings: Settings, entry: AuditEntry) -> BatchScore:
 
 def _version(settings, registry, locator, record) -> VersionSummary:
     t = record.tags
-    from tasks.governance.model_card import latest_model_card
-
     card = latest_model_card(settings, record.name, record.version)
     return VersionSummary(
         model_name=record.name, version=record.version, status=t.get("lockgate.status", "-"),

@@ -8,7 +8,7 @@ the card is typed by hand except the optional registration tags ``lockgate.inten
 them to the version's MLflow run under ``model_card/<folder>/``. The lifecycle writes a card at the end
 of every run (any decision) into that run's folder (``lifecycle-<n>/model_card/``); ``lockgate model-card``
 writes one on demand into a new ``model_card/<UTC time>/``. A card is evidence: it is written once and never
-replaced, so the card a reviewer saw stays what it was; :func:`latest_model_card` finds the newest.
+replaced, so the card a reviewer saw stays what it was; :func:`tasks.governance.audit_evidence.latest_model_card` finds the newest.
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.governance.audit_evidence import EvidenceLocator
+from tasks.governance.audit_evidence import CARD_DIR, CARD_FILES, EvidenceLocator
 from tasks.governance.audit_report import CanarySummary, GateSummary, canary_summary, gate_summaries
 from tasks.governance.dataset_provenance import DatasetUse, datasets_markdown, version_datasets
 from tasks.registry import ModelVersionRecord
 from tasks.settings import Settings
 
-CARD_DIR = "model_card"
 
 
 class CardEntry(BaseModel):
@@ -253,9 +252,6 @@ def _split_row(row: str) -> list[str]:
     return [c.strip().replace("\\|", "|") for c in cells]
 
 
-CARD_FILES = ("model_card.md", "model_card.html", "model_card.json")
-
-
 def write_model_card(settings: Settings, registry, ledger, record: ModelVersionRecord, out_dir: Path | None = None,
                      *, log_to_mlflow: bool = True) -> tuple[ModelCard, list[Path]]:
     """Write model_card.md/.html/.json into ``out_dir`` (default: a new folder
@@ -283,9 +279,3 @@ def write_model_card(settings: Settings, registry, ledger, record: ModelVersionR
         registry.log_files(record, files, f"{CARD_DIR}/{artifact_dir}")
     return card, files
 
-
-def latest_model_card(settings: Settings, name: str, version: int) -> Path | None:
-    """The newest card HTML of the version (a lifecycle run's or an on-demand one), None when none was written."""
-    folder = settings.evidence_dir / name / f"v{version}"
-    cards = [*folder.glob(f"lifecycle-*/{CARD_DIR}/{CARD_FILES[1]}"), *folder.glob(f"{CARD_DIR}/*/{CARD_FILES[1]}")]
-    return max(cards, key=lambda p: (p.stat().st_mtime_ns, str(p)), default=None)

@@ -222,7 +222,7 @@ def test_html_report_renders_in_headless_chromium(history, module_settings, tmp_
 def test_lifecycle_logs_a_model_card_for_every_decision(history, module_settings):
     from tasks.stores import registry_for
 
-    from tasks.governance.model_card import latest_model_card
+    from tasks.governance.audit_evidence import latest_model_card
 
     registry = registry_for(module_settings)
     for key in ("v1", "v2", "v3"):
@@ -272,7 +272,7 @@ def test_cli_audit_report_and_model_card(history, module_settings, tmp_path, cap
     capsys.readouterr()
     folders = sorted(p for p in on_demand.iterdir() if p.is_dir())
     assert len(folders) >= 2 and all((f / "model_card.html").is_file() for f in folders)
-    from tasks.governance.model_card import latest_model_card
+    from tasks.governance.audit_evidence import latest_model_card
 
     assert latest_model_card(module_settings, module_settings.model_name, history["v2"]).parent in folders
 
@@ -350,7 +350,7 @@ def test_every_dataset_a_version_met_shows_its_provenance_and_licence(history, m
     assert stream.dataset == golden.dataset and "no stream partition was given" in stream.used_for
     assert [d.role for d in versions[history["v2"]].datasets] == ["reference", "golden"]  # rejected at validation
     assert [(c.name, c.license) for c in report.contracts] == [("credit_default", "LicenseRef-lockgate-project")]
-    from tasks.governance.model_card import latest_model_card
+    from tasks.governance.audit_evidence import latest_model_card
 
     card = latest_model_card(module_settings, module_settings.model_name, history["v3"]).with_suffix(".md").read_text()
     section = card.split("## Datasets: provenance and licence", 1)[1].split("\n## ", 1)[0]
