@@ -2,7 +2,7 @@
 interrupted first try, `lockgate demo` in a process of its own (its own temporary Prefect API, no test harness) on a
 busy host resumes with the versions the first try made, not repeated beside them.
 
-The busy host: the second demo's whole process tree gets half the CPU time (stopped half of every 20 ms,
+The busy host: the second demo's whole process tree gets half the CPU time (stopped half of every 0.2 s,
 tests/cpu_share.py), as two CPU hogs on two cores would leave it. Every wall-clock wait it has (the API's readiness,
 locks, timeouts) meets twice the work, without hogs taking the cores from the other xdist worker."""
 
