@@ -8,7 +8,7 @@ the card is typed by hand except the optional registration tags ``lockgate.inten
 them to the version's MLflow run under ``model_card/<folder>/``. The lifecycle writes a card at the end
 of every run (any decision) into that run's folder (``lifecycle-<n>/model_card/``); ``lockgate model-card``
 writes one on demand into a new ``model_card/<UTC time>/``. A card is evidence: it is written once and never
-replaced, so the card a reviewer saw stays what it was; :func:`tasks.governance.audit_evidence.latest_model_card` finds the newest.
+replaced, so the card a reviewer saw stays what it was; ``audit_evidence.latest_model_card`` finds the newest.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from tasks.governance.audit_report import CanarySummary, GateSummary, canary_sum
 from tasks.governance.dataset_provenance import DatasetUse, datasets_markdown, version_datasets
 from tasks.registry import ModelVersionRecord
 from tasks.settings import Settings
-
 
 
 class CardEntry(BaseModel):
@@ -278,4 +277,3 @@ def write_model_card(settings: Settings, registry, ledger, record: ModelVersionR
         artifact_dir = out.parent.name if out.name == CARD_DIR else out.name  # lifecycle-<n>/model_card -> lifecycle-<n>
         registry.log_files(record, files, f"{CARD_DIR}/{artifact_dir}")
     return card, files
-
