@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 # Before Prefect/JAX are imported anywhere in the session.
@@ -13,6 +14,12 @@ os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "300"  # a read
 os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
+# Bytecode caches on, for the whole run and every process it starts. Where PYTHONDONTWRITEBYTECODE is set (as on this
+# project's machines), every process compiled lockgate's modules from source and pytest re-rewrote every test module
+# in each worker: ~80 of the run's ~1,150 CPU-s (measured with py-spy over a whole run). Python writes each .pyc
+# atomically, so processes importing at once cannot read a partial one; __pycache__ is git-ignored.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 # The ledger key signs every test ledger's head: one per session, never the developer's ~/.config/lockgate key.
 _KEYS = tempfile.mkdtemp(prefix="lockgate-test-keys-")
 os.environ.setdefault("LOCKGATE_LEDGER_KEY", os.path.join(_KEYS, "ledger_ed25519"))

@@ -3,8 +3,10 @@ interrupted first try, `lockgate demo` in a process of its own (its own temporar
 busy host resumes with the versions the first try made, not repeated beside them.
 
 The busy host: the second demo's whole process tree gets half the CPU time (stopped half of every 0.2 s,
-tests/cpu_share.py), as two CPU hogs on two cores would leave it. Every wall-clock wait it has (the API's readiness,
-locks, timeouts) meets twice the work, without hogs taking the cores from the other xdist worker."""
+tests/cpu_share.py), as two CPU hogs on two cores would leave it, from its start until its temporary Prefect API has
+answered: the wall-clock wait that failed on busy hosts (Prefect's 20 s startup timeout) meets twice the work, without
+hogs taking the cores from the other xdist worker. The rest runs freely: held all along, the test took 190 s instead
+of ~100 s and left half a core idle all that time (lock waits and timeouts under load: test_lifecycle_faults)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -24,19 +27,40 @@ pytestmark = [pytest.mark.slow, pytest.mark.flow]  # held to half the CPU: besid
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _demo_with_half_the_cpu(settings) -> subprocess.CompletedProcess:
+def _demo_held_until_its_api_answers(settings) -> subprocess.CompletedProcess:
+    """The second demo, its whole process tree held to half the CPU from its start until its temporary Prefect API
+    has answered (the step that printed "wait until Prefect's API answers"), then free."""
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
     env["LOCKGATE_HOME"] = str(settings.home_dir)
     args = [sys.executable, "-m", "pipelines.cli", "demo", "--size", "small", "--days", "2"]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out: list[str] = []
+    err: list[str] = []
+    answered = threading.Event()
+
+    def read_stdout():
+        for line in proc.stdout:
+            out.append(line)
+            if "wait until Prefect's API answers" in line:
+                answered.set()
+        answered.set()  # it ended without: the assertions below say so
+
+    readers = [threading.Thread(target=read_stdout, daemon=True),
+               threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)]
+    for t in readers:
+        t.start()
     with CpuShare(proc.pid, share=0.5) as held:
-        try:
-            stdout, stderr = proc.communicate(timeout=1800)  # a hang guard only
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            stdout, stderr = proc.communicate()
+        answered.wait(timeout=1800)  # a hang guard only
+    try:
+        proc.wait(timeout=1800)  # a hang guard only
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for t in readers:
+        t.join(timeout=60)
+    stdout, stderr = "".join(out), "".join(err)
     assert proc.returncode == 0, (stdout[-3000:], stderr[-3000:])
-    assert held.stops > 10  # it was held back all along, not once
+    assert held.stops > 10  # it was held back all along its start, not once
     return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
 
 
@@ -58,7 +82,7 @@ def test_demo_end_to_end_after_a_first_try_killed_once_v1_was_registered(prefect
     assert [v.version for v in registry.versions(settings.model_name)] == [1]
     assert "version.registered" not in [e.action for e in ledger.entries()]
 
-    demo = _demo_with_half_the_cpu(settings)  # the next demo reuses v1 instead of making v2 beside it
+    demo = _demo_held_until_its_api_answers(settings)  # the next demo reuses v1 instead of making v2 beside it
     assert "wait until Prefect's API answers" in demo.stdout
     assert list((settings.prefect_home).glob("temporary-api-*.log"))  # its own temporary API, not the harness's
     assert running_leases(settings) == []  # and stopped with it
