@@ -14,8 +14,15 @@ from tasks.settings import Settings
 
 @lru_cache(maxsize=8)
 def registry_for(settings: Settings) -> MlflowRegistry:
+    from tasks.registry_sql import sqlite_path
+
     settings.ensure_home()
     wait_for_tracking_server(settings)
+    db = sqlite_path(settings.tracking_uri)
+    if db is not None and not db.exists():  # a new home: a copy of the empty store, not MLflow's migrations again
+        from tasks.registry_template import seed_registry
+
+        seed_registry(db, settings.registry_template_path)
     return MlflowRegistry(settings)
 
 

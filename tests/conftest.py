@@ -46,6 +46,14 @@ if "LOCKGATE_COMPILE_CACHE_DIR" not in os.environ:
 
     os.environ["LOCKGATE_COMPILE_CACHE_DIR"] = tempfile.mkdtemp(prefix="lockgate-test-compile-cache-")
     atexit.register(shutil.rmtree, os.environ["LOCKGATE_COMPILE_CACHE_DIR"], ignore_errors=True)
+# One empty MLflow store for every test home to start from (tasks/registry_template.py), fresh each run, not the
+# developer's ~/.cache/lockgate: ~100 homes would each run MLflow's schema migrations otherwise (~1 CPU-s each).
+if "LOCKGATE_REGISTRY_TEMPLATE_DIR" not in os.environ:
+    import atexit
+    import shutil
+
+    os.environ["LOCKGATE_REGISTRY_TEMPLATE_DIR"] = tempfile.mkdtemp(prefix="lockgate-test-registry-template-")
+    atexit.register(shutil.rmtree, os.environ["LOCKGATE_REGISTRY_TEMPLATE_DIR"], ignore_errors=True)
 
 # Prefect's SDK (prefect.main) adds its console handler to the root logger when first imported, bound to the
 # sys.stderr of that moment. Imported here, that is pytest's session-wide capture; imported first inside a test using

@@ -1,0 +1,95 @@
+"""A new home's SQLite registry starts as a copy of the empty store in the template folder, and works as one MLflow
+built: a model version is registered in it; a template with content in it is never copied, an existing store is
+never replaced, and an unusable folder leaves MLflow to build the store itself."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from tasks.registry_template import is_empty_store, seed_registry, template_file
+
+
+def _settings(tmp_path: Path, home: str, templates: Path, monkeypatch):
+    from tasks.settings import Settings
+
+    monkeypatch.setenv("LOCKGATE_HOME", str(tmp_path / home))
+    monkeypatch.setenv("LOCKGATE_REGISTRY_TEMPLATE_DIR", str(templates))
+    return Settings()
+
+
+def _experiments(db: Path) -> list[str]:
+    with closing(sqlite3.connect(db)) as conn:
+        return [row[0] for row in conn.execute("SELECT name FROM experiments ORDER BY experiment_id")]
+
+
+def test_a_second_home_is_seeded_from_the_template_and_registers_a_version(tmp_path, monkeypatch, candidate_files):
+    import mlflow
+
+    from tasks.registration.register import register_candidate
+    from tasks.stores import ledger_for, registry_for
+
+    templates = tmp_path / "templates"
+    first = _settings(tmp_path, "one", templates, monkeypatch)
+    registry_for(first).client.search_experiments()
+    template = template_file(templates, mlflow.__version__)
+    assert is_empty_store(template)  # built by the first home, emptied of its Default experiment
+    assert _experiments(template) == []
+
+    second = _settings(tmp_path, "two", templates, monkeypatch)
+    before = template.stat().st_mtime_ns
+    registry = registry_for(second)
+    db = second.home_dir / "mlflow.db"
+    assert template.stat().st_mtime_ns == before  # copied, not built again
+    record = register_candidate(registry, ledger_for(second), name="seeded", arch="mlp",
+                                config_path=candidate_files.config, params_path=candidate_files.params,
+                                reference_path=candidate_files.reference, contract_name="credit_default",
+                                actor="tester")
+    assert record.version == 1 and [v.version for v in registry.versions("seeded")] == [1]
+    assert "Default" in _experiments(db)  # MLflow added the home's own Default experiment on open
+    assert is_empty_store(template)  # the home's rows went to its own copy
+
+
+def test_a_template_with_content_is_built_again_never_copied(tmp_path):
+    import mlflow
+
+    templates = tmp_path / "templates"
+    template = template_file(templates, mlflow.__version__)
+    assert seed_registry(tmp_path / "a" / "mlflow.db", templates) is False  # no folder "a": nothing to copy into
+    (tmp_path / "a").mkdir()
+    assert seed_registry(tmp_path / "a" / "mlflow.db", templates) is True
+    with closing(sqlite3.connect(template)) as conn, conn:  # someone's rows slipped into the template
+        conn.execute("INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES (7, 'planted', 'active')")
+    assert not is_empty_store(template)
+    (tmp_path / "b").mkdir()
+    assert seed_registry(tmp_path / "b" / "mlflow.db", templates) is True
+    assert _experiments(tmp_path / "b" / "mlflow.db") == [] and is_empty_store(template)
+
+
+def test_an_existing_store_is_never_replaced(tmp_path):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"not a store, but someone's file")
+    assert seed_registry(db, tmp_path / "templates") is False
+    assert db.read_bytes() == b"not a store, but someone's file"
+
+
+def test_an_unusable_template_folder_leaves_mlflow_to_build_the_store(tmp_path, monkeypatch):
+    from tasks.stores import registry_for
+
+    blocked = tmp_path / "a-file-not-a-folder"
+    blocked.write_text("x")
+    settings = _settings(tmp_path, "home", blocked, monkeypatch)
+    assert seed_registry(tmp_path / "elsewhere.db", blocked) is False
+    assert not (tmp_path / "elsewhere.db").exists()
+    registry_for(settings).client.search_experiments()  # MLflow's own migrations, as without a template
+    assert _experiments(settings.home_dir / "mlflow.db") == ["Default"]
+
+
+@pytest.mark.parametrize("content", [b"", b"SQLite format 3\x00 truncated"])
+def test_a_damaged_template_is_not_an_empty_store(tmp_path, content):
+    path = tmp_path / "t.db"
+    path.write_bytes(content)
+    assert not is_empty_store(path)
