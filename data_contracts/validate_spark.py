@@ -18,13 +18,17 @@ from data_contracts.ge_suite import build_suite, configurations_built_once, ge_r
 from data_contracts.validate import ContractValidation, summarise_result
 
 
-def spark_session(master: str = "local[2]"):
-    """A local Spark session for validation (UI off, UTC)."""
+def spark_session(master: str = "local[2]", driver_java_options: str | None = None):
+    """A local Spark session for validation (UI off, UTC); ``driver_java_options``: the driver JVM's flags (only
+    when this call starts the JVM)."""
     from pyspark.sql import SparkSession
 
-    return (SparkSession.builder.master(master).appName("lockgate-validation")
-            .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    builder = (SparkSession.builder.master(master).appName("lockgate-validation")
+               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.shuffle.partitions", "4"))
+    if driver_java_options:
+        builder = builder.config("spark.driver.extraJavaOptions", driver_java_options)
+    return builder.getOrCreate()
 
 
 _BATCH_DEFINITIONS: dict[int, Any] = {}

@@ -322,7 +322,7 @@ def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord,
     use_jax_compilation_cache(settings)
     from tasks.batch.partition import SCORE_COLUMN
     from tasks.datasets import read_table
-    from tasks.drift.gate import drift_evidence, drift_result, specs_for
+    from tasks.drift.gate import drift_evidence, drift_result, evidently_wanted, specs_for
     from tasks.registration.inference import load_compiled, load_reference
 
     registry = registry_for(settings)
@@ -343,7 +343,8 @@ def detect_drift(settings: Settings, policy: Policy, record: ModelVersionRecord,
 
     evidence = drift_evidence(reference, current, specs=specs_for(contract, SCORE_COLUMN), out_dir=folder,
                               drift_share=dp.max_drifted_share, report_rows=dp.report_rows,
-                              sample_rows=dp.sample_rows, progress=progress)
+                              sample_rows=dp.sample_rows, progress=progress,
+                              evidently=evidently_wanted(dp))
     result = drift_result(evidence, dp).model_copy(update={"dataset": str(current_path)})
     publish_table(f"drift-table-{record.name}-v{record.version}", result.table(), result.summary_line())
     return publish(settings, record, result, "drift", run_dir)

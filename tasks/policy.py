@@ -281,6 +281,12 @@ class DriftPolicy(_Strict):
     sample_rows: int = Field(
         1_000_000, ge=1000, description="Rows per side given to stattests without a mergeable form (ks, anderson, ...)."
     )
+    evidently_report: Literal["always", "warn_or_breach"] = Field(
+        "always", description="Which lifecycles' drift gates write Evidently's report (HTML and snapshot: about half "
+        "of a small lifecycle's drift gate, 2-3 CPU-s): every one, or only those whose drift decision is warn or "
+        "breach. The gate's decision never depends on it: lockgate's own measurements (drift.json: score, method, "
+        "threshold and verdict per column, quality signals) are the evidence it decides on, kept for every one."
+    )
 
     @model_validator(mode="after")
     def _warn_below_breach(self) -> "DriftPolicy":

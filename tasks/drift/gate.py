@@ -33,7 +33,8 @@ from tasks.evidence import Check, Comparison, EvidenceFile, evidence_file, held_
 from tasks.policy import DriftPolicy
 
 __all__ = ["ColumnDrift", "ColumnQuality", "DriftEvidence", "DriftInputError", "DriftResult", "DriftSpec",
-           "HTML_NAME", "METHODS", "RESULT_NAME", "SNAPSHOT_NAME", "drift_evidence", "drift_result", "drift_rule", "specs_for"]
+           "HTML_NAME", "METHODS", "RESULT_NAME", "SNAPSHOT_NAME", "drift_evidence", "drift_result", "drift_rule",
+           "evidently_wanted", "specs_for"]
 
 # The comparison under which a column does NOT drift, i.e. how its Check passes.
 _PASS_WHEN: dict[str, Comparison] = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
@@ -114,6 +115,14 @@ def drift_result(evidence: DriftEvidence, policy: DriftPolicy) -> DriftResult:
         n_current=evidence.n_current,
         accuracy=evidence.accuracy,
     )
+
+
+def evidently_wanted(policy: DriftPolicy) -> bool | Callable[[DriftEvidence], bool]:
+    """The policy's ``evidently_report`` as :func:`drift_evidence`'s ``evidently``: always, or only where the
+    decision on lockgate's own measurements is warn or breach."""
+    if policy.evidently_report == "always":
+        return True
+    return lambda measured: drift_result(measured, policy).decision != "ok"
 
 
 def specs_for(contract, prediction_column: str | None = None) -> list[DriftSpec]:

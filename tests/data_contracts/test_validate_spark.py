@@ -26,7 +26,9 @@ def spark():
 
     if shutil.which("java") is None:
         pytest.skip("no JDK on PATH: Spark cannot start")
-    session = spark_session()
+    # A short-lived JVM: C1's quick compiles only and one compiler thread, serial GC. Its JIT and GC threads otherwise
+    # took ~60 CPU-s of both cores for these two tests (the suite's processes count none of the JVM's); 36 with these.
+    session = spark_session(driver_java_options="-XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 -XX:+UseSerialGC")
     yield session
     session.stop()
 

@@ -89,7 +89,7 @@ def _consistent(settings, name: str):
 
 def test_lifecycle_killed_at_each_step_from_approval_to_commit_then_rerun(home, lifecycles, candidate_files):
     from tasks.governance.promotion_state import agreement
-    from tasks.stores import ledger_for, registry_for
+    from tasks.stores import ledger_for, registry_for, version_evidence_dir
 
     settings, _ = home
     name, golden = "lifecycle-faults", str(candidate_files.golden)
@@ -117,6 +117,11 @@ def test_lifecycle_killed_at_each_step_from_approval_to_commit_then_rerun(home, 
     opened = [p for p in POINTS if p not in ("approved", "locked", "committed")]
     assert [e.action for e in rows].count("promotion.recovered") == len(opened)
     assert [e.action for e in rows].count("approval.auto") == len(POINTS) + 1
+    # the faults policy keeps Evidently's report and Data Docs to gates that warn or fail: drift.json in every run
+    evidence = version_evidence_dir(settings, name, v2)
+    runs = sorted(evidence.glob("lifecycle-*"))
+    assert len(runs) == len(POINTS) + 1 and all((r / "drift.json").is_file() for r in runs)
+    assert not list(evidence.rglob("drift_report.html")) and not list(evidence.rglob("data_docs.html"))
 
 
 def test_eight_concurrent_lifecycles_on_one_model_are_serialised_and_lose_no_row(home, lifecycles, candidate_files):

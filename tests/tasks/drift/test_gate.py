@@ -138,6 +138,21 @@ def test_report_can_be_left_to_a_decision_on_the_measurements(mean_shift, tmp_pa
     assert all(c.evidently_score is not None for c in kept.columns)
 
 
+def test_the_policy_asks_for_the_report_always_or_only_on_warn_or_breach(no_drift, mean_shift, tmp_path):
+    from tasks.drift.gate import evidently_wanted
+
+    assert evidently_wanted(DriftPolicy()) is True  # the default: every lifecycle's drift gate writes it
+    wanted = evidently_wanted(DriftPolicy(evidently_report="warn_or_breach"))
+    for case, (evidence, (reference, current), _), columns, decision, files in (
+            ("ok", no_drift, {"categorical": ["colour"], "prediction_column": "score"}, "ok", set()),
+            ("breach", mean_shift, {}, "breach", {"html", "json"})):
+        assert drift_result(evidence, DriftPolicy()).decision == decision
+        kept = drift_evidence(reference, current, numeric=NUMERIC, **columns, out_dir=tmp_path / case,
+                              evidently=wanted)
+        assert set(kept.evidence) == files, case
+        assert (tmp_path / case / HTML_NAME).is_file() == bool(files), case
+
+
 def test_mean_shift_flags_shifted_columns_and_breaches(mean_shift):
     evidence, _, _ = mean_shift
     cols = _by_column(evidence)
