@@ -68,7 +68,9 @@ def figures(run_suite: bool = False, last_run: Path = LAST_RUN) -> list[Figure]:
                wall_verdict),
         Figure("test suite, CPU (user+sys)", cpu, None, None,
                "every worker and the processes it waited for (servers, CLI runs, CPU hogs)", "info"),
-    ]
+    ] + ([Figure("test suite, CPU of the whole machine", float(run["machine_cpu_s"]), None, None,
+                 "/proc/stat over the run: also what no worker waited for (a JVM, a daemonized server), and any other "
+                 "user's processes", "info")] if run.get("machine_cpu_s") else [])
 
 
 def main() -> None:
