@@ -34,3 +34,26 @@ def test_malformed_seconds_files_fall_back_to_the_next_source(tmp_path, monkeypa
         assert suite_run._last_modules() == {"tests/b.py": 2.0}, text
     monkeypatch.setattr(suite_run, "MODULE_SECONDS", bad)
     assert suite_run._last_modules() == {}  # neither: the marker guess orders the units
+
+
+def test_the_machine_busy_clock_counts_what_no_worker_waits_for():
+    """``machine_cpu_s`` comes from /proc/stat: it grows with CPU burnt by any process, here a child nobody waits for."""
+    import subprocess
+    import sys
+
+    before = suite_run._machine_busy_s()
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\n"
+                              "while time.process_time() - t < 0.5: pass"])
+    child.wait()
+    assert before is not None and suite_run._machine_busy_s() - before >= 0.4
+
+
+def test_the_suite_benchmark_tells_idle_from_busy_by_the_machines_other_cpu():
+    from benchmarks.everyday_suite import other_load
+
+    after_a_setup_step = {"load_start": [1.33], "load_end": [2.45], "workers": 2, "wall_s": 570.0, "cpu_s": 982.0,
+                          "machine_cpu_s": 1038.0}
+    assert round(other_load(after_a_setup_step), 2) == 0.1  # idle: a load of 1.33 left by uv's bytecode compile
+    beside_two_hogs = dict(after_a_setup_step, machine_cpu_s=982.0 + 2 * 570.0)
+    assert round(other_load(beside_two_hogs), 2) == 2.0
+    assert other_load({"load_start": [1.5], "load_end": [2.0], "workers": 2}) == 1.5  # older runs: the load average

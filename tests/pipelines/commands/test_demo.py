@@ -5,8 +5,8 @@ busy host resumes with the versions the first try made, not repeated beside them
 The busy host: the second demo's whole process tree gets half the CPU time (stopped half of every 0.2 s,
 tests/cpu_share.py), as two CPU hogs on two cores would leave it, from its start until its temporary Prefect API has
 answered: the wall-clock wait that failed on busy hosts (Prefect's 20 s startup timeout) meets twice the work, without
-hogs taking the cores from the other xdist worker. The rest runs freely: held all along, the test took 190 s instead
-of ~100 s and left half a core idle all that time (lock waits and timeouts under load: test_lifecycle_faults)."""
+hogs taking the cores from the other xdist worker. The rest runs freely: held all along, the test took 183-197 s in
+whole runs (104-114 s now) and left half a core idle all that time (lock waits under load: test_lifecycle_faults)."""
 
 from __future__ import annotations
 
