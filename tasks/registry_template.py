@@ -6,7 +6,9 @@ on a machine keeps the result, emptied, in the template folder (``LOCKGATE_REGIS
 ``~/.cache/lockgate``; one file per MLflow version); the next homes copy it. MLflow opens the copy as any store it
 made: it checks the schema is at its head revision and adds the Default experiment with the home's own artifact
 root. A template that is missing, unreadable or not empty (experiments, runs, models or versions in it) is never
-copied: it is built again, and where that fails MLflow builds the home's store itself, as without a template.
+copied: it is built again, and where that fails MLflow builds the home's store itself, as without a template. Nor is
+one another user owns or may write (group- or world-writable): in a folder several users share, someone else's file
+could carry SQLite triggers into every new registry; it is left alone and MLflow builds the store.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ def is_empty_store(path: Path) -> bool:
         return False
 
 
+def is_own_file(path: Path) -> bool:
+    """``path`` is owned by this user and writable by no one else."""
+    st = path.stat()
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
 def build_template(template: Path) -> None:
     """MLflow's own store creation in a temporary file, its Default experiment removed (each home's store adds its
     own), then moved into place atomically: a process reading the template never sees half of one."""
@@ -54,6 +62,7 @@ def build_template(template: Path) -> None:
         with closing(sqlite3.connect(tmp)) as conn, conn:
             conn.execute("DELETE FROM experiment_tags")
             conn.execute("DELETE FROM experiments")
+        os.chmod(tmp, 0o600)
         os.replace(tmp, template)
     finally:
         tmp.unlink(missing_ok=True)
@@ -69,6 +78,9 @@ def seed_registry(db: Path, folder: Path) -> bool:
     template = template_file(folder, mlflow.__version__)
     tmp = db.with_name(f".{db.name}.{os.getpid()}.seed")
     try:
+        if template.exists() and not is_own_file(template):
+            log.debug("registry template %s is not this user's own file: not used", template)
+            return False
         if not is_empty_store(template):
             build_template(template)
         shutil.copyfile(template, tmp)

@@ -148,7 +148,8 @@ class Settings(BaseSettings):
     registry_template_dir: Path | None = Field(
         None, description="Where an empty MLflow SQLite store (one per MLflow version) is kept that each new home's "
         "registry starts as a copy of, instead of MLflow running its ~60 schema migrations again (~1 CPU-s per new "
-        "home); default: $XDG_CACHE_HOME/lockgate, else ~/.cache/lockgate. Checked empty before each copy.")
+        "home); default: $XDG_CACHE_HOME/lockgate, else ~/.cache/lockgate. Copied only if this user's own file, "
+        "writable by no one else, and empty.")
     jax_cache_dir: Path | None = Field(
         None, description="JAX's persistent compilation cache folder (jax_compilation_cache); default: "
         "home/jax_cache. JAX keys it by program, shapes, JAX and backend, so homes may share one.")

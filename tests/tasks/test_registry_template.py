@@ -93,3 +93,22 @@ def test_a_damaged_template_is_not_an_empty_store(tmp_path, content):
     path = tmp_path / "t.db"
     path.write_bytes(content)
     assert not is_empty_store(path)
+
+
+def test_a_template_others_may_write_is_never_copied(tmp_path):
+    """In a folder several users share, a file another user could have written may carry SQLite triggers."""
+    import mlflow
+
+    templates = tmp_path / "templates"
+    (tmp_path / "a").mkdir()
+    assert seed_registry(tmp_path / "a" / "mlflow.db", templates) is True
+    template = template_file(templates, mlflow.__version__)
+    assert template.stat().st_mode & 0o777 == 0o600  # built readable by its owner only
+    with closing(sqlite3.connect(template)) as conn, conn:  # what a trigger planted by someone else could do
+        conn.execute("CREATE TRIGGER planted AFTER INSERT ON registered_models BEGIN "
+                     "UPDATE registered_models SET description = 'tampered'; END")
+    template.chmod(0o664)
+    (tmp_path / "b").mkdir()
+    assert seed_registry(tmp_path / "b" / "mlflow.db", templates) is False
+    assert not (tmp_path / "b" / "mlflow.db").exists()  # MLflow builds this home's store itself
+    assert template.stat().st_mode & 0o777 == 0o664  # and the file is left as it was
