@@ -164,12 +164,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         started = psutil.Process().create_time()
     except Exception:  # noqa: BLE001 - psutil is optional here; the conftest's import time is close enough
         started = _START["wall"]
+    busy_now = _machine_busy_s()
     figures = {
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "wall_s": round(time.time() - started, 1),
         "cpu_s": round(cpu, 1),
-        "machine_cpu_s": (None if _START["machine_busy_s"] is None or _machine_busy_s() is None
-                          else round(_machine_busy_s() - _START["machine_busy_s"], 1)),
+        "machine_cpu_s": (None if _START["machine_busy_s"] is None or busy_now is None
+                          else round(busy_now - _START["machine_busy_s"], 1)),
         "workers": _RUN["workers"] or 1,
         "cpus": os.cpu_count(),
         "load_start": [round(x, 2) for x in _START["load"]],
