@@ -119,6 +119,8 @@ class TemporaryAPI:
     log: Path
     lease: Path
     startup_timeout: float
+    db: Path | None = None  # a new home's SQLite database: kept as the next homes' template once it answers
+    template_dir: Path | None = None
 
     def wait_ready(self) -> str:
         """Poll the health endpoint until it answers; the URL, or a one-line LockgateError naming what to do."""
@@ -133,6 +135,11 @@ class TemporaryAPI:
             failure=lambda: (f"Prefect's temporary API did not answer {self.url}/health within "
                              f"{seconds(self.startup_timeout)} (a busy host? log {self.log}); raise "
                              "LOCKGATE_SERVER_READY_TIMEOUT_SECONDS, or run `lockgate server start` first"))
+        if self.db is not None and self.template_dir is not None:
+            from tasks.prefect_db_template import keep_template
+
+            keep_template(self.db, self.template_dir)
+            self.db = None
         return self.url
 
     def stop(self) -> None:
@@ -171,6 +178,7 @@ def start_temporary_api(settings: Settings) -> TemporaryAPI | None:
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
+    db = _new_home_db(settings, env)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-c", _LAUNCHER, str(os.getpid()), "--app-dir", app_dir, "--factory", SERVER_APP,
@@ -180,11 +188,24 @@ def start_temporary_api(settings: Settings) -> TemporaryAPI | None:
     lease.write_text(json.dumps({"pid": proc.pid, "url": url, "owner": os.getpid(), "host": _host(),
                                  "owner_start": _start_time(os.getpid()), "log": str(log)}))
     _running = TemporaryAPI(pid=proc.pid, url=url, log=log, lease=lease,
-                            startup_timeout=settings.server_ready_timeout_seconds)
+                            startup_timeout=settings.server_ready_timeout_seconds, db=db,
+                            template_dir=settings.template_path)
     atexit.register(_running.stop)
     os.environ["PREFECT_API_URL"] = url
     os.environ[MARKER] = url  # no reviewer can reach it: a run that needs approval refuses it (tasks/gates.py)
     return _running
+
+
+def _new_home_db(settings: Settings, env: dict[str, str]) -> Path | None:
+    """The server's SQLite database when this is its home's first start: seeded from the template folder if it has
+    one (tasks/prefect_db_template.py), else returned, to be kept as the template once the server answers."""
+    from tasks.prefect_db_template import default_db, seed_prefect_db
+
+    home = env.get("PREFECT_HOME")
+    db = default_db(Path(home).expanduser(), env) if home else None
+    if db is None or db.exists() or seed_prefect_db(db, settings.template_path):
+        return None
+    return db
 
 
 def _prefect_has_an_api() -> bool:

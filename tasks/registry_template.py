@@ -2,25 +2,24 @@
 
 MLflow builds a new SQLite store by creating its first schema and running every alembic migration since (about 60
 in MLflow 3.17): ~1 CPU-s, paid again by every new home (a project, a CI job, each test of a suite). The first home
-on a machine keeps the result, emptied, in the template folder (``LOCKGATE_REGISTRY_TEMPLATE_DIR``, default
-``~/.cache/lockgate``; one file per MLflow version); the next homes copy it. MLflow opens the copy as any store it
-made: it checks the schema is at its head revision and adds the Default experiment with the home's own artifact
-root. A template that is missing, unreadable or not empty (experiments, runs, models or versions in it) is never
-copied: it is built again, and where that fails MLflow builds the home's store itself, as without a template. Nor is
-one another user owns or may write (group- or world-writable): in a folder several users share, someone else's file
-could carry SQLite triggers into every new registry; it is left alone and MLflow builds the store.
+on a machine keeps the result, emptied, in the template folder (``LOCKGATE_TEMPLATE_DIR``, default
+``~/.cache/lockgate``; one file per MLflow version); the next homes copy it (tasks/store_templates.py). MLflow opens
+the copy as any store it made: it checks the schema is at its head revision and adds the Default experiment with
+the home's own artifact root. A template that is missing, unreadable or not empty (experiments, runs, models or
+versions in it) is never copied: it is built again, and where that fails MLflow builds the home's store itself, as
+without a template. Nor is one another user owns or may write (group- or world-writable): in a folder several users
+share, someone else's file could carry SQLite triggers into every new registry; it is left alone and MLflow builds
+the store.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from tasks.store_templates import install, seed_from
 
 # Rows of any of these make a file something else than an empty store.
 CONTENT_TABLES = ("experiments", "runs", "registered_models", "model_versions", "model_version_tags",
@@ -42,12 +41,6 @@ def is_empty_store(path: Path) -> bool:
         return False
 
 
-def is_own_file(path: Path) -> bool:
-    """``path`` is owned by this user and writable by no one else."""
-    st = path.stat()
-    return st.st_uid == os.getuid() and not st.st_mode & 0o022
-
-
 def build_template(template: Path) -> None:
     """MLflow's own store creation in a temporary file, its Default experiment removed (each home's store adds its
     own), then moved into place atomically: a process reading the template never sees half of one."""
@@ -62,8 +55,7 @@ def build_template(template: Path) -> None:
         with closing(sqlite3.connect(tmp)) as conn, conn:
             conn.execute("DELETE FROM experiment_tags")
             conn.execute("DELETE FROM experiments")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, template)
+        install(tmp, template)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -75,21 +67,4 @@ def seed_registry(db: Path, folder: Path) -> bool:
         return False
     import mlflow
 
-    template = template_file(folder, mlflow.__version__)
-    tmp = db.with_name(f".{db.name}.{os.getpid()}.seed")
-    try:
-        if template.exists() and not is_own_file(template):
-            log.debug("registry template %s is not this user's own file: not used", template)
-            return False
-        if not is_empty_store(template):
-            build_template(template)
-        shutil.copyfile(template, tmp)
-        if not is_empty_store(tmp):
-            return False
-        os.link(tmp, db)  # fails if a store appeared meanwhile: that one stays
-        return True
-    except Exception as e:  # an optimisation only: MLflow builds the store as before
-        log.debug("registry template not used for %s: %s", db, e)
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
+    return seed_from(db, template_file(folder, mlflow.__version__), is_empty=is_empty_store, build=build_template)

@@ -145,11 +145,13 @@ class Settings(BaseSettings):
         None, description="Where compile-report rows (target x bucket x variant verdicts) are cached, keyed by the "
         "architecture, shapes, target and JAX/libtpu versions; default: home/compile_cache. Content-addressed and "
         "written atomically, so several homes on one machine (projects, CI jobs) may share one folder.")
-    registry_template_dir: Path | None = Field(
-        None, description="Where an empty MLflow SQLite store (one per MLflow version) is kept that each new home's "
-        "registry starts as a copy of, instead of MLflow running its ~60 schema migrations again (~1 CPU-s per new "
-        "home); default: $XDG_CACHE_HOME/lockgate, else ~/.cache/lockgate. Copied only if this user's own file, "
-        "writable by no one else, and empty.")
+    template_dir: Path | None = Field(
+        None, validation_alias=AliasChoices("LOCKGATE_TEMPLATE_DIR", "LOCKGATE_REGISTRY_TEMPLATE_DIR"),
+        description="Where the empty databases new homes start as copies of are kept, one per library version: "
+        "MLflow's SQLite registry (instead of its ~60 schema migrations, ~1 CPU-s) and the Prefect API's (instead of "
+        "Prefect's migrations, ~6 CPU-s, at a home's first server start); default: $XDG_CACHE_HOME/lockgate, else "
+        "~/.cache/lockgate. Copied only if this user's own file, writable by no one else, and empty. "
+        "LOCKGATE_REGISTRY_TEMPLATE_DIR is read too.")
     jax_cache_dir: Path | None = Field(
         None, description="JAX's persistent compilation cache folder (jax_compilation_cache); default: "
         "home/jax_cache. JAX keys it by program, shapes, JAX and backend, so homes may share one.")
@@ -204,9 +206,9 @@ class Settings(BaseSettings):
         return (self.compile_cache_dir or self.home_dir / "compile_cache").expanduser().resolve()
 
     @property
-    def registry_template_path(self) -> Path:
+    def template_path(self) -> Path:
         default = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "lockgate"
-        return (self.registry_template_dir or default).expanduser().resolve()
+        return (self.template_dir or default).expanduser().resolve()
 
     @property
     def jax_cache_path(self) -> Path:

@@ -22,7 +22,7 @@ def registry_for(settings: Settings) -> MlflowRegistry:
     if db is not None and not db.exists():  # a new home: a copy of the empty store, not MLflow's migrations again
         from tasks.registry_template import seed_registry
 
-        seed_registry(db, settings.registry_template_path)
+        seed_registry(db, settings.template_path)
     return MlflowRegistry(settings)
 
 

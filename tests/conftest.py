@@ -46,14 +46,16 @@ if "LOCKGATE_COMPILE_CACHE_DIR" not in os.environ:
 
     os.environ["LOCKGATE_COMPILE_CACHE_DIR"] = tempfile.mkdtemp(prefix="lockgate-test-compile-cache-")
     atexit.register(shutil.rmtree, os.environ["LOCKGATE_COMPILE_CACHE_DIR"], ignore_errors=True)
-# One empty MLflow store for every test home to start from (tasks/registry_template.py), fresh each run, not the
-# developer's ~/.cache/lockgate: ~100 homes would each run MLflow's schema migrations otherwise (~1 CPU-s each).
-if "LOCKGATE_REGISTRY_TEMPLATE_DIR" not in os.environ:
+# One empty MLflow store and one empty Prefect database for every test home and Prefect server to start from
+# (tasks/store_templates.py), fresh each run, not the developer's ~/.cache/lockgate: ~100 homes would each run
+# MLflow's schema migrations (~1 CPU-s each) and 6 Prefect servers Prefect's (~5.5 CPU-s each) otherwise.
+os.environ.pop("LOCKGATE_REGISTRY_TEMPLATE_DIR", None)
+if "LOCKGATE_TEMPLATE_DIR" not in os.environ:
     import atexit
     import shutil
 
-    os.environ["LOCKGATE_REGISTRY_TEMPLATE_DIR"] = tempfile.mkdtemp(prefix="lockgate-test-registry-template-")
-    atexit.register(shutil.rmtree, os.environ["LOCKGATE_REGISTRY_TEMPLATE_DIR"], ignore_errors=True)
+    os.environ["LOCKGATE_TEMPLATE_DIR"] = tempfile.mkdtemp(prefix="lockgate-test-templates-")
+    atexit.register(shutil.rmtree, os.environ["LOCKGATE_TEMPLATE_DIR"], ignore_errors=True)
 
 # Prefect's SDK (prefect.main) adds its console handler to the root logger when first imported, bound to the
 # sys.stderr of that moment. Imported here, that is pytest's session-wide capture; imported first inside a test using
@@ -78,12 +80,29 @@ from tests.suite_run import (pytest_collection_modifyitems, pytest_runtest_logre
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory):
     """A temporary Prefect API for the whole session (starting it takes 20-30 s here), one per xdist worker, each
-    with a PREFECT_HOME of its own (not the developer's ~/.prefect, not the other worker's)."""
+    with a PREFECT_HOME of its own (not the developer's ~/.prefect, not the other worker's).
+
+    Its database starts as a copy of the run's empty Prefect database when there is one, as a lockgate server's does
+    (tasks/prefect_db_template.py), else it is kept as that template once the server answers. prefect_test_harness
+    puts its database in a folder of ``tempfile.mkdtemp()``: the harness is handed the folder seeded here."""
+    from unittest import mock
+
+    import prefect.testing.utilities
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_HOME, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
+    from tasks.prefect_db_template import keep_template, seed_prefect_db
+
+    templates = Path(os.environ["LOCKGATE_TEMPLATE_DIR"])
+    folder = tmp_path_factory.mktemp("prefect-db")
+    db = folder / "prefect-test.db"  # the name prefect_test_harness gives it
+    seeded = seed_prefect_db(db, templates)
     with temporary_settings({PREFECT_HOME: tmp_path_factory.mktemp("prefect-home")}), \
+            mock.patch.object(prefect.testing.utilities, "mkdtemp", lambda: str(folder)), \
             prefect_test_harness(server_startup_timeout=300):
+        assert db.is_file()  # the harness used the folder given
+        if not seeded:
+            keep_template(db, templates)
         # Each flow run otherwise waits ~1 s at exit for its heartbeat thread.
         with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield

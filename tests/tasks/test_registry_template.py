@@ -17,7 +17,7 @@ def _settings(tmp_path: Path, home: str, templates: Path, monkeypatch):
     from tasks.settings import Settings
 
     monkeypatch.setenv("LOCKGATE_HOME", str(tmp_path / home))
-    monkeypatch.setenv("LOCKGATE_REGISTRY_TEMPLATE_DIR", str(templates))
+    monkeypatch.setenv("LOCKGATE_TEMPLATE_DIR", str(templates))
     return Settings()
 
 
