@@ -17,7 +17,8 @@ under PREFECT_HOME), with three differences:
 
 A server of PREFECT_API_URL (`lockgate server`, a shared one) is held to the same limit by :func:`ensure_api`.
 
-No Prefect import: the command imports Prefect after PREFECT_API_URL points here.
+No Prefect import: the command imports Prefect after PREFECT_API_URL points here; where Prefect was imported
+already, its settings are refreshed to read it (else its first client starts Prefect's own server beside this one).
 """
 
 from __future__ import annotations
@@ -193,6 +194,12 @@ def start_temporary_api(settings: Settings) -> TemporaryAPI | None:
     atexit.register(_running.stop)
     os.environ["PREFECT_API_URL"] = url
     os.environ[MARKER] = url  # no reviewer can reach it: a run that needs approval refuses it (tasks/gates.py)
+    if "prefect.context" in sys.modules:
+        # Prefect read its settings from the environment when it was imported, without this URL: its first client
+        # would start Prefect's own ephemeral server beside this one (never waited for, left behind when killed).
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
     return _running
 
 

@@ -78,6 +78,14 @@ def train_candidate(candidate: Candidate, train_path: Path, out_dir: Path, *, se
 
 
 def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int:
+    from pipelines.temporary_api import ensure_api, start_temporary_api
+
+    started = time.perf_counter()
+    home = settings.ensure_home()
+    # From this (the main) thread, so the server dies with the command; and before Prefect is imported (the flows
+    # below), so Prefect's settings read the PREFECT_API_URL it exports.
+    start_temporary_api(settings)
+
     from data_contracts.synthetic_credit import DemoIncident, DemoPoison, write_demo_data
     from pipelines.batch_inference import run_batch
     from pipelines.commands.versions import show_status
@@ -85,11 +93,6 @@ def run_demo(settings: Settings, *, size: str = "default", days: int = 5) -> int
     from tasks.registration.register import record_registration, register_candidate
     from tasks.stores import ledger_for, policy_for, registry_for
 
-    from pipelines.temporary_api import ensure_api, start_temporary_api
-
-    started = time.perf_counter()
-    home = settings.ensure_home()
-    start_temporary_api(settings)  # from this (the main) thread: the server dies with the command
     warm_up_in_background()
     sz = SIZES[size]
     step = _Steps()

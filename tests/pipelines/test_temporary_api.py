@@ -129,3 +129,39 @@ def test_readiness_is_a_one_line_error_when_the_server_exits_or_never_answers(tm
             api.wait_ready()
     finally:
         silent.kill()
+
+
+PREFECT_FIRST = """
+import json, os, sys
+from pipelines.runtime import prepare_runtime
+from tasks.settings import Settings
+settings = Settings()
+prepare_runtime(settings)
+from prefect import flow, get_client  # Prefect imported (its settings read) before the temporary API exists
+from pipelines.temporary_api import ensure_api
+ensure_api(settings)
+
+@flow
+def hello():
+    return 1
+
+hello()
+with get_client(sync_client=True) as client:
+    runs = [r.name for r in client.read_flow_runs()]
+print(json.dumps({"url": os.environ["PREFECT_API_URL"], "client": str(client.api_url), "runs": runs,
+                  "prefect_server_started": "prefect.server.api.server" in sys.modules}))
+"""
+
+
+@pytest.mark.slow
+def test_a_command_that_imported_prefect_first_runs_its_flows_on_its_temporary_api(settings):
+    """Prefect reads its settings at import: the temporary API's URL reaches it anyway, and no server of Prefect's
+    own starts beside it (the demo imported its flows first, and ran them on Prefect's unmanaged server)."""
+    env = {**os.environ, "LOCKGATE_HOME": str(settings.home_dir)}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run([sys.executable, "-c", PREFECT_FIRST], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)  # a hang guard only
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["client"].rstrip("/") == out["url"].rstrip("/") and len(out["runs"]) == 1
+    assert out["prefect_server_started"] is False
