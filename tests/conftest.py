@@ -70,6 +70,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests import shared_prefect  # noqa: E402
+
 # Two workers (xdist): units of work, their order, and the whole run's figures (.pytest-last-run.json).
 from tests.suite_run import (pytest_collection_modifyitems, pytest_runtest_logreport,  # noqa: E402, F401
                              pytest_runtest_makereport,
@@ -77,34 +79,54 @@ from tests.suite_run import (pytest_collection_modifyitems, pytest_runtest_logre
                              pytest_xdist_make_scheduler)
 
 
+def pytest_configure(config):
+    shared_prefect.start_for_workers(config)  # the controller of a run with workers: one server for all of them
+
+
+def pytest_unconfigure(config):
+    shared_prefect.stop(config)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory):
-    """A temporary Prefect API for the whole session (starting it takes 20-30 s here), one per xdist worker, each
-    with a PREFECT_HOME of its own (not the developer's ~/.prefect, not the other worker's).
+    """The session's Prefect API, each worker with a PREFECT_HOME of its own (not the developer's ~/.prefect, not the
+    other worker's): the one server the controller started for the run's workers (tests/shared_prefect.py), or
+    without workers Prefect's own test harness (starting it takes 20-30 s here).
 
-    Its database starts as a copy of the run's empty Prefect database when there is one, as a lockgate server's does
-    (tasks/prefect_db_template.py), else it is kept as that template once the server answers. prefect_test_harness
-    puts its database in a folder of ``tempfile.mkdtemp()``: the harness is handed the folder seeded here."""
-    from unittest import mock
-
-    import prefect.testing.utilities
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_HOME, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
+    Either database starts as a copy of the run's empty Prefect database when there is one, as a lockgate server's
+    does (tasks/prefect_db_template.py), else it is kept as that template once the server answers.
+    prefect_test_harness puts its database in a folder of ``tempfile.mkdtemp()``: it is handed the folder seeded
+    here."""
+    from prefect.settings import (PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_HOME,
+                                  temporary_settings)
 
     from tasks.prefect_db_template import keep_template, seed_prefect_db
 
     templates = Path(os.environ["LOCKGATE_TEMPLATE_DIR"])
+    home = {PREFECT_HOME: tmp_path_factory.mktemp("prefect-home")}
+    # Each flow run otherwise waits ~1 s at exit for its heartbeat thread.
+    no_heartbeat = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    if url := os.environ.get(shared_prefect.URL_VARIABLE):
+        shared_prefect.wait_ready(url)
+        keep_template(Path(os.environ[shared_prefect.DB_VARIABLE]), templates)  # unless the other worker did
+        with temporary_settings({**home, PREFECT_API_URL: url, **no_heartbeat}):
+            yield
+        return
+
+    from unittest import mock
+
+    import prefect.testing.utilities
+    from prefect.testing.utilities import prefect_test_harness
+
     folder = tmp_path_factory.mktemp("prefect-db")
     db = folder / "prefect-test.db"  # the name prefect_test_harness gives it
     seeded = seed_prefect_db(db, templates)
-    with temporary_settings({PREFECT_HOME: tmp_path_factory.mktemp("prefect-home")}), \
-            mock.patch.object(prefect.testing.utilities, "mkdtemp", lambda: str(folder)), \
+    with temporary_settings(home), mock.patch.object(prefect.testing.utilities, "mkdtemp", lambda: str(folder)), \
             prefect_test_harness(server_startup_timeout=300):
         assert db.is_file()  # the harness used the folder given
         if not seeded:
             keep_template(db, templates)
-        # Each flow run otherwise waits ~1 s at exit for its heartbeat thread.
-        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        with temporary_settings(no_heartbeat):
             yield
 
 

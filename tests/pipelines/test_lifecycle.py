@@ -12,9 +12,18 @@ from tasks.registry import CHALLENGER, CHAMPION
 pytestmark = pytest.mark.flow
 
 
+def this_run(settings, version: int) -> str:
+    """The flow run of the lifecycle that decided ``version`` (its ledger rows name it)."""
+    from tasks.stores import ledger_for
+
+    (run,) = {e.flow_run_id for e in ledger_for(settings).entries(model_name=settings.model_name)
+              if e.version == version and e.flow_run_id}
+    return run
+
+
 def test_first_candidate_becomes_champion_with_evidence(champion, module_settings):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     from tasks.stores import ledger_for, registry_for
 
@@ -55,26 +64,27 @@ def test_first_candidate_becomes_champion_with_evidence(champion, module_setting
     assert set(promotion.evidence) >= {"canary", "compilation", "drift", "approval", "contract.fingerprint"}
     assert outcome.gates[-1].startswith("promotion: committed")
 
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"canary-{name}-v{version}"])))
+    with get_client(sync_client=True) as client:  # the session's server holds other modules' runs: this one's
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[f"canary-{name}-v{version}"]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=[promotion.flow_run_id])))
     assert artifacts and "candidate_auc" in artifacts[0].data
 
 
 def test_validation_table_artifact_and_counts_as_mlflow_metrics(champion, module_settings):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     from tasks.stores import registry_for
 
     outcome, _ = champion
     name, version = module_settings.model_name, outcome.version
+    # The session's Prefect server also holds these keys from other modules' homes: this lifecycle's flow run.
+    run = this_run(module_settings, version)
     with get_client(sync_client=True) as client:
-        # The session's Prefect server also holds this key from other modules' homes: the newest is this module's.
         (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=[f"validation-golden-table-{name}-v{version}"])),
-            sort=ArtifactSort.CREATED_DESC, limit=1)
+            key=ArtifactFilterKey(any_=[f"validation-golden-table-{name}-v{version}"]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run])))
     assert artifact.type == "table"
     rows = artifact.data if isinstance(artifact.data, list) else json.loads(artifact.data)
     by_name = {r["expectation"]: r for r in rows}
@@ -87,9 +97,10 @@ def test_validation_table_artifact_and_counts_as_mlflow_metrics(champion, module
     assert metrics["validation-golden.failing_rows_age in range"] == 0
     assert metrics["validation-reference.rows"] == 1200
 
-    with get_client(sync_client=True) as client:  # drift: the per-column table, newest of its key
+    with get_client(sync_client=True) as client:  # drift: the per-column table
         (drift_table,) = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=[f"drift-table-{name}-v{version}"])), sort=ArtifactSort.CREATED_DESC, limit=1)
+            key=ArtifactFilterKey(any_=[f"drift-table-{name}-v{version}"]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run])))
     drift_rows = drift_table.data if isinstance(drift_table.data, list) else json.loads(drift_table.data)
     by_column = {r["column"]: r for r in drift_rows}
     assert by_column["credit_score"]["method"] == "psi" and by_column["credit_score"]["threshold"] == 0.2  # contract
