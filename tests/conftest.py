@@ -21,9 +21,16 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
 # The ledger key signs every test ledger's head: one per session, never the developer's ~/.config/lockgate key.
-_KEYS = tempfile.mkdtemp(prefix="lockgate-test-keys-")
-os.environ.setdefault("LOCKGATE_LEDGER_KEY", os.path.join(_KEYS, "ledger_ed25519"))
-os.environ.setdefault("LOCKGATE_ARTIFACT_KEY", os.path.join(_KEYS, "artifact_signing_key.pem"))
+# Made by the process that starts the run (its xdist workers inherit them; not even a LOCKGATE_*_KEY of the developer's
+# environment is used) and removed when it exits.
+if not os.environ.get("PYTEST_XDIST_WORKER"):
+    import atexit
+    import shutil
+
+    _KEYS = tempfile.mkdtemp(prefix="lockgate-test-keys-")
+    atexit.register(shutil.rmtree, _KEYS, ignore_errors=True)
+    os.environ["LOCKGATE_LEDGER_KEY"] = os.path.join(_KEYS, "ledger_ed25519")
+    os.environ["LOCKGATE_ARTIFACT_KEY"] = os.path.join(_KEYS, "artifact_signing_key.pem")
 # One JAX compilation cache for the run, shared by both xdist workers (they inherit it from the controller) and every
 # process a test starts: the suite compiles the same small models hundreds of times. Fresh each run (a CI run and a
 # developer's run cost the same); the controller removes it at exit.
