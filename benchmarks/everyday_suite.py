@@ -76,7 +76,19 @@ def figures(run_suite: bool = False, last_run: Path = LAST_RUN) -> list[Figure]:
                "every worker and the processes it waited for (servers, CLI runs, CPU hogs)", "info"),
     ] + ([Figure("test suite, CPU of the whole machine", float(run["machine_cpu_s"]), None, None,
                  "/proc/stat over the run: also what no worker waited for (a JVM, a daemonized server), and any other "
-                 "user's processes", "info")] if run.get("machine_cpu_s") else [])
+                 "user's processes", "info")] if run.get("machine_cpu_s") else []) + host_speed(run)
+
+
+def host_speed(run: dict) -> list[Figure]:
+    """The host's speed during the run: a fixed piece of work's CPU seconds at its start and end
+    (tests/suite_run.host_seconds). Runs of one code compare only at a similar host speed: on shared VMs it varies by
+    up to half between hours, and the run's CPU and wall with it."""
+    host = [s for s in run.get("host_s") or [] if s is not None]
+    if not host:
+        return []
+    shown = " and ".join(f"{s * 1e3:.0f} ms" for s in run["host_s"] if s is not None)
+    return [Figure("host speed, fixed work", None, None, None,
+                   f"CPU of the same pure-Python work at the run's start and end: {shown} (lower is faster)", "info")]
 
 
 def main() -> None:

@@ -6,8 +6,9 @@
   ``tests/module_seconds.json`` (checked in, as pytest-split keeps its .test_durations: a fresh clone, as on CI,
   knows them too; refresh it with ``python -m tests.suite_run`` after a whole run), else a guess from the markers.
 - Figures: a run of the whole tests/ tree writes ``.pytest-last-run.json`` at the project root (git-ignored): wall and
-  CPU seconds (every worker and the processes it waited for), the load average at start and end, the counts, and the
-  wall and CPU seconds of each module (the wall: the next run's order). ``benchmarks/everyday_suite.py`` reads it.
+  CPU seconds (every worker and the processes it waited for), the load average at start and end, the host's speed
+  at start and end (:func:`host_seconds`), the counts, and the wall and CPU seconds of each module (the wall: the next
+  run's order). ``benchmarks/everyday_suite.py`` reads it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,22 @@ def _machine_busy_s() -> float | None:
     return (user + nice + system + irq + softirq + steal) / ticks
 
 
-_START = {"wall": time.time(), "load": os.getloadavg(), "machine_busy_s": _machine_busy_s()}
+def host_seconds() -> float:
+    """The thread CPU seconds of one fixed piece of pure-Python work, best of three (~0.1 s each): the host's speed
+    at that moment. On this project's shared VMs it varies by up to half between hours (neighbours on the host: the
+    same unchanged test module took 12.5 and 19.2 CPU-s in two whole runs), which a run's CPU and wall inherit."""
+    def work() -> float:
+        start = time.thread_time()
+        total = 0
+        for i in range(300_000):
+            total += i * i % 7
+        return time.thread_time() - start
+
+    return min(work() for _ in range(3))
+
+
+_START = {"wall": time.time(), "load": os.getloadavg(), "machine_busy_s": _machine_busy_s(),
+          "host_s": None if os.environ.get("PYTEST_XDIST_WORKER") else host_seconds()}
 _RUN = {"worker_cpu_s": 0.0, "workers": 0, "modules": {}, "modules_cpu": {}}
 _LAST_CPU = [None]  # this process's CPU seconds at its last test report
 
@@ -175,6 +191,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         "cpus": os.cpu_count(),
         "load_start": [round(x, 2) for x in _START["load"]],
         "load_end": [round(x, 2) for x in os.getloadavg()],
+        "host_s": [None if _START["host_s"] is None else round(_START["host_s"], 4), round(host_seconds(), 4)],
         "exitstatus": int(exitstatus),
         "counts": stats,
         "modules": {k: round(v, 2) for k, v in sorted(_RUN["modules"].items())},
@@ -188,7 +205,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     machine = f" ({figures['machine_cpu_s']:.0f} s on the whole machine)" if figures["machine_cpu_s"] else ""
     terminalreporter.write_line(f"suite figures: {figures['wall_s']:.0f} s wall, {figures['cpu_s']:.0f} s CPU{machine}, "
                                 f"{figures['workers']} worker(s), load {figures['load_start'][0]:.2f} -> "
-                                f"{figures['load_end'][0]:.2f}; written to {LAST_RUN.name}")
+                                f"{figures['load_end'][0]:.2f}, host speed {_host(figures['host_s'])}; written to "
+                                f"{LAST_RUN.name}")
+
+
+def _host(host_s: list) -> str:
+    """The fixed work's seconds at the start and end (tests/suite_run.host_seconds)."""
+    return " -> ".join("-" if s is None else f"{s * 1e3:.0f} ms" for s in host_s)
 
 
 if __name__ == "__main__":

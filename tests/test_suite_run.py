@@ -57,3 +57,13 @@ def test_the_suite_benchmark_tells_idle_from_busy_by_the_machines_other_cpu():
     beside_two_hogs = dict(after_a_setup_step, machine_cpu_s=982.0 + 2 * 570.0)
     assert round(other_load(beside_two_hogs), 2) == 2.0
     assert other_load({"load_start": [1.5], "load_end": [2.0], "workers": 2}) == 1.5  # older runs: the load average
+
+
+def test_the_host_speed_is_shown_beside_the_figures_and_older_runs_have_none():
+    from benchmarks.everyday_suite import host_speed
+
+    assert suite_run.host_seconds() > 0
+    (figure,) = host_speed({"host_s": [0.0198, 0.0251]})
+    assert figure.verdict == "info" and figure.seconds is None and "20 ms and 25 ms" in figure.note
+    assert host_speed({"host_s": [None, 0.02]})[0].note.endswith("end: 20 ms (lower is faster)")
+    assert host_speed({}) == [] and host_speed({"host_s": None}) == []  # runs from before it was recorded
