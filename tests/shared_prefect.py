@@ -75,6 +75,20 @@ def wait_ready(url: str, limit: float = 300.0) -> None:
                                        f"{seconds(limit)}; see {log}")
 
 
+def server_cpu_s() -> float:
+    """CPU seconds the shared server (and the children it waited for) used so far, 0.0 without one: the run's figures
+    count it as they counted each worker's own harness (tests/suite_run.py)."""
+    proc = _SERVER.get("proc")
+    if proc is None:
+        return 0.0
+    from tests.cpu_share import stat_fields
+
+    fields = stat_fields(proc.pid)
+    if fields is None:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
+
+
 def stop(config) -> None:
     proc = _SERVER.pop("proc", None)
     if proc is None:

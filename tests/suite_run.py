@@ -173,7 +173,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     stats = {k: len(terminalreporter.stats.get(k, [])) for k in ("passed", "failed", "skipped", "error", "xfailed",
                                                                  "xpassed")}
-    cpu = _cpu_s(children=not _RUN["workers"]) + _RUN["worker_cpu_s"]  # reaped workers are counted once
+    from tests.shared_prefect import server_cpu_s
+
+    # reaped workers are counted once; the workers' shared Prefect server (still running) too
+    cpu = _cpu_s(children=not _RUN["workers"]) + _RUN["worker_cpu_s"] + server_cpu_s()
     try:
         import psutil
 

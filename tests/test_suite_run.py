@@ -67,3 +67,23 @@ def test_the_host_speed_is_shown_beside_the_figures_and_older_runs_have_none():
     assert figure.verdict == "info" and figure.seconds is None and "20 ms and 25 ms" in figure.note
     assert host_speed({"host_s": [None, 0.02]})[0].note.endswith("end: 20 ms (lower is faster)")
     assert host_speed({}) == [] and host_speed({"host_s": None}) == []  # runs from before it was recorded
+
+
+def test_the_shared_prefect_server_s_cpu_is_read_from_proc(monkeypatch):
+    import subprocess
+    import sys
+
+    from tests import shared_prefect
+
+    monkeypatch.setattr(shared_prefect, "_SERVER", {})
+    assert shared_prefect.server_cpu_s() == 0.0  # no server started by this process: nothing counted
+    server = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\n"
+                               "while time.process_time() - t < 0.3:\n    pass\nprint(flush=True)\ninput()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        server.stdout.readline()  # it has spun 0.3 CPU-s and waits
+        monkeypatch.setitem(shared_prefect._SERVER, "proc", server)
+        assert shared_prefect.server_cpu_s() >= 0.3
+    finally:
+        server.communicate("\n", timeout=60)
+    assert shared_prefect.server_cpu_s() == 0.0  # gone (reaped): nothing left to read
