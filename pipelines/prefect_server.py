@@ -107,10 +107,9 @@ def start_server(settings: Settings, *, port: int = DEFAULT_PORT, timeout: float
     env.update(PREFECT_HOME=str(folder), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                PREFECT_SERVER_API_HOST=HOST, PREFECT_SERVER_API_PORT=str(port))
     log = folder / LOG_FILE
-    from tasks.prefect_db_template import default_db, keep_template, seed_prefect_db
+    from tasks.prefect_db_template import keep_template, new_home_db
 
-    db = default_db(folder, env)
-    new_db = db is not None and not db.exists() and not seed_prefect_db(db, settings.template_path)
+    new_db = new_home_db(folder, env, settings.template_path)
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -124,8 +123,8 @@ def start_server(settings: Settings, *, port: int = DEFAULT_PORT, timeout: float
             _terminate(proc.pid)
             raise LockgateError(f"prefect server did not answer {url}/health within {timeout:.0f} s; see {log}")
         time.sleep(0.5)
-    if new_db:  # Prefect migrated it: the next new home's server starts from an empty copy
-        keep_template(db, settings.template_path)
+    if new_db is not None:  # Prefect migrated it: the next new home's server starts from an empty copy
+        keep_template(new_db, settings.template_path)
     state = ServerState(pid=proc.pid, url=url, port=port, log=str(log),
                         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     tmp = _state_path(settings).with_suffix(".tmp")

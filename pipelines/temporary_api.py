@@ -87,10 +87,27 @@ def _is_temporary_server(pid: int) -> bool:
     return b"uvicorn" in b" ".join(args) and SERVER_APP.encode() in args
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+# Prefect's own temporary server: no UI, the ephemeral set of services, no telemetry (no internet here).
+SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+              "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def server_args(port: int) -> list[str]:
+    """uvicorn's arguments for Prefect's API app on 127.0.0.1:``port``, as Prefect's own temporary server runs it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or not spec.submodule_search_locations:
+        raise LockgateError("prefect is not installed in this environment")
+    app_dir = str(Path(next(iter(spec.submodule_search_locations))).parent)
+    return ["--app-dir", app_dir, "--factory", SERVER_APP, "--host", HOST, "--port", str(port), "--log-level",
+            "error", "--lifespan", "on"]
 
 
 def _stop_group(pid: int, timeout: float = 10.0) -> None:
@@ -121,7 +138,7 @@ class TemporaryAPI:
     lease: Path
     startup_timeout: float
     db: Path | None = None  # a new home's SQLite database: kept as the next homes' template once it answers
-    template_dir: Path | None = None
+    template_dir: Path = Path()  # where (settings.template_path), set with db
 
     def wait_ready(self) -> str:
         """Poll the health endpoint until it answers; the URL, or a one-line LockgateError naming what to do."""
@@ -136,7 +153,7 @@ class TemporaryAPI:
             failure=lambda: (f"Prefect's temporary API did not answer {self.url}/health within "
                              f"{seconds(self.startup_timeout)} (a busy host? log {self.log}); raise "
                              "LOCKGATE_SERVER_READY_TIMEOUT_SECONDS, or run `lockgate server start` first"))
-        if self.db is not None and self.template_dir is not None:
+        if self.db is not None:
             from tasks.prefect_db_template import keep_template
 
             keep_template(self.db, self.template_dir)
@@ -165,25 +182,21 @@ def start_temporary_api(settings: Settings) -> TemporaryAPI | None:
     if _running is not None or os.environ.get("PREFECT_API_URL") or _prefect_has_an_api():
         return _running
     reap_orphans(settings)
-    import importlib.util
-
-    spec = importlib.util.find_spec("prefect")
-    if spec is None or not spec.submodule_search_locations:
-        raise LockgateError("prefect is not installed in this environment")
-    app_dir = str(Path(next(iter(spec.submodule_search_locations))).parent)
-    port = _free_port()
+    port = free_port()
+    args = server_args(port)
     url = f"http://{HOST}:{port}/api"
     leases = _leases(settings)
     leases.mkdir(parents=True, exist_ok=True)
     log = leases.parent / f"temporary-api-{port}.log"
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {**os.environ, **SERVER_ENV}
     env.pop("PREFECT_API_URL", None)
-    db = _new_home_db(settings, env)
+    from tasks.prefect_db_template import new_home_db
+
+    home = env.get("PREFECT_HOME")
+    db = new_home_db(Path(home).expanduser(), env, settings.template_path) if home else None
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER, str(os.getpid()), "--app-dir", app_dir, "--factory", SERVER_APP,
-             "--host", HOST, "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+            [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *args],
             env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     lease = leases / f"{proc.pid}.json"
     lease.write_text(json.dumps({"pid": proc.pid, "url": url, "owner": os.getpid(), "host": _host(),
@@ -201,18 +214,6 @@ def start_temporary_api(settings: Settings) -> TemporaryAPI | None:
 
         refresh_global_settings_context()
     return _running
-
-
-def _new_home_db(settings: Settings, env: dict[str, str]) -> Path | None:
-    """The server's SQLite database when this is its home's first start: seeded from the template folder if it has
-    one (tasks/prefect_db_template.py), else returned, to be kept as the template once the server answers."""
-    from tasks.prefect_db_template import default_db, seed_prefect_db
-
-    home = env.get("PREFECT_HOME")
-    db = default_db(Path(home).expanduser(), env) if home else None
-    if db is None or db.exists() or seed_prefect_db(db, settings.template_path):
-        return None
-    return db
 
 
 def _prefect_has_an_api() -> bool:

@@ -79,6 +79,15 @@ def seed_prefect_db(db: Path | None, folder: Path) -> bool:
     return seed_from(db, template, is_empty=is_empty_db)
 
 
+def new_home_db(prefect_home: Path, environ: Mapping[str, str], folder: Path) -> Path | None:
+    """Before a server starts with this PREFECT_HOME and environment: its database, when this is the home's first start
+    and no template could seed it (to be kept with :func:`keep_template` once the server answers); else None."""
+    db = default_db(prefect_home, environ)
+    if db is None or db.exists() or seed_prefect_db(db, folder):
+        return None
+    return db
+
+
 def keep_template(db: Path | None, folder: Path) -> bool:
     """After a server answered on ``db`` (migrated by Prefect itself): unless the folder has a usable template, make
     one of it, emptied; True when it did. Reads the live database with SQLite's backup API (a consistent copy while

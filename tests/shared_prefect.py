@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,26 +38,19 @@ def start_for_workers(config) -> None:
     inherit it). The server's process group is its own, stopped by :func:`stop`."""
     if hasattr(config, "workerinput") or not _has_workers(config) or os.environ.get(URL_VARIABLE):
         return
-    import importlib.util
-
+    from pipelines.temporary_api import SERVER_ENV, free_port, server_args
     from tasks.prefect_db_template import seed_prefect_db
 
     folder = Path(tempfile.mkdtemp(prefix="lockgate-test-prefect-"))
     db = folder / "prefect.db"
     seed_prefect_db(db, Path(os.environ["LOCKGATE_TEMPLATE_DIR"]))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PREFECT_HOME": str(folder / "home"), "PREFECT_UI_ENABLED": "0",
-           "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{db}", "PREFECT__SERVER_EPHEMERAL": "1",
-           "PREFECT__SERVER_FINAL": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    port = free_port()
+    env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(folder / "home"),
+           "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{db}"}
     env.pop("PREFECT_API_URL", None)
-    app_dir = str(Path(next(iter(importlib.util.find_spec("prefect").submodule_search_locations))).parent)
     with open(folder / "server.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory", "prefect.server.api.server:create_app",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", *server_args(port)], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     os.environ[URL_VARIABLE] = f"http://127.0.0.1:{port}/api"
     os.environ[DB_VARIABLE] = str(db)
     _SERVER.update(proc=proc, folder=folder)

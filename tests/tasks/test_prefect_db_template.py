@@ -5,7 +5,6 @@ no file is replaced or copied that should not be (someone else's, a damaged one,
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 from contextlib import closing
 from importlib import metadata
@@ -61,6 +60,7 @@ def test_a_new_home_s_server_starts_from_the_template_and_runs_a_flow(migrated, 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from pipelines.prefect_server import start_server, stop_server
+    from pipelines.temporary_api import free_port
     from tasks.settings import Settings
 
     folder = tmp_path / "templates"
@@ -70,10 +70,7 @@ def test_a_new_home_s_server_starts_from_the_template_and_runs_a_flow(migrated, 
     monkeypatch.setenv("LOCKGATE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LOCKGATE_TEMPLATE_DIR", str(folder))
     settings = Settings()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    state, started = start_server(settings, port=port)
+    state, started = start_server(settings, port=free_port())
     try:
         assert started
         db = settings.prefect_server_dir / "prefect.db"
