@@ -1,8 +1,7 @@
 """Great Expectations Data Docs for one validation result, built offline as one HTML page.
 
-:func:`write_data_docs` stores the result in a throwaway file-mode GE context, builds
-that context's local Data Docs site for it, and keeps the validation page as
-``<out_dir>/data_docs.html``. GE's page templates load Bootstrap, jQuery, Vega and Font
+:func:`write_data_docs` renders the result's validation page with GE's own page renderer and
+view (those its site builder uses) and keeps it as ``<out_dir>/data_docs.html``. GE's page templates load Bootstrap, jQuery, Vega and Font
 Awesome from CDNs and its logo from S3; the page itself is server-rendered HTML, so
 :func:`offline_page` rewrites it to stand alone: tags loading files the page does not
 have are removed, each status icon (a Font Awesome glyph, blank without its CSS)
@@ -14,8 +13,7 @@ arguments instead of ``expect_x(**{...})``, and a small stylesheet is added. The
 renders the same offline, in an MLflow artifact view, and in ten years. Each rewrite
 matches a marker of GE's markup; one that finds no marker changes nothing, and the
 page is still written (``DataDocs.rewrites`` counts what each one changed). Building
-takes ~0.15 s (the context is created fresh each time; GE's process-wide validation
-context is restored afterwards).
+takes ~0.08 s (GE's file context, store and site around the page took ~0.2 s).
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from __future__ import annotations
 import ast
 import html as html_lib
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -111,7 +108,7 @@ def write_data_docs(ge_result: Any, out_dir: Path, *, run_name: str) -> DataDocs
       ge_result: GE's ExpectationSuiteValidationResult, or its ``to_json_dict()``
         (``ContractValidation.ge_result``).
       out_dir: folder for the page (created).
-      run_name: names the run on the page, e.g. the dataset role.
+      run_name: the page's title, e.g. the dataset role or the file validated.
 
     Raises:
       Exception: whatever GE raises; the caller records it (docs are evidence, not a gate).
@@ -126,40 +123,29 @@ def write_data_docs(ge_result: Any, out_dir: Path, *, run_name: str) -> DataDocs
 
 
 def ge_validation_page(ge_result: Any, *, run_name: str) -> str:
-    """GE's Data Docs validation page of ``ge_result`` as GE renders it (before :func:`offline_page`).
+    """GE's Data Docs validation page of ``ge_result`` (before :func:`offline_page`), titled ``run_name``.
+
+    Rendered by the renderer and view GE's site builder uses for a local site's validation pages
+    (``ValidationResultsPageRenderer``, then ``DefaultJinjaPageView``), without the file-mode context, store and site
+    GE would build around them: the same page (tests/data_contracts/test_data_docs.py compares it with GE's own build)
+    in about 40% of the time. GE's build titles the page "Data documentation compiled by Great Expectations"; here
+    the title names the run.
 
     Args and raises as :func:`write_data_docs`.
     """
-    import great_expectations as gx
     from great_expectations.core.expectation_validation_result import expectationSuiteValidationResultSchema
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.data_context.context_factory import project_manager
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
 
     from data_contracts.ge_suite import ge_runtime
 
     result = expectationSuiteValidationResultSchema.load(ge_result) if isinstance(ge_result, dict) else ge_result
     runtime = ge_runtime()  # also registers lockgate's dtype expectation, with its sentence renderer
-    with runtime.lock, tempfile.TemporaryDirectory(prefix="lockgate-gx-") as root:
-        try:
-            context = gx.get_context(mode="file", project_root_dir=root)
-            key = ValidationResultIdentifier(
-                expectation_suite_identifier=ExpectationSuiteIdentifier(name=result.suite_name),
-                # GE's file store refuses '/' and '\\' in keys, and a run is often named after a path
-                run_id=RunIdentifier(run_name=run_name.replace("/", "_").replace("\\", "_")),
-                batch_identifier="batch",
-            )
-            context.validation_results_store.set(key, result)
-            context.build_data_docs(resource_identifiers=[key], build_index=False)
-            pages = list(Path(root).rglob("validations/**/*.html"))
-            if len(pages) != 1:
-                raise RuntimeError(f"expected one Data Docs validation page, GE wrote {len(pages)}")
-            return pages[0].read_text(encoding="utf-8")
-        finally:
-            project_manager.set_project(runtime.context)  # get_context made the file context GE's current project
+    with runtime.lock:
+        document = ValidationResultsPageRenderer().render(result)
+        page = DefaultJinjaPageView().render(document, data_context_id=None, show_how_to_buttons=True)
+    title = html_lib.escape(f"{run_name} · {result.suite_name} · Data Docs")
+    return re.sub(r"<title>[^<]*</title>", lambda _: f"<title>{title}</title>", page, count=1)  # the first: the tab's
 
 
 def offline_page(html: str) -> tuple[str, dict[str, int]]:

@@ -31,6 +31,9 @@ def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
+    # tight_layout leaves a placeholder layout engine, for which savefig draws the whole figure once more before
+    # drawing it (a dry run for a layout already done): a quarter of each plot's CPU. The subplot positions stay.
+    fig.set_layout_engine(None)
     fig.savefig(path, format="png")
     return path
 

@@ -173,6 +173,9 @@ def _evidently_report(columns: list[ColumnDrift], reference: pd.DataFrame, curre
     from evidently import __version__ as evidently_version
     from evidently.presets import DataDriftPreset
 
+    from tasks.drift.plotly_paths import memoise_plotly_paths
+
+    memoise_plotly_paths()
     shown = [c for c in columns if c.status == "measured"
              and reference[c.column].notna().any() and current[c.column].notna().any()]
     # Evidently's own choice for a reference of <= 1,000 rows tests a numeric column with <= 5 distinct values as

@@ -1,4 +1,4 @@
-"""Data Docs of a validation: built offline by a file-mode GE context, one self-contained page that shows each
+"""Data Docs of a validation: GE's own validation page (the one its file-mode context builds), one self-contained page that shows each
 expectation's status as text, names every expectation in words and links nowhere it cannot reach; the page is also
 rendered in headless Chromium."""
 
@@ -198,7 +198,7 @@ def test_page_renders_offline_in_headless_chromium(page, tmp_path):
 
 
 def test_validation_still_works_after_docs(contract, clean_frame, failing_validation, tmp_path):
-    """Building docs makes a file context GE's current project; the validation context is restored."""
+    """Building docs leaves GE's process-wide validation context as it was."""
     write_data_docs(failing_validation.ge_result, tmp_path, run_name="x")
     assert validate_frame(clean_frame, contract, include_label=True).passed
 
@@ -209,6 +209,63 @@ def test_not_a_validation_result_raises(tmp_path):
 
 
 def test_run_named_after_a_path_builds(failing_validation, tmp_path):
-    """`lockgate validate /abs/path/data` names the run after the path; GE's store refuses '/' in keys."""
-    docs = write_data_docs(failing_validation.ge_result, tmp_path / "docs", run_name="/data/day=1 rows 0+")
-    assert failing_validation.ge_result["suite_name"] in docs.html.read_text(encoding="utf-8")
+    """`lockgate validate /abs/path/data` names the run after the path: the page's title, escaped."""
+    docs = write_data_docs(failing_validation.ge_result, tmp_path / "docs", run_name="/data/day=1 <rows> 0+")
+    html = docs.html.read_text(encoding="utf-8")
+    suite = failing_validation.ge_result["suite_name"]
+    assert suite in html and f"<title>/data/day=1 &lt;rows&gt; 0+ · {suite} · Data Docs</title>" in html
+
+
+def _ge_site_page(ge_result, root) -> str:
+    """The validation page GE's own Data Docs build writes: a file-mode context, its results store, its local site."""
+    from pathlib import Path
+
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import expectationSuiteValidationResultSchema
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.data_context.context_factory import project_manager
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    from data_contracts.ge_suite import ge_runtime
+
+    result = expectationSuiteValidationResultSchema.load(ge_result)
+    try:
+        context = gx.get_context(mode="file", project_root_dir=str(root))
+        key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=result.suite_name),
+                                         run_id=RunIdentifier(run_name="golden"), batch_identifier="batch")
+        context.validation_results_store.set(key, result)
+        context.build_data_docs(resource_identifiers=[key], build_index=False)
+        (page,) = Path(root).rglob("validations/**/*.html")
+        return page.read_text(encoding="utf-8")
+    finally:
+        project_manager.set_project(ge_runtime().context)
+
+
+def test_the_page_is_the_one_ges_own_data_docs_build_writes(failing_validation, tmp_path):
+    """Rendered without GE's file context, store and site, the page is the one GE's build writes, but for what differs
+    between any two builds (element ids, the logo's timestamp and context id) and two things of the site: its title,
+    and the custom stylesheet GE scaffolds for a new project (selectors with empty rules, no style)."""
+    from data_contracts.data_docs import ge_validation_page
+
+    ours = ge_validation_page(failing_validation.ge_result, run_name="golden")
+    theirs = _ge_site_page(failing_validation.ge_result, tmp_path)
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+    def no_style(css: str) -> bool:  # comments and selectors with empty rules only
+        return not re.sub(r"/\*.*?\*/|[^{}]+\{\s*\}", "", css, flags=re.S).strip()
+
+    styles = list(zip(re.findall(r"<style>([^<]*)</style>", ours), re.findall(r"<style>([^<]*)</style>", theirs)))
+    (differ,) = [(a, b) for a, b in styles if a != b]
+    assert differ[0] == "" and differ[1].strip() and no_style(differ[1])
+
+    def same_build(html: str) -> str:
+        html = uuid.sub("UUID", html)
+        html = re.sub(r"logo-long\.png\?[^\"]*", "logo-long.png", html)
+        html = re.sub(r"<title>[^<]*</title>", "<title/>", html, count=1)
+        return re.sub(r"<style>([^<]*)</style>", lambda m: "<style/>" if no_style(m.group(1)) else m.group(0), html)
+
+    assert "<title>golden · " in ours and len(ours) > 50_000
+    assert same_build(ours) == same_build(theirs)

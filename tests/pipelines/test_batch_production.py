@@ -301,7 +301,12 @@ def test_report_pages_only_where_drift_warns_or_breaches(stream, monkeypatch, tm
     from tasks.stores import registry_for
 
     make_settings, inputs, outputs = stream
-    use_policy(monkeypatch, tmp_path, drift={"warn_drifted_share": 0.2})  # 300 clean rows: a chance drift stays ok
+    from tasks.policy import MonitoringPolicy, ValidationPolicy
+
+    # lockgate's defaults (this module's policy file turns both pages off); 300 clean rows: a chance drift stays ok
+    defaults = {"evidently_report": MonitoringPolicy().evidently_report}
+    assert defaults == {"evidently_report": "every_partition"} and ValidationPolicy().data_docs == "always"
+    use_policy(monkeypatch, tmp_path, drift={"warn_drifted_share": 0.2}, validation={"data_docs": "always"}, **defaults)
     clean, drifted = date(2026, 12, 27), date(2026, 12, 28)
     write_day(inputs, clean, seed=30)
     write_day(inputs, drifted, n=600, seed=31, covariate_drift=1.0)

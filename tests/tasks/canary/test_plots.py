@@ -75,3 +75,34 @@ def test_regression_scatter_and_residual_plots(tmp_path):
     predictions = {"candidate": y + rng.normal(0, 0.05, len(y)), "champion": y + rng.normal(0.01, 0.06, len(y))}
     assert _is_png(prediction_scatter_plot(y, predictions, tmp_path / "scatter.png"))
     assert _is_png(residual_histogram(y, predictions, tmp_path / "residuals.png"))
+
+
+def test_a_plot_is_drawn_once_for_the_file_with_the_tight_layout_kept(labeled, tmp_path, monkeypatch):
+    """_save drops the placeholder layout engine tight_layout leaves (savefig's extra dry-run draw): the same pixels
+    as tight_layout then savefig, with one draw of the figure, not two."""
+    import matplotlib.image as mpimg
+    from matplotlib.figure import Figure
+
+    import tasks.canary.plots as plots
+
+    y, scores = labeled
+    made = []
+    real_figure = plots._figure
+
+    def counting_figure(*args, **kwargs):
+        fig = real_figure(*args, **kwargs)
+        made.append(fig)
+        return fig
+
+    draws = []
+    real_draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(self) or real_draw(self, renderer))
+    monkeypatch.setattr(plots, "_figure", counting_figure)
+    ours = roc_plot(y, scores, tmp_path / "ours.png")
+    (fig,) = made
+    assert draws == [fig] and fig.get_layout_engine() is None
+    monkeypatch.setattr(plots, "_save", lambda f, path: (f.tight_layout(), f.savefig(path, format="png"), path)[-1])
+    draws.clear()
+    theirs = roc_plot(y, scores, tmp_path / "theirs.png")
+    assert len(draws) == 2  # matplotlib's own way: a dry-run draw for the placeholder engine, then the drawing
+    assert np.array_equal(mpimg.imread(ours), mpimg.imread(theirs))
