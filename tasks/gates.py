@@ -312,7 +312,8 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
                                          for v in verdicts]})
         accepted = ",".join(v.variant for v in verdicts if v.accepted)
         registry.set_version_tags(record.name, record.version, {"lockgate.variants_accepted": accepted or "none"})
-    result = result.model_copy(update={"evidence": canary_plots(y, p_c, p_h, result, latency, folder)})
+    draw = cp.plots == "always" or not result.passed
+    result = result.model_copy(update={"evidence": canary_plots(y, p_c, p_h, result, latency, folder, draw=draw)})
     return publish(settings, record, result, "canary", run_dir)
 
 

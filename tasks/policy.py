@@ -225,6 +225,10 @@ class CanaryPolicy(_Strict):
     bootstrap_batch: int = Field(100, ge=20, description="Resamples drawn between two sequential-stopping checks.")
     confidence_level: float = Field(0.95, gt=0.5, lt=1, description="Two-sided confidence level of the intervals.")
     seed: int = Field(0, description="Seed of the bootstrap resamples (same resamples for both models).")
+    plots: Literal["always", "on_failures"] = Field(
+        "always", description="Which canary gates draw their PNG plots (ROC and calibration, or scatter and residuals; "
+        "latency; slice deltas: about 0.5 CPU-s, a third of a small canary): every one, or only those that fail. The "
+        "HTML report (every check with its value, CI and threshold) and the checks are written for every one.")
     regression: RegressionCanaryPolicy = Field(
         default_factory=RegressionCanaryPolicy,
         description="Rules used instead of the classification ones above when the model is a regressor; the "

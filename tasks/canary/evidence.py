@@ -99,11 +99,15 @@ def tpu_estimates(version_evidence: Path) -> dict[str, dict[int, float]]:
     return out
 
 
-def canary_plots(y, p_c, p_h, result, latency, folder: Path) -> dict[str, EvidenceFile]:
+def canary_plots(y, p_c, p_h, result, latency, folder: Path, *, draw: bool = True) -> dict[str, EvidenceFile]:
     """PNG plots of both models (ROC and calibration curves of classifiers; predicted-vs-actual and residuals of
     regressors), latency histograms, per-slice deltas with CIs, and the HTML report page (checks table and every
-    plot embedded), each with its sha256."""
+    plot embedded), each with its sha256. ``draw`` False (policy ``canary.plots: on_failures`` on a passed canary):
+    the HTML report alone."""
     from tasks.canary.html import canary_report_html
+
+    if not draw:
+        return {"report": evidence_file(canary_report_html(result, {}, folder / "canary_report.html"))}
     from tasks.canary.plots import (
         calibration_plot,
         latency_histogram,

@@ -116,6 +116,8 @@ def canary_report_html(result, plots: dict[str, Path], path: str | Path) -> Path
           for line in result.retiming_lines()),
         "<h2>Plots</h2>",
         *(_image(role, p) for role, p in plots.items()),
+        *(() if plots else ('<p class="note">No plots were drawn for this canary: the policy draws them only where '
+                            "the canary fails (canary.plots: on_failures).</p>",)),
         "</body></html>",
     ]
     path = Path(path)

@@ -121,6 +121,8 @@ def test_lifecycle_killed_at_each_step_from_approval_to_commit_then_rerun(home, 
     evidence = version_evidence_dir(settings, name, v2)
     runs = sorted(evidence.glob("lifecycle-*"))
     assert len(runs) == len(POINTS) + 1 and all((r / "drift.json").is_file() for r in runs)
+    # canary.plots: on_failures: a passed canary's report page without its PNGs
+    assert all((r / "canary" / "canary_report.html").is_file() and not list((r / "canary").glob("*.png")) for r in runs)
     assert not list(evidence.rglob("drift_report.html")) and not list(evidence.rglob("data_docs.html"))
 
 

@@ -50,3 +50,14 @@ def test_report_page_holds_every_check_with_its_ci_and_every_plot_embedded(tmp_p
         png = base64.b64encode(open(evidence[role].path, "rb").read()).decode()
         assert f'id="plot-{role}"' in page and f"data:image/png;base64,{png}" in page
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing fetched from elsewhere: works offline
+
+
+def test_without_plots_the_report_page_says_so_and_no_png_is_drawn(tmp_path):
+    """canary.plots: on_failures on a passed canary: the same report page, its checks and CIs, and a note instead
+    of the plots."""
+    y, cand, champ, result = _classifier_result()
+    evidence = canary_plots(y, cand, champ, result, None, tmp_path, draw=False)
+    assert set(evidence) == {"report"} and [p.name for p in tmp_path.iterdir()] == ["canary_report.html"]
+    page = open(evidence["report"].path, encoding="utf-8").read()
+    assert len(re.findall(r"<tr class=\"(pass|fail)\">", page)) == len(result.checks)
+    assert "<img" not in page and "canary.plots: on_failures" in page
