@@ -30,6 +30,7 @@ def test_demo_policy_loads():
         ("compilation:\n  variants: [int8]\n", "start with f32"),
         ("validation:\n  data_docs: sometimes\n", "validation.data_docs"),
         ("monitoring:\n  evidently_report: never\n", "monitoring.evidently_report"),
+        ("canary:\n  plots: sometimes\n", "canary.plots"),
         ("canary:\n  latency_retimes: -1\n", "canary.latency_retimes"),
         ("governance:\n  require_dataset_license: true\n", "governance.require_dataset_license: unknown key"),
         ("governance:\n  require_dataset_licence: sometimes\n", "governance.require_dataset_licence"),
