@@ -3,8 +3,8 @@
 Evidently 0.7 draws every column of its drift report with plotly 5 (``plotly<6`` is its pin), twice: once for the
 column's own widget and once for the legacy drift table. Each figure goes through ``make_subplots`` and
 ``update_layout``, and every property path there (``"xaxis2.title.text"``, ``"error_x.color"``) is parsed again by
-``plotly.basedatatypes._str_to_dict_path_full``: split, chomp and rejoin, about half of plotly's part of the report
-(measured: a 12-column report on 600 rows, 0.91 -> 0.74 CPU-s). The parse is a pure function of the string (and of
+``plotly.basedatatypes._str_to_dict_path_full``: split, chomp and rejoin, the largest single cost in plotly's part of
+the report (measured side by side: a 12-column drift report on 600 rows, best of 6, 0.88 -> 0.70 CPU-s). The parse is a pure function of the string (and of
 the class constant ``BaseFigure._valid_underscore_properties``), so it is memoised once per process, the way
 plotly's own validators are cached; each call still gets a list of its own. A plotly without that function, or
 one whose function is already wrapped, is left alone, and the report is drawn as before.
