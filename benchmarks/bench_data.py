@@ -1,7 +1,7 @@
 """Data-side steps whose wall time the tests no longer assert, each against a baseline measured in the same run.
 
-- ``data_docs``: a validation's Data Docs page (``write_data_docs``: a file-mode GE context, GE's site
-  builder, the offline rewrite) vs the GE validation that made the result (``validate_frame`` of the
+- ``data_docs``: a validation's Data Docs page (``write_data_docs``: GE's validation-page renderer and
+  view, the offline rewrite) vs the GE validation that made the result (``validate_frame`` of the
   same 2,000-row batch, 20 rows failing two expectations): what the page adds to a small batch. The
   notes give the offline rewrite (``offline_page``) alone.
 - ``synthetic_1m``: ``generate_frame`` of 1M rows (14 columns with their dependencies, string ids,
