@@ -312,7 +312,7 @@ def evaluate_canary(settings: Settings, policy: Policy, record: ModelVersionReco
                                          for v in verdicts]})
         accepted = ",".join(v.variant for v in verdicts if v.accepted)
         registry.set_version_tags(record.name, record.version, {"lockgate.variants_accepted": accepted or "none"})
-    draw = cp.plots == "always" or not result.passed
+    draw = cp.draws_plots(result.passed)
     result = result.model_copy(update={"evidence": canary_plots(y, p_c, p_h, result, latency, folder, draw=draw)})
     return publish(settings, record, result, "canary", run_dir)
 

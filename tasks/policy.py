@@ -245,6 +245,10 @@ class CanaryPolicy(_Strict):
     def _latency_buckets(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         return _increasing_positive("latency_buckets", v)
 
+    def draws_plots(self, passed: bool) -> bool:
+        """Whether a canary that ``passed`` (or not) draws its PNG plots under ``plots``."""
+        return self.plots == "always" or not passed
+
     def margins_for(self, task: str) -> dict[str, float]:
         """Non-inferiority margin per metric for a model of ``task`` ("classification" or "regression")."""
         return dict(self.regression.margins if task == "regression" else self.margins)

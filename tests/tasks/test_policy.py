@@ -200,3 +200,10 @@ def test_canary_fairness_keys_load(tmp_path):
     path.write_text("canary:\n  shadow_decides: true\n  latency_floor_ms: 0\n")
     canary = load_policy(path).canary
     assert canary.shadow_decides is True and canary.latency_floor_ms == 0
+
+
+def test_canary_plots_are_drawn_always_or_only_for_a_failed_canary():
+    from tasks.policy import CanaryPolicy
+
+    assert [CanaryPolicy().draws_plots(passed) for passed in (True, False)] == [True, True]
+    assert [CanaryPolicy(plots="on_failures").draws_plots(passed) for passed in (True, False)] == [False, True]
