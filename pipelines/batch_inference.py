@@ -24,6 +24,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.runtime import deployment
 
+from pipelines.prefect_clients import share_tls_context
 from pipelines.progress import reporter
 from pipelines.runners import task_runner_for
 from pipelines.runtime import process_defaults
@@ -34,6 +35,8 @@ from tasks.batch.run import BatchRun, Rollback
 from tasks.errors import LockgateError
 from tasks.settings import Settings
 from tasks.stores import policy_for
+
+share_tls_context()  # before any flow runs: one TLS context for Prefect's clients (pipelines/prefect_clients.py)
 
 
 def partition_targets(settings: Settings, partitions: list[str] | None, dates: list[str] | None) -> list[PartitionTarget]:

@@ -12,6 +12,7 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict
 
 from data_contracts.contract import ContractError
+from pipelines.prefect_clients import share_tls_context
 from tasks import gates
 from tasks.compilation.report import finish_early_report
 from tasks.errors import LockgateError
@@ -20,6 +21,8 @@ from tasks.registry import CHAMPION
 from tasks.settings import Settings
 from tasks.governance.promotion_state import committed_alias
 from tasks.stores import ledger_for, new_lifecycle_dir, policy_for, registry_for
+
+share_tls_context()  # before any flow runs: one TLS context for Prefect's clients (pipelines/prefect_clients.py)
 
 
 class LifecycleOutcome(BaseModel):

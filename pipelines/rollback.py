@@ -11,10 +11,13 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
+from pipelines.prefect_clients import share_tls_context
 from tasks import gates
 from tasks.governance.rollback import RollbackOutcome, approval_role, governed_rollback
 from tasks.settings import Settings
 from tasks.stores import latest_evidence_dir, policy_for
+
+share_tls_context()  # before any flow runs: one TLS context for Prefect's clients (pipelines/prefect_clients.py)
 
 ROLLBACK_FLOW = "rollback"
 
