@@ -74,9 +74,39 @@ def test_without_contract_columns_come_from_the_schema(settings, capsys, data, t
     _, reference, same, _ = data
     code, out, _ = run(capsys, ["drift", reference, same, "--out", tmp_path])
     assert code in (EXIT_OK, EXIT_DRIFT_BREACH)
-    assert "inferred from the reference schema" in out and "not compared (type): applied_at" in out
+    assert "inferred from the reference schema" in out and "not compared: applied_at (timestamp" in out
+    assert f"application_id (identifier: {N:,} values, all distinct)" in out  # every current id is unseen
     names = {c["column"] for c in json.loads((tmp_path / "drift.json").read_text())["columns"]}
-    assert {"age", "region", "defaulted"} <= names and "applied_at" not in names
+    assert {"age", "region", "defaulted"} <= names and not {"applied_at", "application_id"} & names
+
+
+def test_identifiers_are_told_from_categories(tmp_path):
+    """All distinct (at least IDENTIFIER_MIN non-null values, nulls aside, in any string type): an identifier; a
+    repeated value, or too few values to tell: a category. Only the first IDENTIFIER_ROWS rows are read."""
+    from pipelines.commands.drift import IDENTIFIER_MIN, IDENTIFIER_ROWS, identifier_columns
+    from tasks.drift.source import open_source
+
+    n = IDENTIFIER_MIN + 10
+    ids = [f"id-{i}" for i in range(n)]
+    table = pa.table({
+        "plain": ids,
+        "with_nulls": [None if i % 7 == 0 else v for i, v in enumerate(ids)],
+        "dictionary": pa.array(ids).dictionary_encode(),
+        "one_repeat": ids[:-1] + ids[:1],
+        "category": [f"c{i % 5}" for i in range(n)],
+    })
+    few = pa.table({"plain": ids[: IDENTIFIER_MIN - 1]})
+    _write(table.to_pandas(), tmp_path / "ids" / "part-0.parquet")
+    _write(few.to_pandas(), tmp_path / "few.parquet")
+    source = open_source(str(tmp_path / "ids"), [], "reference")
+    found = identifier_columns(source, ["plain", "with_nulls", "dictionary", "one_repeat", "category"])
+    assert found == {"plain": n, "with_nulls": n - len(range(0, n, 7)), "dictionary": n}
+    assert identifier_columns(open_source(str(tmp_path / "few.parquet"), [], "reference"), ["plain"]) == {}
+    # beyond the rows read, a repeat is not looked for: ids then a repeat of the first after IDENTIFIER_ROWS
+    long = pa.table({"late_repeat": [f"x{i}" for i in range(IDENTIFIER_ROWS)] + ["x0"]})
+    _write(long.to_pandas(), tmp_path / "long.parquet")
+    assert identifier_columns(open_source(str(tmp_path / "long.parquet"), [], "reference"),
+                              ["late_repeat"]) == {"late_repeat": IDENTIFIER_ROWS}
 
 
 @pytest.mark.parametrize("case, fragment", [
