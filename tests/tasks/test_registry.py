@@ -46,3 +46,30 @@ def test_processes_fetching_into_one_cache_always_read_whole_files(settings, can
     with multiprocessing.get_context("spawn").Pool(3) as pool:
         seen = set().union(*pool.map(_fetch_and_hash, [args] * 3))
     assert seen == {record.tags["lockgate.reference_sha256"]}
+
+
+def test_tags_are_written_as_mlflow_writes_them_and_a_prompt_is_refused(settings):
+    """set_version_tags and set_model_tag check once per name that it is a model, not a prompt (MLflow checks before
+    every tag); the tags read back as set, and a prompt's name is refused with MLflow's own error, every time."""
+    import pytest
+    from mlflow.exceptions import MlflowException
+
+    registry = registry_for(settings)
+    client = registry.client
+    client.create_registered_model("a-model")
+    run = client.create_run(registry.experiment_id)
+    client.create_model_version("a-model", source="file:///nowhere", run_id=run.info.run_id)
+    registry.set_version_tags("a-model", 1, {"lockgate.status": "candidate", "n": 3})
+    registry.set_version_tags("a-model", 1, {"lockgate.status": "champion"})
+    registry.set_model_tag("a-model", "lockgate.ledger_head", "{}")
+    assert client.get_model_version("a-model", "1").tags == {"lockgate.status": "champion", "n": "3"}
+    assert client.get_registered_model("a-model").tags == {"lockgate.ledger_head": "{}"}
+
+    client.register_prompt("a-prompt", template="Hello {{name}}")  # MLflow keeps prompts beside models
+    for write in (lambda: registry.set_model_tag("a-prompt", "k", "v"),
+                  lambda: registry.set_version_tags("a-prompt", 1, {"k": "v"})):
+        with pytest.raises(MlflowException, match="a-prompt"):  # MlflowClient's "not found" for a prompt
+            write()
+    assert "k" not in client.get_prompt_version("a-prompt", 1).tags
+    with pytest.raises(MlflowException):  # a name that is nothing: MLflow's error too
+        registry.set_version_tags("nothing", 1, {"k": "v"})
