@@ -103,9 +103,11 @@ def start_server(settings: Settings, *, port: int = DEFAULT_PORT, timeout: float
         raise LockgateError(f"port {port} on {HOST} is in use; pick another with --port")
     folder = settings.prefect_server_dir
     folder.mkdir(parents=True, exist_ok=True)
+    from pipelines.temporary_api import server_tuning
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(folder), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_SERVER_API_HOST=HOST, PREFECT_SERVER_API_PORT=str(port))
+               PREFECT_SERVER_API_HOST=HOST, PREFECT_SERVER_API_PORT=str(port), **server_tuning(os.environ))
     log = folder / LOG_FILE
     from tasks.prefect_db_template import keep_template, new_home_db
 

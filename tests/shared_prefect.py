@@ -38,14 +38,14 @@ def start_for_workers(config) -> None:
     inherit it). The server's process group is its own, stopped by :func:`stop`."""
     if hasattr(config, "workerinput") or not _has_workers(config) or os.environ.get(URL_VARIABLE):
         return
-    from pipelines.temporary_api import SERVER_ENV, free_port, server_args
+    from pipelines.temporary_api import SERVER_ENV, free_port, server_args, server_tuning
     from tasks.prefect_db_template import seed_prefect_db
 
     folder = Path(tempfile.mkdtemp(prefix="lockgate-test-prefect-"))
     db = folder / "prefect.db"
     seed_prefect_db(db, Path(os.environ["LOCKGATE_TEMPLATE_DIR"]))
     port = free_port()
-    env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(folder / "home"),
+    env = {**os.environ, **server_tuning(os.environ), **SERVER_ENV, "PREFECT_HOME": str(folder / "home"),
            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{db}"}
     env.pop("PREFECT_API_URL", None)
     with open(folder / "server.log", "ab") as log:

@@ -81,6 +81,10 @@ def server(module_settings, request):
     try:
         assert started and live_server_url(module_settings) == state.url
         assert describe(module_settings).startswith(f"running: {state.url} (pid {state.pid}")
+        import httpx  # lockgate's server tuning reached `lockgate server start`'s server (pipelines/temporary_api.py)
+
+        recorder = httpx.get(f"{state.url}/admin/settings").json()["server"]["services"]["task_run_recorder"]
+        assert (recorder["batch_size"], recorder["flush_interval"]) == (100, 1.0)
         with temporary_settings({PREFECT_API_URL: state.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), \
                 pytest.MonkeyPatch.context() as mp:
             mp.setenv("PREFECT_API_URL", state.url)  # as prepare_runtime sets it for CLI commands

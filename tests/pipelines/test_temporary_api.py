@@ -34,7 +34,8 @@ def hello():
 hello()
 with get_client(sync_client=True) as client:
     runs = [r.name for r in client.read_flow_runs()]
-print(api.pid, api.url, json.dumps({"client": str(client.api_url), "runs": runs,
+    recorder = client._client.get("/admin/settings").json()["server"]["services"]["task_run_recorder"]
+print(api.pid, api.url, json.dumps({"client": str(client.api_url), "runs": runs, "recorder": recorder,
                                     "prefect_server_started": "prefect.server.api.server" in sys.modules}), flush=True)
 time.sleep(600)
 """
@@ -59,7 +60,8 @@ def test_a_killed_command_leaves_no_server_and_status_clears_its_lease(settings,
     """Also: its flows ran on it although Prefect was imported (its settings read) before it started, and no server
     of Prefect's own started beside it (the demo imported its flows first, and ran them on Prefect's unmanaged
     server, left behind when killed)."""
-    env = {**os.environ, "LOCKGATE_HOME": str(settings.home_dir)}
+    env = {**os.environ, "LOCKGATE_HOME": str(settings.home_dir),
+           "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "2"}
     env.pop("PREFECT_API_URL", None)
     owner = subprocess.Popen([sys.executable, "-c", OWNER], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -70,6 +72,8 @@ def test_a_killed_command_leaves_no_server_and_status_clears_its_lease(settings,
         pid, ran = int(pid), json.loads(ran)
         assert ran["client"].rstrip("/") == url.rstrip("/") and len(ran["runs"]) == 1
         assert ran["prefect_server_started"] is False
+        # lockgate's server tuning (pipelines/temporary_api.py), and the environment's own value where it sets one
+        assert (ran["recorder"]["batch_size"], ran["recorder"]["flush_interval"]) == (100, 2.0)
         assert [lease["pid"] for lease in running_leases(settings)] == [pid]
         assert reap_orphans(settings) == []  # its command is alive: left alone
         owner.send_signal(signal.SIGKILL)
