@@ -4,9 +4,10 @@ Prefect 3 builds a new ``ssl.SSLContext`` for every ``PrefectClient`` and ``Sync
 the caller passes one in ``httpx_settings["verify"]``: by default a verified context over certifi's bundle (or
 ``PREFECT_API_SSL_CERT_FILE``), parsed again each time by OpenSSL, and an unverified one under
 ``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``. It does so for an ``http://`` API too, and it creates clients often: one
-per flow run, per task-run engine, per ``get_client()``. Each context costs 20-30 ms of CPU (measured here: a
-``SyncPrefectClient`` 28.8 ms with its own context, 0.3 ms with a shared one), which a lifecycle pays dozens of
-times and the test suite about a thousand.
+per flow run outside a client context, per ``get_client()``, per forked process. Each context costs 20-30 ms of CPU
+(measured here: a ``SyncPrefectClient`` 28.8 ms with its own context, 0.3 ms with a shared one); the lifecycle
+tests' module made 17 of them in one process (5 with this), and py-spy counted about 27 samples-s of them in a
+whole test run, most in forked lifecycles and in loops polling the API.
 
 :func:`share_tls_context` makes both client classes take the context Prefect would have built, built once per
 process for each combination of the two settings (and of the bundle file's size and mtime, so a replaced bundle is
