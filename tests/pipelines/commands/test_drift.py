@@ -127,3 +127,15 @@ def test_bad_input_is_one_line(settings, capsys, data, tmp_path, case, fragment)
     assert code == EXIT_USAGE
     err = err.strip()
     assert len(err.splitlines()) == 1 and fragment in err, err
+
+
+def test_without_contract_a_bad_reference_is_one_line(settings, capsys, data, tmp_path):
+    """The schema inference (and its identifier check) reads the reference: a file that is not parquet is a one-line
+    usage error, and neither input is changed."""
+    _, _, same, _ = data
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"PAR1 but not really")
+    code, out, err = run(capsys, ["drift", junk, same, "--out", tmp_path / "out"], [junk, same])
+    assert code == EXIT_USAGE
+    err = err.strip()
+    assert len(err.splitlines()) == 1 and "reference data" in err and "is not readable parquet" in err, err
