@@ -24,6 +24,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.runtime import deployment
 
+from pipelines.gc_thresholds import tune_gc
 from pipelines.prefect_clients import share_tls_context
 from pipelines.progress import reporter
 from pipelines.runners import task_runner_for
@@ -62,6 +63,7 @@ def batch_inference(partitions: list[str] | None = None, dates: list[str] | None
     scheduled date, with the current champion."""
     settings = Settings()
     if deployment.get_id():  # started by a work pool's worker (or `lockgate serve`): set up the process like the CLI
+        tune_gc()
         settings.ensure_home()
         process_defaults(settings.jax_cache_path)
     policy = policy_for(settings)

@@ -320,6 +320,9 @@ def _audit_parsers(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipelines.gc_thresholds import tune_gc
+
+    tune_gc()  # before anything heavy is imported (pipelines/gc_thresholds.py)
     args = _parser().parse_args(argv)
     debug = os.environ.get("LOCKGATE_DEBUG") == "1"
     try:

@@ -79,8 +79,12 @@ def serve(lifecycle: bool = False) -> None:
     ``lifecycle``: also preload what the lifecycle flow imports (Prefect, Great Expectations, Evidently: ~20 s), so
     each forked lifecycle starts at once. Prefect reads its settings (PREFECT_API_URL) from this process's
     environment at import."""
+    import gc
     import threading
 
+    from pipelines.gc_thresholds import tune_gc
+
+    tune_gc()  # as the CLI's main, which each child runs
     if lifecycle:
         import evidently  # noqa: F401
         import great_expectations  # noqa: F401
@@ -124,6 +128,9 @@ def serve(lifecycle: bool = False) -> None:
     import tasks.stores  # noqa: F401
 
     assert threading.active_count() == 1, f"threads before fork: {threading.enumerate()}"
+    # What the children inherit is frozen (Python's advice for fork without exec): their full collections walk only
+    # their own objects, not the ~1 million preloaded here, and leave those pages shared.
+    gc.freeze()
     print(json.dumps("ready"), flush=True)
     for line in sys.stdin:
         running = []
