@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data, variants, byo, everyday).
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data, variants, byo, everyday, gc).
 
 A benchmark's ``run()`` returns results with ``.line()``: harness Comparisons, or Figures against a goal
 (benchmarks/bench_everyday.py); both are dataclasses, written to benchmarks/results/latest.json."""
@@ -22,6 +22,7 @@ BENCHMARKS = {
     "variants": "benchmarks.bench_variants",
     "byo": "benchmarks.bench_byo",
     "everyday": "benchmarks.bench_everyday",
+    "gc": "benchmarks.bench_gc",
 }
 
 

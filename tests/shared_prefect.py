@@ -46,7 +46,10 @@ def start_for_workers(config) -> None:
     seed_prefect_db(db, Path(os.environ["LOCKGATE_TEMPLATE_DIR"]))
     port = free_port()
     env = {**os.environ, **server_tuning(os.environ), **SERVER_ENV, "PREFECT_HOME": str(folder / "home"),
-           "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{db}"}
+           "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{db}",
+           # events written within 1 s instead of Prefect's 5 s: test_incidents polls for its incidents' events (it
+           # waited 7 of its 16 s); a user's server keeps Prefect's default
+           "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1"}
     env.pop("PREFECT_API_URL", None)
     with open(folder / "server.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", *server_args(port)], env=env, stdout=log,

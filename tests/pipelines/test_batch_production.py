@@ -367,7 +367,8 @@ def test_serve_runs_the_deployment_and_sigterm_keeps_the_schedule(stream, home):
                 except Exception:
                     assert proc.poll() is None and time.monotonic() < deadline, "serve did not register the deployment"
                     time.sleep(0.5)
-            run = run_deployment("batch-inference/test-serve", parameters={"dates": [day.isoformat()]}, timeout=240)
+            run = run_deployment("batch-inference/test-serve", parameters={"dates": [day.isoformat()]}, timeout=240,
+                                 poll_interval=0.5)  # Prefect polls every 5 s by default: idle seconds
             assert run.state.is_completed(), run.state
             (missing,) = ledger_rows(make_settings(), "partition.missing", f"date={day}")
             assert missing.flow_run_id == str(run.id) and missing.version == 2

@@ -89,7 +89,8 @@ def test_work_pool_worker_runs_the_daily_deployment_for_a_date(home, server, tmp
     finally:
         signal.signal(signal.SIGINT, previous)
     try:
-        run = run_deployment("batch-inference/daily", parameters={"dates": [day.isoformat()]}, timeout=300)
+        run = run_deployment("batch-inference/daily", parameters={"dates": [day.isoformat()]}, timeout=300,
+                             poll_interval=0.5)  # Prefect polls every 5 s by default: idle seconds
         assert run.state.is_completed(), f"{run.state}: {worker_log.read_text()[-4000:]}"
         preds = pd.read_parquet(outputs / "credit-default" / f"date={day}" / "predictions.parquet")
         assert preds["flow_run_id"].unique().tolist() == [str(run.id)] and preds["model_version"].unique().tolist() == ["2"]
