@@ -42,13 +42,11 @@ class MlflowRegistry:
     """Registry and tracking operations over one MLflow tracking URI."""
 
     def __init__(self, settings: Settings):
-        import logging
-
         from mlflow import MlflowClient
 
-        # MLflow logs alembic migrations at INFO on a fresh SQLite store; that is noise at the CLI.
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        from tasks.registry_template import quiet_mlflow_migrations
+
+        quiet_mlflow_migrations()
         self.settings = settings
         self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
         self._experiment_id: str | None = None

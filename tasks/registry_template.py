@@ -41,11 +41,21 @@ def is_empty_store(path: Path) -> bool:
         return False
 
 
+def quiet_mlflow_migrations() -> None:
+    """MLflow and alembic log a fresh SQLite store's migrations at INFO to stderr: noise at the CLI, where an error is
+    one line. Warnings and errors still show."""
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def build_template(template: Path) -> None:
     """MLflow's own store creation in a temporary file, its Default experiment removed (each home's store adds its
     own), then moved into place atomically: a process reading the template never sees half of one."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
+    quiet_mlflow_migrations()
     template.parent.mkdir(parents=True, exist_ok=True)
     tmp = template.with_name(f".{template.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)

@@ -112,3 +112,34 @@ def test_a_template_others_may_write_is_never_copied(tmp_path):
     assert seed_registry(tmp_path / "b" / "mlflow.db", templates) is False
     assert not (tmp_path / "b" / "mlflow.db").exists()  # MLflow builds this home's store itself
     assert template.stat().st_mode & 0o777 == 0o664  # and the file is left as it was
+
+
+@pytest.fixture
+def loggers_as_a_new_process():
+    """MLflow's and alembic's loggers as a fresh process has them (MLflow sets its own to INFO at import), restored
+    after: an earlier test in this worker may have quietened them."""
+    import logging
+
+    names = ("mlflow", "alembic")
+    before = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.INFO)
+    yield
+    for n, level in before.items():
+        logging.getLogger(n).setLevel(level)
+
+
+def test_a_first_command_on_a_new_machine_prints_its_error_on_one_line(tmp_path, monkeypatch, capsys,
+                                                                        loggers_as_a_new_process):
+    """No template yet (a new machine): building it runs MLflow's migrations, which log at INFO to stderr; the
+    command's one-line error stays one line."""
+    from pipelines.cli import main
+    from pipelines.exit_codes import EXIT_USAGE
+
+    _settings(tmp_path, "home", tmp_path / "templates", monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    code = main(["register", "--arch", "mlp", "--config", "c.json", "--params", "p.msgpack", "--reference",
+                 "r.parquet", "--contract", "credit_default"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and err.strip().splitlines() == ["lockgate: error: model config file not found: c.json"]
+    assert list((tmp_path / "templates").rglob("*.db"))  # the template was built by this command
