@@ -43,7 +43,8 @@ def is_empty_store(path: Path) -> bool:
 
 def quiet_mlflow_migrations() -> None:
     """MLflow and alembic log a fresh SQLite store's migrations at INFO to stderr: noise at the CLI, where an error is
-    one line. Warnings and errors still show."""
+    one line. Warnings and errors still show. Call it after importing MLflow: MLflow's import sets its logger to INFO
+    (so it is called where a store is made, not once before the registry is opened)."""
     import logging
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
