@@ -15,6 +15,8 @@ quarantined rows (positions and failed expectations) are identical.
   ``validate_frame`` (each expectation's configuration built once per validation) vs the
   same GE calls outside ``configurations_built_once`` (GE builds it on every read, through
   lockgate's one-line wrapper); interleaved in this process.
+- ``validation_json_150`` / ``_2000``: ``validate_frame`` with the fast path of GE's JSON converter for plain values
+  (data_contracts/ge_json.py) vs GE's own converter put back; interleaved in this process.
 """
 
 from __future__ import annotations
@@ -231,9 +233,59 @@ def small_batch(rows: int) -> Comparison:
               f"{ours.n_failed_rows} rows quarantined; identical outcome: {same}")
 
 
+def ges_own_converter():
+    """A context in which GE's modules use GE's own JSON converter again (data_contracts/ge_json.py undone)."""
+    import contextlib
+
+    from great_expectations import util
+
+    fast = util.convert_to_json_serializable
+    modules = [m for n, m in list(sys.modules.items())
+               if n.startswith("great_expectations") and getattr(m, "convert_to_json_serializable", None) is fast]
+
+    @contextlib.contextmanager
+    def swapped():
+        for module in modules:
+            module.convert_to_json_serializable = fast.__wrapped__
+        try:
+            yield
+        finally:
+            for module in modules:
+                module.convert_to_json_serializable = fast
+
+    return swapped
+
+
+def json_converter(rows: int) -> Comparison:
+    """validate_frame with the converter's fast path for plain values against GE's own converter, interleaved."""
+    from datetime import date
+
+    from benchmarks.harness import compare
+    from data_contracts.contract import load_contract
+    from data_contracts.ge_suite import ge_runtime
+    from data_contracts.synthetic_credit import generate_frame
+    from data_contracts.validate import validate_frame
+
+    contract = load_contract("credit_default")
+    ge_runtime()
+    swapped = ges_own_converter()
+    df = generate_frame(rows, seed=7, day=date(2026, 1, 1))
+    df.loc[df.index[::97], "age"] = 150
+
+    def with_ges_converter():
+        with swapped():
+            return validate_frame(df, contract, include_label=True)
+
+    ours, plain = validate_frame(df, contract, include_label=True), with_ges_converter()
+    same = ours.model_dump(exclude={"seconds", "ge_result"}) == plain.model_dump(exclude={"seconds", "ge_result"})
+    return compare(f"validation_json_{rows}", ("fast path for plain values", lambda: validate_frame(
+        df, contract, include_label=True)), ("GE's convert_to_json_serializable", with_ges_converter), repeats=15,
+        notes=f"{rows:,} labelled rows, wall time of validate_frame; identical outcome: {same}")
+
+
 def run() -> list[Comparison]:
-    return [small_batch(2_000), small_batch(50_000), compare_at(1_000_000), compare_at(10_000_000),
-            only_lockgate(100_000_000)]
+    return [json_converter(150), json_converter(2_000), small_batch(2_000), small_batch(50_000),
+            compare_at(1_000_000), compare_at(10_000_000), only_lockgate(100_000_000)]
 
 
 if __name__ == "__main__":

@@ -215,8 +215,12 @@ def test_configurations_built_once_only_on_this_thread_and_only_in_the_block(con
     suite = build_suite(contract, include_label=True)
     expectation = suite.expectations[0]
     assert expectation.configuration is not expectation.configuration  # GE builds it on every read
+    config = expectation.configuration
+    assert config.to_domain_obj() is not config.to_domain_obj()  # and a new expectation from it on every call
     with pytest.raises(RuntimeError), configurations_built_once(suite):
         assert expectation.configuration is expectation.configuration  # built once here
+        assert config.to_domain_obj() is config.to_domain_obj()
+        assert config.to_domain_obj().configuration is config.to_domain_obj().configuration
         with configurations_built_once(suite):  # nested: the same build
             first = expectation.configuration
         assert expectation.configuration is first
@@ -227,6 +231,7 @@ def test_configurations_built_once_only_on_this_thread_and_only_in_the_block(con
         assert elsewhere == [False]  # another thread builds it afresh, as GE does
         raise RuntimeError("GE's behaviour is back after an error too")
     assert expectation.configuration is not expectation.configuration
+    assert config.to_domain_obj() is not config.to_domain_obj()
 
 
 def test_configurations_built_once_leaves_suites_ge_changes_while_validating(contract):
