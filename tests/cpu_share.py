@@ -1,7 +1,9 @@
 """A process tree held to a share of the CPU, the way `cpulimit` does it: the whole tree is stopped (SIGSTOP) and
 continued (SIGCONT) in turn, so it runs ``share`` of every wall-clock period. A test sees what a busy host does to it
 (every wall-clock timeout, readiness wait and lock wait of the tree runs 1/share times longer than its work) without
-burning the cores it stands for: CPU hogs would take them from the other xdist worker too. Linux only (/proc)."""
+burning the cores it stands for: CPU hogs would take them from the other xdist worker too. Linux only (/proc).
+Start the held process in a session of its own (``start_new_session=True``): while stopped in pytest's process group,
+it is sent SIGHUP by the kernel if that group is orphaned (a run in the background of a shell that exits)."""
 
 from __future__ import annotations
 

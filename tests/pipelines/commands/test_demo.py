@@ -33,7 +33,10 @@ def _demo_held_until_its_api_answers(settings) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
     env["LOCKGATE_HOME"] = str(settings.home_dir)
     args = [sys.executable, "-m", "pipelines.cli", "demo", "--size", "small", "--days", "2"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a session of its own: a stopped process in pytest's process group is sent SIGHUP by the kernel when that group
+    # is orphaned meanwhile (a run started in the background by a shell that then exits), as the demo once was
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     out: list[str] = []
     err: list[str] = []
     answered = threading.Event()
