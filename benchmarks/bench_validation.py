@@ -242,9 +242,10 @@ def ges_own_converter():
 
     from great_expectations import util
 
+    from data_contracts.ge_json import ge_modules_naming
+
     fast = util.convert_to_json_serializable
-    modules = [m for n, m in list(sys.modules.items())
-               if n.startswith("great_expectations") and getattr(m, "convert_to_json_serializable", None) is fast]
+    modules = ge_modules_naming(fast)
 
     @contextlib.contextmanager
     def swapped():

@@ -42,6 +42,13 @@ def fast_converter(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return convert_to_json_serializable
 
 
+def ge_modules_naming(converter: Callable[[Any], Any]) -> list:
+    """GE's loaded modules whose ``convert_to_json_serializable`` is ``converter`` (those that imported it by name)."""
+    return [module for name, module in list(sys.modules.items())
+            if (name == "great_expectations" or name.startswith("great_expectations."))
+            and getattr(module, "convert_to_json_serializable", None) is converter]
+
+
 @lru_cache(maxsize=1)
 def use_fast_json_values() -> bool:
     """Install :func:`fast_converter` (once per process) in GE's ``util`` and in every GE module that imported the
@@ -52,8 +59,6 @@ def use_fast_json_values() -> bool:
     if not callable(original):
         return False
     fast = fast_converter(original)
-    for name, module in list(sys.modules.items()):
-        if (name == "great_expectations" or name.startswith("great_expectations.")) and \
-                getattr(module, "convert_to_json_serializable", None) is original:
-            module.convert_to_json_serializable = fast
+    for module in ge_modules_naming(original):
+        module.convert_to_json_serializable = fast
     return True

@@ -8,7 +8,6 @@ import decimal
 import enum
 import json
 import math
-import sys
 import uuid
 from collections import OrderedDict
 from datetime import date
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_contracts.ge_json import fast_converter
+from data_contracts.ge_json import fast_converter, ge_modules_naming
 
 
 class Colour(enum.Enum):
@@ -85,8 +84,7 @@ def test_installed_in_the_runtime_and_a_validation_gives_ges_own_results(monkeyp
 
     with_fast = validated()
     with monkeypatch.context() as mp:
-        for module in [m for n, m in list(sys.modules.items()) if n.startswith("great_expectations")
-                       and getattr(m, "convert_to_json_serializable", None) is fast]:
+        for module in ge_modules_naming(fast):
             mp.setattr(module, "convert_to_json_serializable", ge)
         with_ge = validated()
     assert with_fast["row_failures"] and not with_fast["errors"]
