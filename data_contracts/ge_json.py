@@ -2,15 +2,15 @@
 
 GE 1.x turns every metric's keyword arguments into JSON to name the metric (``IDDict.to_id``), tens of thousands of
 times per validation. Its converter tries ~20 type checks in turn, four of them ``numpy.issubdtype``, before it
-reaches ``data is None``: a value of ``None`` (most metric arguments) costs ~14 us. A validation of a 2,000-row
-batch against the credit contract spent ~27% of its CPU in the converter (cProfile, warm).
+reaches ``data is None``, the most common metric argument. A validation of a 2,000-row batch against the credit
+contract spent ~27% of its CPU in the converter (cProfile, warm).
 
 :func:`use_fast_json_values` puts a converter in front of GE's that answers for values of exactly ``None``,
 ``str``, ``int``, ``bool`` or ``float`` (NaN -> ``None``, as GE does), and walks exactly-``dict``, ``list`` and
 ``tuple`` containers itself the way GE does (keys through ``str``; a list for both sequence types). Anything else,
 subclasses included, goes to GE's own converter, whose inner recursion then comes back through the fast path. The
-results are equal (tests/data_contracts/test_ge_json.py compares both converters over GE's own cases and a whole
-validation result).
+results are equal (tests/data_contracts/test_ge_json.py compares both converters over every kind of value GE
+converts, and a whole validation with either).
 """
 
 from __future__ import annotations

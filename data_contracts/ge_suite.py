@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -249,7 +249,7 @@ def build_suite(contract: Contract, *, include_label: bool, exclude: tuple[str, 
     return suite
 
 
-_BUILT = threading.local()  # .cache: {id(expectation): (expectation, configuration)} inside the block, else None
+_BUILT = threading.local()  # .cache: {(build, id(obj)): (obj, built)} inside the block, else None
 
 
 @contextlib.contextmanager
@@ -304,31 +304,27 @@ def _wrap_configuration() -> bool:
     if not isinstance(built, property) or built.fget is None:
         return False
 
-    def configuration(self):
-        cache = getattr(_BUILT, "cache", None)
-        if cache is None:
-            return built.fget(self)
-        hit = cache.get(id(self))
-        if hit is None:  # the entry holds the expectation, so its id is not reused while cached
-            hit = cache[id(self)] = (self, built.fget(self))
-        return hit[1]
+    def built_once(build):
+        """``build(obj)``, or inside the block the first result for ``obj`` (one cache per build function)."""
 
-    Expectation.configuration = property(configuration, built.fset, built.fdel, built.__doc__)
+        @wraps(build)
+        def wrapper(self):
+            cache = getattr(_BUILT, "cache", None)
+            if cache is None:
+                return build(self)
+            key = (build, id(self))
+            hit = cache.get(key)
+            if hit is None:  # the entry holds the object, so its id is not reused while cached
+                hit = cache[key] = (self, build(self))
+            return hit[1]
+
+        return wrapper
+
+    Expectation.configuration = property(built_once(built.fget), built.fset, built.fdel, built.__doc__)
 
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    to_domain = ExpectationConfiguration.to_domain_obj
-
-    def to_domain_obj(self):
-        cache = getattr(_BUILT, "cache", None)
-        if cache is None:
-            return to_domain(self)
-        hit = cache.get(("domain", id(self)))
-        if hit is None:
-            hit = cache[("domain", id(self))] = (self, to_domain(self))
-        return hit[1]
-
-    ExpectationConfiguration.to_domain_obj = to_domain_obj
+    ExpectationConfiguration.to_domain_obj = built_once(ExpectationConfiguration.to_domain_obj)
     return True
 
 

@@ -24,7 +24,7 @@ def _state(pid: int) -> str:
 
 
 def test_a_tree_held_to_a_fifth_uses_at_most_about_that_and_runs_freely_after():
-    spinner = subprocess.Popen([sys.executable, "-c", SPIN], start_new_session=True)  # see test_demo: no SIGHUP
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN], start_new_session=True)  # no SIGHUP: tests/cpu_share.py
     try:
         while len(process_tree(spinner.pid)) < 2:  # the grandchild started (a readiness check, not a sleep)
             time.sleep(0.01)
