@@ -6,6 +6,10 @@
   pinned-method 20k-row sample). Baseline: Evidently's DataDriftPreset on all rows
   with the same methods pinned (the parquet read into pandas first, not timed). Notes
   give equal decisions and the largest |score difference|.
+- ``evidently_report_<rows>``: the drift report of a daily batch (the 21 columns, ``rows`` per side, covariate
+  drift): ``drift_evidence`` as lockgate runs it against the same call with Evidently drawing as it ships, i.e. with
+  ValueDrift's per-column widgets, which the report does not show (tasks/drift/value_drift_widgets.py). CPU
+  seconds, interleaved in one process; notes give whether the HTML and the scores are equal.
 - ``drift_10m`` and ``drift_100m``: 10M and 100M rows per side (1M-row partitions;
   for 100M, 10 distinct partitions hard-linked 10 times each), wall time and peak RSS
   of a child process (VmHWM), rows/s. Full-data Evidently is not run there: its preset did not
@@ -124,8 +128,51 @@ def at_scale(rows: int, distinct: int) -> Comparison:
                       r["rss_mb"], notes)
 
 
+def report_widgets(rows: int, repeats: int = 9) -> Comparison:
+    """drift_evidence with and without ValueDrift's unshown per-column widgets, CPU time, interleaved."""
+    import re
+    import statistics
+    import tempfile
+    from contextlib import nullcontext
+    from datetime import date
+    from unittest import mock
+
+    from benchmarks.drift_data import frame
+    from tasks.drift import value_drift_widgets
+    from tasks.drift.gate import HTML_NAME, drift_evidence
+
+    reference = frame(rows, seed=1, day=date(2026, 11, 1), scenario="no drift")
+    current = frame(rows, seed=2, day=date(2026, 11, 2), scenario="covariate drift")
+    work = Path(tempfile.mkdtemp(prefix="lockgate-bench-report-"))
+    outputs: dict[str, tuple[str, dict]] = {}
+
+    def report(name: str, shipped: bool, i: int) -> float:
+        out = work / f"{name}-{i}"
+        with mock.patch.object(value_drift_widgets, "skipping", lambda: False) if shipped else nullcontext():
+            t0 = time.process_time()
+            ev = drift_evidence(reference, current, specs=_specs(), out_dir=out)
+            spent = time.process_time() - t0
+        html = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?<=metric_)[0-9a-f]{32}", "",
+                      (out / HTML_NAME).read_text())
+        outputs[name] = (html, {c.column: (c.score, c.drifted) for c in ev.columns}, Path(ev.evidence["json"].path).stat().st_size)
+        return spent
+
+    report("lockgate", False, -1), report("evidently", True, -1)  # warm-up: imports, plotly's validators
+    ours, theirs = [], []
+    for i in range(repeats):
+        theirs.append(report("evidently", True, i))
+        ours.append(report("lockgate", False, i))
+    a, b = statistics.median(ours), statistics.median(theirs)
+    same_html = outputs["lockgate"][0] == outputs["evidently"][0]
+    same_scores = outputs["lockgate"][1] == outputs["evidently"][1]
+    notes = (f"CPU s; 21 columns; HTML equal (ids aside) {same_html}; scores equal {same_scores}; snapshot JSON "
+             f"{outputs['lockgate'][2] / 1e6:.2f} vs {outputs['evidently'][2] / 1e6:.2f} MB")
+    return Comparison(f"evidently_report_{rows}", "lockgate's report", "Evidently drawing every widget", a, b, b / a,
+                      repeats, _rss_mb(), notes)
+
+
 def run() -> list[Comparison]:
-    return [*one_million(), at_scale(10_000_000, 10), at_scale(100_000_000, 10)]
+    return [report_widgets(600), report_widgets(5000), *one_million(), at_scale(10_000_000, 10), at_scale(100_000_000, 10)]
 
 
 if __name__ == "__main__":
