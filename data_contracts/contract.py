@@ -43,7 +43,7 @@ from data_contracts.names import name_problem
 from data_contracts.odcs import OdcsViolation, odcs_document
 from data_contracts.provenance import PROVENANCE_KEYS
 from data_contracts.provenance import value_problem as provenance_value_problem
-from data_contracts.strict_yaml import load_strict, yaml_problem
+from data_contracts.strict_yaml import KeptByText, load_strict, yaml_problem
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 
@@ -561,24 +561,22 @@ def resolve_contract_path(name_or_path: str | Path) -> Path:
     return path
 
 
-_PARSED: dict[tuple[str, str | None], Contract] = {}  # the last few contracts parsed, by text and source
-_PARSED_KEPT = 16
+_PARSED: KeptByText[Contract] = KeptByText()
 
 
 def parse_contract(text: str, *, source: Path | None = None) -> Contract:
     """Parse contract YAML text (see :func:`load_contract`); ``source`` only names the file in errors.
 
-    A text parsed before in this process (a lifecycle loads its version's contract in every gate) is not parsed and
-    checked again: each call gets its own deep copy of the first result (a caller may change its copy). A text that
-    fails is never kept, so it fails every time."""
-    key = (hashlib.sha256(text.encode("utf-8")).hexdigest(), None if source is None else str(source))
-    kept = _PARSED.get(key)
-    if kept is not None:
-        return kept.model_copy(deep=True)
-    contract = _parse_contract(text, source)
-    if len(_PARSED) >= _PARSED_KEPT:
-        _PARSED.pop(next(iter(_PARSED)), None)
-    _PARSED[key] = contract.model_copy(deep=True)
+    A text parsed before in this process (a lifecycle loads its version's contract in every gate; every version keeps
+    its own copy of the same file) is not parsed and checked again: each call gets its own deep copy of the first
+    result (a caller may change its copy), with its own ``source``. A text that fails is never kept, so it fails
+    every time, naming its own file."""
+    kept = _PARSED.get(text)
+    if kept is None:
+        kept = _parse_contract(text, source)
+        _PARSED.keep(text, kept)
+    contract = kept.model_copy(deep=True)
+    contract._source = source
     return contract
 
 

@@ -10,7 +10,9 @@ a list that contains itself, or expand exponentially, and no contract or policy 
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import threading
+from typing import Any, Generic, TypeVar
 
 import yaml
 
@@ -65,3 +67,32 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+
+
+T = TypeVar("T")
+
+
+class KeptByText(Generic[T]):
+    """The last ``limit`` results of checking a file's text, by the text's sha256: what a process reads again and
+    again (every gate of a lifecycle reads the policy and the version's contract) is parsed and checked once. Only
+    a valid result is kept; the caller hands out a copy of it. Safe to share between threads (a batch run's
+    partitions load the policy at once)."""
+
+    def __init__(self, limit: int = 16):
+        self._limit, self._kept, self._lock = limit, {}, threading.Lock()
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def get(self, text: str) -> T | None:
+        key = self._key(text)
+        with self._lock:
+            return self._kept.get(key)
+
+    def keep(self, text: str, value: T) -> None:
+        key = self._key(text)
+        with self._lock:
+            if key not in self._kept and len(self._kept) >= self._limit:
+                self._kept.pop(next(iter(self._kept)))  # the oldest
+            self._kept[key] = value

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from data_contracts.strict_yaml import load_strict, yaml_problem
+from data_contracts.strict_yaml import KeptByText, load_strict, yaml_problem
 from tasks.errors import LockgateError
 
 
@@ -565,8 +565,14 @@ class Policy(_Strict):
     poisoning: PoisoningPolicy = PoisoningPolicy()
 
 
+_VALID: KeptByText[Policy] = KeptByText()
+
+
 def policy_problems(path: str | Path) -> tuple[Policy | None, list[str]]:
-    """(the policy, []) or (None, one line per problem, each naming the key): what lint shows and load refuses."""
+    """(the policy, []) or (None, one line per problem, each naming the key): what lint shows and load refuses.
+
+    The file is read every time; a text found valid before in this process (every gate of a lifecycle reads the
+    policy) is not parsed and validated again: each call gets its own deep copy. A text with problems is never kept."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -574,6 +580,16 @@ def policy_problems(path: str | Path) -> tuple[Policy | None, list[str]]:
         return None, [f"policy file not found: {path}"]
     except (OSError, UnicodeDecodeError) as e:
         return None, [f"policy file {path} cannot be read: {getattr(e, 'strerror', None) or e}"]
+    kept = _VALID.get(text)
+    if kept is None:
+        kept, problems = _text_problems(text)
+        if kept is None:
+            return None, problems
+        _VALID.keep(text, kept)
+    return kept.model_copy(deep=True), []
+
+
+def _text_problems(text: str) -> tuple[Policy | None, list[str]]:
     try:
         raw = load_strict(text)
     except yaml.YAMLError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -235,20 +236,28 @@ def test_v3_0_team_list_is_accepted(contract_raw):
     assert parse_contract(_variant(contract_raw, to_v30)).owner == "alice@example.com"
 
 
-def test_a_text_parsed_again_is_an_equal_copy_of_its_own_and_a_bad_text_fails_every_time(contract_raw):
-    text = yaml.safe_dump(contract_raw, sort_keys=False)
-    first, second = parse_contract(text, source=WHERE), parse_contract(text, source=WHERE)
-    assert first == second and first is not second and first.source == second.source == WHERE
-    import hashlib
-
+def test_a_text_parsed_again_is_an_equal_copy_of_its_own_and_a_bad_text_fails_every_time(contract_raw, monkeypatch,
+                                                                                         tmp_path):
     from data_contracts import contract as module
 
-    assert (hashlib.sha256(text.encode()).hexdigest(), str(WHERE)) in module._PARSED  # kept: the second not parsed
+    text = yaml.safe_dump({**contract_raw, "id": "parsed-once"}, sort_keys=False)  # a text no other test parsed
+    parses = []
+    real = module._parse_contract
+    monkeypatch.setattr(module, "_parse_contract", lambda t, s: parses.append(s) or real(t, s))
+    first, second = parse_contract(text, source=WHERE), parse_contract(text, source=WHERE)
+    assert first == second and first is not second and first.source == second.source == WHERE
+    assert module._PARSED.get(text) is not None and parses == [WHERE]  # the second not parsed
     assert first.settings == second.settings and first.odcs == second.odcs
     first.schema_[0].properties.pop()  # a caller changing its copy changes no later parse
     assert parse_contract(text, source=WHERE) == second
-    assert parse_contract(text).source is None  # another source is parsed for itself (it names the file in errors)
+    other = tmp_path / "v2" / "contract.yaml"  # the same text kept elsewhere (each version's copy): not parsed again,
+    elsewhere = parse_contract(text, source=other)  # and it names its own file
+    assert elsewhere.source == other and elsewhere.model_dump() == second.model_dump()
+    assert elsewhere.settings == second.settings
+    assert parse_contract(text).source is None
+    assert parses == [WHERE]
     bad = _variant(contract_raw, lambda r: r.pop("apiVersion"))
-    for _ in range(2):
-        with pytest.raises(ContractError, match="apiVersion"):
-            parse_contract(bad, source=WHERE)
+    for where in (WHERE, other):
+        with pytest.raises(ContractError, match=f"^{re.escape(str(where))}: .*apiVersion"):
+            parse_contract(bad, source=where)
+    assert parses == [WHERE, WHERE, other]

@@ -72,6 +72,28 @@ def test_missing_policy_file(tmp_path):
         load_policy(tmp_path / "nope.yaml")
 
 
+def test_a_policy_text_valid_before_is_not_parsed_again_and_a_changed_or_bad_file_is(tmp_path, monkeypatch):
+    from tasks import policy as module
+
+    checks = []
+    real = module._text_problems
+    monkeypatch.setattr(module, "_text_problems", lambda text: checks.append(text) or real(text))
+    first_text = "name: kept-once\ncanary:\n  min_auc: 0.61\n"  # a text no other test loads
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(first_text)
+    b.write_text(first_text)
+    first, second, other = load_policy(a), load_policy(a), load_policy(b)
+    assert first == second == other and first is not second and first.canary.min_auc == 0.61
+    assert checks == [first_text]  # one parse for the three loads, the same text in another file included
+    a.write_text(first_text.replace("0.61", "0.62"))  # the file is read every time: a change is seen
+    assert load_policy(a).canary.min_auc == 0.62 and len(checks) == 2
+    a.write_text(first_text.replace("min_auc", "min_aux"))
+    for _ in range(2):  # a bad text is never kept: refused each time, naming the key
+        with pytest.raises(LockgateError, match="canary.min_aux: unknown key"):
+            load_policy(a)
+    assert len(checks) == 4
+
+
 def test_policy_is_frozen():
     with pytest.raises(Exception):
         Policy().canary.min_auc = 0.1

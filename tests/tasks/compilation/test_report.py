@@ -99,3 +99,24 @@ def test_target_verdict(rows, verdict, fragment):
     result = target_verdict("v5e-4", rows)
     assert result.verdict == verdict and fragment in result.reason
 
+
+
+def test_the_cache_key_names_the_compiler_versions_looked_up_once_per_process(monkeypatch):
+    from importlib import metadata
+
+    from tasks.compilation import report as module
+
+    model = {"model": "mlp", "config": SMALL}
+    lookups = []
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda pkg: lookups.append(pkg) or real(pkg))
+    module._installed_versions.cache_clear()
+    try:
+        key = module.cache_key(model, "cpu", 64, "f32")
+        assert [module.cache_key(model, "v5e-4", b, "f32") for b in (1, 64)] and len(lookups) == 5  # once
+        assert module._versions()["jax"] == real("jax")
+        module._installed_versions.cache_clear()  # as in a process started after an upgrade of jaxlib
+        monkeypatch.setattr(metadata, "version", lambda pkg: "9.9.9" if pkg == "jaxlib" else real(pkg))
+        assert module.cache_key(model, "cpu", 64, "f32") != key
+    finally:
+        module._installed_versions.cache_clear()
