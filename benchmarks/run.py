@@ -1,4 +1,4 @@
-"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data, variants, byo, everyday, gc).
+"""Run the benchmarks: `uv run python -m benchmarks.run [NAME ...]` (default: all; names: scoring, compile, canary, drift, validation, batch, signing, data, variants, byo, everyday, gc, registry).
 
 A benchmark's ``run()`` returns results with ``.line()``: harness Comparisons, or Figures against a goal
 (benchmarks/bench_everyday.py); both are dataclasses, written to benchmarks/results/latest.json."""
@@ -23,6 +23,7 @@ BENCHMARKS = {
     "byo": "benchmarks.bench_byo",
     "everyday": "benchmarks.bench_everyday",
     "gc": "benchmarks.bench_gc",
+    "registry": "benchmarks.bench_registry",
 }
 
 

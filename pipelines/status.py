@@ -62,9 +62,9 @@ def model_status(settings: Settings, *, limit: int = 10) -> ModelStatus:
     """The status of ``settings.model_name``; recovers an interrupted promotion or rollback first."""
     from tasks.batch.monitoring import monitoring_state
     from tasks.governance.promotion_state import agreement, recover_if_idle
-    from tasks.stores import ledger_for, registry_view
+    from tasks.stores import ledger_for, registry_for
 
-    registry, ledger = registry_view(settings), ledger_for(settings)
+    registry, ledger = registry_for(settings), ledger_for(settings)
     name = settings.model_name
     recovered = recover_if_idle(registry, ledger, name=name, actor=settings.actor)
     versions = [VersionStatus(version=r.version, status=r.tags.get("lockgate.status", "-"),

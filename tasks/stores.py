@@ -14,6 +14,30 @@ from tasks.settings import Settings
 
 @lru_cache(maxsize=8)
 def registry_for(settings: Settings) -> MlflowRegistry:
+    """This process's registry: over a local SQLite store (the embedded default), reads go to the file with sqlite3
+    (tasks/registry_sql.py: the same records MLflow's SQL store gives, tested against it) and everything else, every
+    write included, to MLflow (:func:`mlflow_registry_for`, made on first use); over any other store, MLflow.
+
+    A lifecycle reads the registry a few hundred times (aliases, versions, tags, artifacts): each read through
+    MLflow's client is a SQLAlchemy session and a query per object, and a process that only reads (a Dask worker
+    loading the champion, `lockgate status`) never imports MLflow."""
+    from tasks.registry_sql import SqliteRegistryView, readable, sqlite_path
+
+    _prepared(settings)
+    path = sqlite_path(settings.tracking_uri)
+    if path is None or not path.is_file() or not readable(path):
+        return mlflow_registry_for(settings)
+    return SqliteRegistryView(settings, path, lambda: mlflow_registry_for(settings))
+
+
+@lru_cache(maxsize=8)
+def mlflow_registry_for(settings: Settings) -> MlflowRegistry:
+    """MLflow's own client over the settings' store, for every call (the reads included)."""
+    return MlflowRegistry(_prepared(settings))
+
+
+def _prepared(settings: Settings) -> Settings:
+    """The home made, an http(s) tracking server answering, a new SQLite store seeded from the empty template."""
     from tasks.registry_sql import sqlite_path
 
     settings.ensure_home()
@@ -23,19 +47,7 @@ def registry_for(settings: Settings) -> MlflowRegistry:
         from tasks.registry_template import seed_registry
 
         seed_registry(db, settings.template_path)
-    return MlflowRegistry(settings)
-
-
-def registry_view(settings: Settings):
-    """The registry for reading (`lockgate status`, `audit verify`): over an existing SQLite store, read with sqlite3
-    without importing MLflow (tasks/registry_sql.py), writes and the rest going to :func:`registry_for`; otherwise
-    :func:`registry_for` itself."""
-    from tasks.registry_sql import SqliteRegistryView, readable, sqlite_path
-
-    path = sqlite_path(settings.tracking_uri)
-    if path is None or not path.is_file() or not readable(path):
-        return registry_for(settings)
-    return SqliteRegistryView(settings, path, lambda: registry_for(settings))
+    return settings
 
 
 def wait_for_tracking_server(settings: Settings) -> None:

@@ -58,9 +58,9 @@ def audit_verify(settings: Settings, *, model: str | None, recover_first: bool) 
     """Chain and anchor, then per model: the registry's aliases against the ledger's (under the model's lock)."""
     from pipelines.exit_codes import EXIT_AUDIT_FAILED, EXIT_OK
     from tasks.governance.promotion_state import agreement, recover
-    from tasks.stores import ledger_for, registry_view
+    from tasks.stores import ledger_for, registry_for
 
-    registry, ledger = registry_view(settings), ledger_for(settings)
+    registry, ledger = registry_for(settings), ledger_for(settings)
     check = ledger.verify()
     if check.ok:
         console.print(f"ledger {settings.ledger_uri}: {check.entries} rows, [green]hash chain intact[/]", highlight=False)

@@ -13,11 +13,11 @@ from tasks.registry_sql import SqliteRegistryView, sqlite_path
 @pytest.fixture(scope="module")
 def store(shared_home, candidate_files, exported_artifact, compiled_versions):
     from tasks.governance.promotion import promote
-    from tasks.stores import ledger_for, registry_for
+    from tasks.stores import ledger_for, mlflow_registry_for
 
     name = "sql-view"
     compiled_versions(shared_home, candidate_files, exported_artifact, 3, name)
-    registry, ledger = registry_for(shared_home), ledger_for(shared_home)
+    registry, ledger = mlflow_registry_for(shared_home), ledger_for(shared_home)  # MLflow for reads too
     common = dict(actor="tester", policy="test", evidence={}, flow_run_id=None)
     promote(registry, ledger, name=name, version=1, reason="first", expected_champion=None, **common)
     promote(registry, ledger, name=name, version=2, reason="better", expected_champion=1, **common)
@@ -28,10 +28,10 @@ def store(shared_home, candidate_files, exported_artifact, compiled_versions):
 
 
 def test_view_reads_what_mlflow_reads(shared_home, store, tmp_path):
-    from tasks.stores import registry_view
+    from tasks.stores import registry_for
 
     name, registry = store
-    view = registry_view(shared_home)
+    view = registry_for(shared_home)  # every process's registry over a SQLite store
     assert isinstance(view, SqliteRegistryView) and isinstance(registry, MlflowRegistry)
     assert view.versions(name) == registry.versions(name) and [r.version for r in view.versions(name)] == [1, 2]
     assert view.aliases(name) == registry.aliases(name) == {CHAMPION: 2, "previous-champion": 1, "challenger": 2}
@@ -59,23 +59,26 @@ def test_view_reads_what_mlflow_reads(shared_home, store, tmp_path):
 
 
 def test_writes_go_to_mlflow_and_reads_see_them(shared_home, store):
-    from tasks.stores import registry_view
+    from tasks.stores import registry_for
 
     name, registry = store
-    view = registry_view(shared_home)
+    view = registry_for(shared_home)
     view.set_model_tag(name, "note", "written through the view")
     assert view.model_tags(name)["note"] == registry.model_tags(name)["note"] == "written through the view"
 
 
 def test_what_it_cannot_read_is_mlflow_s(shared_home, tmp_path, monkeypatch):
+    from tasks.registry_sql import readable
     from tasks.settings import Settings
-    from tasks.stores import registry_view
+    from tasks.stores import mlflow_registry_for, registry_for
 
     assert sqlite_path("sqlite:////a/b/mlflow.db").as_posix() == "/a/b/mlflow.db"
     assert sqlite_path("http://127.0.0.1:5000") is None and sqlite_path("sqlite:///:memory:") is None
-    monkeypatch.setenv("LOCKGATE_HOME", str(tmp_path / "fresh"))  # no mlflow.db yet: MLflow makes it
-    assert isinstance(registry_view(Settings()), MlflowRegistry)
-    (tmp_path / "odd.db").write_bytes(b"")  # a database without MLflow's tables
-    from tasks.registry_sql import readable
-
+    monkeypatch.setenv("LOCKGATE_HOME", str(tmp_path / "fresh"))  # no mlflow.db yet: seeded from the empty store
+    fresh = registry_for(Settings())
+    assert isinstance(fresh, SqliteRegistryView) and fresh.versions("any") == [] and readable(fresh.path)
+    (tmp_path / "odd.db").write_bytes(b"")  # a database without MLflow's tables: MLflow's to make
     assert not readable(tmp_path / "odd.db")
+    monkeypatch.setenv("LOCKGATE_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'odd.db'}")
+    odd = Settings()
+    assert registry_for(odd) is mlflow_registry_for(odd) and isinstance(registry_for(odd), MlflowRegistry)
