@@ -130,7 +130,7 @@ def at_scale(rows: int, distinct: int) -> Comparison:
 
 def report_widgets(rows: int, repeats: int = 9) -> Comparison:
     """drift_evidence with and without ValueDrift's unshown per-column widgets, CPU time, interleaved."""
-    import re
+    import shutil
     import statistics
     import tempfile
     from contextlib import nullcontext
@@ -144,7 +144,7 @@ def report_widgets(rows: int, repeats: int = 9) -> Comparison:
     reference = frame(rows, seed=1, day=date(2026, 11, 1), scenario="no drift")
     current = frame(rows, seed=2, day=date(2026, 11, 2), scenario="covariate drift")
     work = Path(tempfile.mkdtemp(prefix="lockgate-bench-report-"))
-    outputs: dict[str, tuple[str, dict]] = {}
+    outputs: dict[str, tuple[str, dict, int]] = {}  # HTML without random ids, scores, snapshot JSON bytes
 
     def report(name: str, shipped: bool, i: int) -> float:
         out = work / f"{name}-{i}"
@@ -152,9 +152,10 @@ def report_widgets(rows: int, repeats: int = 9) -> Comparison:
             t0 = time.process_time()
             ev = drift_evidence(reference, current, specs=_specs(), out_dir=out)
             spent = time.process_time() - t0
-        html = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?<=metric_)[0-9a-f]{32}", "",
-                      (out / HTML_NAME).read_text())
-        outputs[name] = (html, {c.column: (c.score, c.drifted) for c in ev.columns}, Path(ev.evidence["json"].path).stat().st_size)
+        html = value_drift_widgets.RANDOM_IDS.sub("", (out / HTML_NAME).read_text())
+        scores = {c.column: (c.score, c.drifted) for c in ev.columns}
+        outputs[name] = (html, scores, Path(ev.evidence["json"].path).stat().st_size)
+        shutil.rmtree(out)
         return spent
 
     report("lockgate", False, -1), report("evidently", True, -1)  # warm-up: imports, plotly's validators
@@ -167,12 +168,14 @@ def report_widgets(rows: int, repeats: int = 9) -> Comparison:
     same_scores = outputs["lockgate"][1] == outputs["evidently"][1]
     notes = (f"CPU s; 21 columns; HTML equal (ids aside) {same_html}; scores equal {same_scores}; snapshot JSON "
              f"{outputs['lockgate'][2] / 1e6:.2f} vs {outputs['evidently'][2] / 1e6:.2f} MB")
+    work.rmdir()
     return Comparison(f"evidently_report_{rows}", "lockgate's report", "Evidently drawing every widget", a, b, b / a,
                       repeats, _rss_mb(), notes)
 
 
 def run() -> list[Comparison]:
-    return [report_widgets(600), report_widgets(5000), *one_million(), at_scale(10_000_000, 10), at_scale(100_000_000, 10)]
+    return [report_widgets(600), report_widgets(5000), *one_million(), at_scale(10_000_000, 10),
+            at_scale(100_000_000, 10)]
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ def registry_reads(rounds: int = 60, repeats: int = 7) -> Comparison:
         a.append(cpu_per_round(ours))
     cand, base = statistics.median(a), statistics.median(b)
     return Comparison("registry_reads", f"lockgate's registry ({type(ours).__name__})", "MLflow's client", cand, base,
-                      base / cand, repeats, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, f"CPU s per round of 5 reads x {rounds}; same answers: {same}")
+                      base / cand, repeats, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      f"CPU s per round of 5 reads x {rounds}; same answers: {same}")
 
 
 def run() -> list[Comparison]:

@@ -17,12 +17,16 @@ that render, or one already wrapped, is left alone.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache, wraps
 
 _SKIPPING = threading.local()
+# What differs between two runs of one report: Evidently's random ids, its widgets' (uuid7) and the HTML's script
+# variables; metric ids are fingerprints of the metric, the same every run. For comparing reports.
+RANDOM_IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?<=metric_)[0-9a-f]{32}")
 
 
 def skipping() -> bool:

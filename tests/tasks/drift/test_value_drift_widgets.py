@@ -5,7 +5,6 @@ it ships."""
 from __future__ import annotations
 
 import json
-import re
 import threading
 
 import numpy as np
@@ -16,8 +15,7 @@ from tasks.drift import value_drift_widgets
 from tasks.drift.gate import HTML_NAME, SNAPSHOT_NAME, drift_evidence
 
 NUMERIC = ["x1", "x2"]
-# Evidently's random ids: its widgets' (uuid7) and the HTML's script variables; metric ids are fingerprints, kept
-IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?<=metric_)[0-9a-f]{32}")
+IDS = value_drift_widgets.RANDOM_IDS
 
 
 def _frame(seed: int, shift: float = 0.0, n: int = 300) -> pd.DataFrame:
@@ -73,8 +71,8 @@ def test_the_snapshot_loads_back_and_renders(tmp_path):
 
     _, saved = _report(tmp_path, "r")
     loaded = Snapshot.load(tmp_path / "r" / SNAPSHOT_NAME)
-    values = {r["display_name"]: r["value"] for r in json.loads(IDS.sub("ID", loaded.dumps()))["metric_results"].values()
-              if r["display_name"].startswith("Value drift for ")}
+    reloaded = json.loads(IDS.sub("ID", loaded.dumps()))["metric_results"].values()
+    values = {r["display_name"]: r["value"] for r in reloaded if r["display_name"].startswith("Value drift for ")}
     assert values == {r["display_name"]: r["value"] for r in saved["metric_results"].values()
                       if r["display_name"].startswith("Value drift for ")} and len(values) == 4
     html = loaded.get_html_str(as_iframe=False)
