@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.ledger.store import Ledger
 from tasks.paths import path_under
@@ -11,9 +12,12 @@ from tasks.policy import Policy, load_policy
 from tasks.registry import LEDGER_HEAD_TAG, MlflowRegistry
 from tasks.settings import Settings
 
+if TYPE_CHECKING:
+    from tasks.registry_sql import SqliteRegistryView
+
 
 @lru_cache(maxsize=8)
-def registry_for(settings: Settings) -> MlflowRegistry:
+def registry_for(settings: Settings) -> MlflowRegistry | SqliteRegistryView:
     """This process's registry: over a local SQLite store (the embedded default), reads go to the file with sqlite3
     (tasks/registry_sql.py: the same records MLflow's SQL store gives, tested against it) and everything else, every
     write included, to MLflow (:func:`mlflow_registry_for`, made on first use); over any other store, MLflow.
