@@ -7,8 +7,14 @@ import multiprocessing
 import os
 from pathlib import Path
 
+import pytest
+
 from tasks.registration.register import REFERENCE_FILE, register_candidate
-from tasks.stores import ledger_for, registry_for
+from tasks.stores import ledger_for, mlflow_registry_for, registry_for
+
+# Both registries fetch: every process's (its reads with sqlite3 over this SQLite store) and MLflow's own client (what
+# a tracking server's store gets).
+REGISTRIES = {"registry_for": registry_for, "mlflow_registry_for": mlflow_registry_for}
 
 
 def _registered(settings, files):
@@ -17,9 +23,10 @@ def _registered(settings, files):
                               contract_name="credit_default", actor="tester")
 
 
-def test_fetch_replaces_the_cached_file_instead_of_rewriting_it(settings, candidate_files, tmp_path):
+@pytest.mark.parametrize("which", sorted(REGISTRIES))
+def test_fetch_replaces_the_cached_file_instead_of_rewriting_it(settings, candidate_files, tmp_path, which):
     """A reader holding the cached file keeps whole bytes while another fetch lands (MLflow's copy truncates in place)."""
-    registry, record = registry_for(settings), _registered(settings, candidate_files)
+    registry, record = REGISTRIES[which](settings), _registered(settings, candidate_files)
     first = registry.fetch(record, REFERENCE_FILE, tmp_path / "cache")
     expected = first.read_bytes()
     with first.open("rb") as held:
@@ -31,18 +38,19 @@ def test_fetch_replaces_the_cached_file_instead_of_rewriting_it(settings, candid
 
 
 def _fetch_and_hash(args) -> set[str]:
-    version, dst, rounds = args  # the spawned process inherits LOCKGATE_HOME from the test
+    version, dst, rounds, which = args  # the spawned process inherits LOCKGATE_HOME from the test
     from tasks.settings import Settings
 
-    registry = registry_for(Settings())
+    registry = REGISTRIES[which](Settings())
     record = next(r for r in registry.versions(Settings().model_name) if r.version == version)
     return {hashlib.sha256(registry.fetch(record, REFERENCE_FILE, Path(dst)).read_bytes()).hexdigest()
             for _ in range(rounds)}
 
 
-def test_processes_fetching_into_one_cache_always_read_whole_files(settings, candidate_files, tmp_path):
+@pytest.mark.parametrize("which", sorted(REGISTRIES))
+def test_processes_fetching_into_one_cache_always_read_whole_files(settings, candidate_files, tmp_path, which):
     record = _registered(settings, candidate_files)
-    args = (record.version, str(tmp_path / "shared"), 40)
+    args = (record.version, str(tmp_path / "shared"), 40, which)
     with multiprocessing.get_context("spawn").Pool(3) as pool:
         seen = set().union(*pool.map(_fetch_and_hash, [args] * 3))
     assert seen == {record.tags["lockgate.reference_sha256"]}
@@ -51,7 +59,6 @@ def test_processes_fetching_into_one_cache_always_read_whole_files(settings, can
 def test_tags_are_written_as_mlflow_writes_them_and_a_prompt_is_refused(settings):
     """set_version_tags and set_model_tag check once per name that it is a model, not a prompt (MLflow checks before
     every tag); the tags read back as set, and a prompt's name is refused with MLflow's own error, every time."""
-    import pytest
     from mlflow.exceptions import MlflowException
 
     registry = registry_for(settings)
