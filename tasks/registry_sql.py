@@ -1,5 +1,7 @@
-"""MLflow's SQLite model registry read with the standard library's sqlite3: the reads of `lockgate status` and
-`lockgate audit verify` without importing MLflow (whose import alone takes ~5 s on a small machine).
+"""MLflow's SQLite model registry read with the standard library's sqlite3: every process's registry reads over the
+embedded store (``tasks.stores.registry_for``), 3.3x less CPU a read than MLflow's client (``benchmarks.run
+registry``), and `lockgate status` and `audit verify` without importing MLflow (its import alone takes ~5 s on a
+small machine).
 
 :class:`SqliteRegistryView` answers :class:`~tasks.registry.MlflowRegistry`'s reads (``versions``, ``get``,
 ``by_alias``, ``require_alias``, ``aliases``, ``model_tags``, ``artifact_file``, ``fetch`` from a local artifact

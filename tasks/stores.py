@@ -27,9 +27,11 @@ def registry_for(settings: Settings) -> MlflowRegistry | SqliteRegistryView:
     loading the champion, `lockgate status`) never imports MLflow."""
     from tasks.registry_sql import SqliteRegistryView, readable, sqlite_path
 
-    _prepared(settings)
     path = sqlite_path(settings.tracking_uri)
-    if path is None or not path.is_file() or not readable(path):
+    if path is None:  # a tracking server (or another store): MLflow, which waits for it to answer
+        return mlflow_registry_for(settings)
+    _prepared(settings)
+    if not readable(path):  # a schema this view does not know: MLflow's own
         return mlflow_registry_for(settings)
     return SqliteRegistryView(settings, path, lambda: mlflow_registry_for(settings))
 

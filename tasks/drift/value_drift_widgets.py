@@ -9,8 +9,9 @@ per-metric widgets are shown by neither, yet they took a third of the report's C
 Inside :func:`without_value_drift_widgets` (this thread only), ValueDrift's render returns nothing, and Evidently
 gives the result its own default widget instead (the metric's value as a counter, as for any metric without a
 render of its own). The HTML and the snapshot's ``widgets`` and ``tests_widgets`` are unchanged but for Evidently's
-random widget ids; every metric value and test is unchanged (tests/tasks/drift/test_value_drift_widgets.py). Measured
-side by side on a 11-column, 600-row report: 0.72 -> 0.49 CPU-s (``benchmarks.run drift``: ``evidently_report``).
+random widget ids; every metric value and test is unchanged (tests/tasks/drift/test_value_drift_widgets.py). A
+21-column report takes 1.23x (600 rows) to 1.55x (5,000 rows) less CPU (``benchmarks.run drift``:
+``evidently_report_600``, ``_5000``, against Evidently drawing every widget, in the same run).
 Evidently used outside the block, by another thread meanwhile included, draws as it ships. An Evidently without
 that render, or one already wrapped, is left alone.
 """
